@@ -1,0 +1,11 @@
+/*
+ * Entry points of the `litestream` subcommands, one file each
+ * (cmd_NAME.c). Each takes argv with argv[0] the command name and returns
+ * the process exit code: 0 success, 1 failure, 2 usage error.
+ */
+#ifndef LITESTREAM_COMMANDS_H
+#define LITESTREAM_COMMANDS_H
+
+int cmd_version(int argc, char **argv);
+
+#endif

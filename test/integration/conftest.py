@@ -1,0 +1,34 @@
+"""Fixtures shared by the integration tests: the litestream binary under
+test, scratch directories, and real WAL-mode SQLite databases."""
+import os
+import sqlite3
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def litestream_bin():
+    path = os.environ.get("LITESTREAM_BIN")
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail("LITESTREAM_BIN must name the built litestream binary (run through make check)")
+    return path
+
+
+@pytest.fixture
+def run(litestream_bin):
+    """Runs `litestream ARGS...` to completion; returns the CompletedProcess."""
+    def _run(*args, timeout=120, **kw):
+        return subprocess.run([litestream_bin, *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, **kw)
+    return _run
+
+
+def open_wal_db(path, page_size=None):
+    """A connection to a WAL-mode database at path (created if missing)."""
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    if page_size:
+        conn.execute(f"PRAGMA page_size={page_size}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn

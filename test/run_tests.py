@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""Runs the unit tests (cmocka binaries, TAP output) and the integration
+tests (pytest), prints each suite's output, then one line that counts both:
+
+    N passed, N failed, N skipped
+
+Exits 1 when anything failed (a crashed unit binary counts as a failure),
+0 otherwise.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+
+def run_unit(binary):
+    env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
+    proc = subprocess.run([binary], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace")
+    sys.stdout.write(proc.stdout)
+    passed = failed = skipped = 0
+    for line in proc.stdout.splitlines():
+        if re.match(r"^not ok \d+", line):
+            failed += 1
+        elif re.match(r"^ok \d+", line):
+            if "# SKIP" in line:
+                skipped += 1
+            else:
+                passed += 1
+    if proc.returncode != 0 and failed == 0:
+        print(f"{os.path.basename(binary)}: exited with status {proc.returncode}")
+        failed += 1
+    return passed, failed, skipped
+
+
+def run_pytest(directory, binary, extra):
+    with tempfile.TemporaryDirectory(prefix="litestream-pytest-") as tmp:
+        report = os.path.join(tmp, "report.xml")
+        env = dict(os.environ, LITESTREAM_BIN=binary, PYTHONDONTWRITEBYTECODE="1")
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
+               "--rootdir", directory, "--junitxml", report, directory] + extra
+        proc = subprocess.run(cmd, env=env)
+        if proc.returncode == 5:  # no tests collected (a -k that matched nothing)
+            return 0, 0, 0
+        if not os.path.exists(report):
+            print(f"pytest exited with status {proc.returncode} and wrote no report")
+            return 0, 1, 0
+        root = ET.parse(report).getroot()
+        suites = [root] if root.tag == "testsuite" else list(root)
+        total = failed = skipped = 0
+        for s in suites:
+            total += int(s.get("tests", 0))
+            failed += int(s.get("failures", 0)) + int(s.get("errors", 0))
+            skipped += int(s.get("skipped", 0))
+        if proc.returncode != 0 and failed == 0:
+            failed = 1
+        return total - failed - skipped, failed, skipped
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--integration", required=True)
+    ap.add_argument("--pytest-arg", action="append", default=[])
+    ap.add_argument("units", nargs="*")
+    args = ap.parse_args()
+
+    totals = [0, 0, 0]
+    for unit in args.units:
+        for i, n in enumerate(run_unit(unit)):
+            totals[i] += n
+    for i, n in enumerate(run_pytest(args.integration, args.bin, args.pytest_arg)):
+        totals[i] += n
+    print(f"{totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
+    return 1 if totals[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
