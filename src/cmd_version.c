@@ -1,8 +1,6 @@
 /*
  * `litestream version`: prints the version.
  */
-#include "config.h"
-
 #include "commands.h"
 #include "flags.h"
 

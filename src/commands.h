@@ -6,6 +6,8 @@
 #ifndef LITESTREAM_COMMANDS_H
 #define LITESTREAM_COMMANDS_H
 
+int cmd_replicate(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

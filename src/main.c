@@ -1,8 +1,6 @@
 /*
  * `litestream COMMAND [flags]`: dispatches to the command's entry point.
  */
-#include "config.h"
-
 #include "commands.h"
 
 #include <stdio.h>
@@ -15,6 +13,8 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{"replicate", cmd_replicate, "runs a server to replicate databases"},
+	{"restore", cmd_restore, "recovers database backup from a replica"},
 	{"version", cmd_version, "prints the binary version"},
 };
 

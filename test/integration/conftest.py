@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+pytest_plugins = ["s3server"]
 
 @pytest.fixture(scope="session")
 def litestream_bin():

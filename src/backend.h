@@ -1,0 +1,92 @@
+/*
+ * Storage backends behind one table of asynchronous operations, so the
+ * replica logic (replica.c) and restore never know whether bytes go to a
+ * directory or over HTTP. Every operation answers exactly once through its
+ * callback, on the loop thread. Keys are paths relative to the replica's
+ * root, '/'-separated: "generations/GEN/wal/00000000_00000000.wal.lz4".
+ *
+ * Adding a backend is adding one file that fills a struct backend_ops.
+ */
+#ifndef LITESTREAM_BACKEND_H
+#define LITESTREAM_BACKEND_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct backend;
+
+struct backend_entry {
+	char *name;        /* base name under the listed directory */
+	uint64_t size;     /* bytes as stored */
+	int64_t mtime_ms;  /* last modified, wall clock */
+	bool is_dir;
+};
+
+struct backend_list {
+	struct backend_entry *v;
+	size_t n;
+};
+
+void backend_list_free(struct backend_list *l);
+
+/* rc is 0 or a negative errno; err explains a failure (NULL on success). */
+typedef void (*backend_done_cb)(void *arg, int rc, const char *err);
+
+/*
+ * list is valid during the callback only; the callback may move its
+ * contents out (copy the struct, then set list->v = NULL, list->n = 0).
+ */
+typedef void (*backend_list_cb)(void *arg, int rc, const char *err, struct backend_list *list);
+
+struct backend_ops {
+	const char *type; /* "file", "s3" */
+	/* Names directly under dir; a missing dir is an empty list. */
+	void (*list)(struct backend *b, const char *dir, backend_list_cb cb, void *arg);
+	/*
+	 * Stores the local file local_path under key; the object appears
+	 * whole or not at all. The backend may consume local_path (rename it)
+	 * when it came from stage_path().
+	 */
+	void (*put)(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
+		    void *arg);
+	/* Fetches key into local_path (created or truncated). -ENOENT if missing. */
+	void (*get)(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
+		    void *arg);
+	/* Deletes keys (missing ones are fine). */
+	void (*remove)(struct backend *b, char *const *keys, size_t n, backend_done_cb cb, void *arg);
+	/*
+	 * Optional: a local path where the file destined for key can be
+	 * written, so that put() only renames it. malloc'd, or NULL.
+	 */
+	char *(*stage_path)(struct backend *b, const char *key);
+	/* Frees the backend; no operation may be in flight. */
+	void (*free)(struct backend *b);
+};
+
+struct backend {
+	const struct backend_ops *ops;
+	uv_loop_t *loop;
+	char *describe; /* for logs, e.g. "file:///backups/app" (no secrets) */
+};
+
+/* Creates the backend a replica configuration names. 0 or -errno with err. */
+int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out, char *err,
+		size_t errlen);
+
+/* The file backend (replica_file.c). */
+int backend_file_new(uv_loop_t *loop, const char *root, struct backend **out);
+
+/*
+ * Blocking wrappers for one-shot commands: run the loop until the
+ * operation completes. err (errlen bytes) receives the message on failure.
+ */
+int backend_list_wait(struct backend *b, const char *dir, struct backend_list *out, char *err,
+		      size_t errlen);
+int backend_get_wait(struct backend *b, const char *key, const char *local_path, char *err,
+		     size_t errlen);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * `litestream replicate`: watches every configured database and ships it to
+ * its replicas until SIGINT or SIGTERM. On a signal it stops watching,
+ * syncs each database one last time (never checkpointing), flushes every
+ * replica and exits 0.
+ */
+#include "commands.h"
+#include "db.h"
+#include "flags.h"
+#include "log.h"
+#include "replica.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+struct watched {
+	struct db db;
+	struct replica *replicas;
+	size_t n_replicas;
+	size_t pending; /* replicas still flushing or closing */
+	struct app *app;
+};
+
+struct app {
+	uv_loop_t loop;
+	struct config cfg;
+	struct watched *dbs;
+	size_t n_dbs;
+	size_t running;  /* databases not yet closed */
+	uv_signal_t sigint, sigterm;
+	int signals;
+	int exit_code;
+};
+
+static const char *config_path;
+static const struct flag replicate_flags[] = {
+	{"config", FLAG_STRING, &config_path, "PATH", "Specifies the configuration file. Defaults to " CONFIG_DEFAULT_PATH "."},
+	{0},
+};
+
+static const struct command_help replicate_help = {
+	"replicate",
+	"[arguments] [DB_PATH REPLICA_URL [REPLICA_URL...]]",
+	"The replicate command starts a server to monitor & replicate databases.\n"
+	"You can specify your database & replicas in a configuration file or you can\n"
+	"replicate a single database file by specifying its path and its replicas in the\n"
+	"command line arguments.",
+	replicate_flags,
+};
+
+static void on_db_closed(struct db *db)
+{
+	struct watched *w = (struct watched *)db;
+	struct app *app = w->app;
+
+	if (--app->running == 0) {
+		uv_close((uv_handle_t *)&app->sigint, NULL);
+		uv_close((uv_handle_t *)&app->sigterm, NULL);
+	}
+}
+
+static void on_replica_closed(struct replica *r)
+{
+	struct watched *w = (struct watched *)r->db;
+
+	if (--w->pending == 0)
+		db_close(&w->db, on_db_closed);
+}
+
+static void on_flushed(struct replica *r, int rc)
+{
+	struct watched *w = (struct watched *)r->db;
+
+	if (rc != 0)
+		LOG_ERROR(w->db.path, r->name,
+			  "could not ship everything before exit; the rest stays in the shadow wal "
+			  "and ships at the next start");
+	if (--w->pending == 0) {
+		w->pending = w->n_replicas;
+		for (size_t i = 0; i < w->n_replicas; i++)
+			replica_close(&w->replicas[i], on_replica_closed);
+	}
+}
+
+static void on_db_stopped(struct db *db)
+{
+	struct watched *w = (struct watched *)db;
+
+	if (w->n_replicas == 0) {
+		db_close(db, on_db_closed);
+		return;
+	}
+	w->pending = w->n_replicas;
+	for (size_t i = 0; i < w->n_replicas; i++)
+		replica_flush(&w->replicas[i], on_flushed);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct app *app = h->data;
+
+	if (app->signals++ > 0) {
+		LOG_WARN(NULL, NULL, "second signal received, exiting now");
+		exit(1);
+	}
+	LOG_INFO(NULL, NULL, "signal received, litestream shutting down");
+	for (size_t i = 0; i < app->n_dbs; i++)
+		db_stop(&app->dbs[i].db, on_db_stopped);
+}
+
+static int setup(struct app *app)
+{
+	char err[512];
+	int rc;
+
+	app->dbs = calloc(app->cfg.n_dbs, sizeof(*app->dbs));
+	if (app->dbs == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < app->cfg.n_dbs; i++) {
+		struct db_config *dc = &app->cfg.dbs[i];
+		struct watched *w = &app->dbs[i];
+
+		w->app = app;
+		if ((rc = db_init(&w->db, &app->loop, dc)) != 0) {
+			fprintf(stderr, "litestream: %s: %s\n", dc->path, strerror(-rc));
+			return rc;
+		}
+		app->n_dbs++;
+		w->replicas = calloc(dc->n_replicas, sizeof(*w->replicas));
+		if (w->replicas == NULL && dc->n_replicas > 0)
+			return -ENOMEM;
+		for (size_t j = 0; j < dc->n_replicas; j++) {
+			rc = replica_init(&w->replicas[j], &app->loop, &w->db, &dc->replicas[j], err, sizeof(err));
+			if (rc != 0) {
+				fprintf(stderr, "litestream: %s\n", err);
+				return rc;
+			}
+			w->n_replicas++;
+			if ((rc = db_add_replica(&w->db, &w->replicas[j])) != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static void teardown(struct app *app)
+{
+	for (size_t i = 0; i < app->n_dbs; i++) {
+		for (size_t j = 0; j < app->dbs[i].n_replicas; j++)
+			replica_free(&app->dbs[i].replicas[j]);
+		free(app->dbs[i].replicas);
+		db_free(&app->dbs[i].db);
+	}
+	free(app->dbs);
+	config_free(&app->cfg);
+}
+
+static int load_config(struct app *app, int argc, char **argv, int first)
+{
+	char err[1024];
+	int rc;
+
+	if (first < argc) {
+		if (config_path != NULL) {
+			fprintf(stderr, "litestream replicate: cannot specify a replica URL and the -config flag\n");
+			return 2;
+		}
+		if (argc - first < 2) {
+			fprintf(stderr, "litestream replicate: must specify at least one replica URL for %s\n",
+				argv[first]);
+			return 2;
+		}
+		rc = config_from_args(argv[first], argv + first + 1, (size_t)(argc - first - 1), &app->cfg,
+				      err, sizeof(err));
+	} else {
+		rc = config_load(config_path ? config_path : CONFIG_DEFAULT_PATH, &app->cfg, err, sizeof(err));
+	}
+	if (rc != 0) {
+		fprintf(stderr, "litestream replicate: %s\n", err);
+		return 1;
+	}
+	if (app->cfg.n_dbs == 0) {
+		fprintf(stderr, "litestream replicate: no databases specified in configuration\n");
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_replicate(int argc, char **argv)
+{
+	struct app app;
+	int first, rc;
+
+	memset(&app, 0, sizeof(app));
+	config_path = NULL;
+	first = flags_parse(&replicate_help, argc, argv);
+	if (first < 0)
+		return flags_exit_code(first);
+	if ((rc = load_config(&app, argc, argv, first)) != 0) {
+		config_free(&app.cfg);
+		return rc;
+	}
+	log_threshold = app.cfg.log_level;
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_init(&app.loop);
+	if (setup(&app) != 0) {
+		teardown(&app);
+		uv_loop_close(&app.loop);
+		return 1;
+	}
+	uv_signal_init(&app.loop, &app.sigint);
+	uv_signal_init(&app.loop, &app.sigterm);
+	app.sigint.data = app.sigterm.data = &app;
+	uv_signal_start(&app.sigint, on_signal, SIGINT);
+	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+	LOG_INFO(NULL, NULL, "litestream v%s: replicating %zu database%s", PACKAGE_VERSION, app.n_dbs,
+		 app.n_dbs == 1 ? "" : "s");
+	app.running = app.n_dbs;
+	for (size_t i = 0; i < app.n_dbs; i++) {
+		struct watched *w = &app.dbs[i];
+		for (size_t j = 0; j < w->n_replicas; j++) {
+			LOG_INFO(w->db.path, w->replicas[j].name, "replicating to %s",
+				 w->replicas[j].backend->describe);
+			replica_start(&w->replicas[j]);
+		}
+		db_start(&w->db);
+	}
+	uv_run(&app.loop, UV_RUN_DEFAULT);
+	rc = uv_loop_close(&app.loop);
+	if (rc != 0)
+		LOG_WARN(NULL, NULL, "loop closed with handles still open: %s", uv_strerror(rc));
+	teardown(&app);
+	LOG_INFO(NULL, NULL, "litestream stopped");
+	return app.exit_code;
+}

@@ -1,0 +1,167 @@
+/*
+ * One watched database on the loop.
+ *
+ * The loop thread schedules; a threadpool job does the work. At most one
+ * job per database runs at a time, and it alone touches the SQLite
+ * connections and the shadow WAL (struct shadow); it reports back in its
+ * after-work callback, which publishes the new position and wakes the
+ * replicas. So the loop never waits on SQLite locks or on disk.
+ *
+ * A sync job: opens the database if it exists yet (WAL mode, automatic
+ * checkpoints off on our connections, the _litestream_seq and
+ * _litestream_lock tables, a long-lived read transaction that keeps any
+ * other connection from restarting the WAL behind our back), brings the
+ * shadow WAL level with the real WAL (shadow.h), checkpoints when the WAL is
+ * large or the database has not been checkpointed for a while, and removes
+ * shadow files every replica has shipped.
+ *
+ * Checkpoints (Litestream 0.3's thresholds): PASSIVE at
+ * min-checkpoint-page-count pages or after checkpoint-interval without a
+ * checkpoint; at max-checkpoint-page-count a forced one that holds the
+ * write lock while it copies the last frames and backfills the WAL, so that
+ * even a writer that never pauses cannot keep the WAL from restarting.
+ * Lock waits are bounded; a busy database is retried on the next tick.
+ * Nothing checkpoints on exit.
+ */
+#ifndef LITESTREAM_DB_H
+#define LITESTREAM_DB_H
+
+#include "config.h"
+#include "names.h"
+#include "shadow.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct replica;
+
+/* A place in the shadow WAL: generation, index and byte offset. */
+struct db_pos {
+	char generation[GENERATION_LEN + 1];
+	uint32_t index;
+	uint64_t offset;
+};
+
+/* Orders two positions of the same generation (index, then offset). */
+int db_pos_cmp(const struct db_pos *a, const struct db_pos *b);
+
+enum db_checkpoint_mode {
+	CHECKPOINT_NONE = -1,
+	CHECKPOINT_PASSIVE = 0,
+	CHECKPOINT_FULL,
+	CHECKPOINT_RESTART,
+	CHECKPOINT_TRUNCATE,
+};
+#define CHECKPOINT_MODES 4
+
+const char *db_checkpoint_mode_name(enum db_checkpoint_mode mode);
+
+/* Counters for status and metrics (loop thread). */
+struct db_stats {
+	uint64_t sync_count;
+	uint64_t sync_error_count;
+	double sync_seconds;
+	uint64_t checkpoint_count[CHECKPOINT_MODES];
+	uint64_t checkpoint_error_count[CHECKPOINT_MODES];
+	double checkpoint_seconds[CHECKPOINT_MODES];
+	uint64_t total_wal_bytes;
+	uint64_t db_size;
+	uint64_t wal_size;
+	uint64_t generations_started;
+	int64_t last_sync_ms;    /* wall clock of the last successful sync */
+	char last_error[256];
+};
+
+enum db_state { DB_RUNNING, DB_STOPPING, DB_STOPPED, DB_CLOSING, DB_CLOSED };
+
+struct db_job;
+
+struct db {
+	uv_loop_t *loop;
+	const struct db_config *cfg; /* borrowed; outlives the db */
+	const char *path;            /* cfg->path */
+
+	/* Job-owned: touched only by the running job (or before start). */
+	struct shadow shadow;
+	sqlite3 *rconn;   /* holds the long-lived read transaction */
+	sqlite3 *wconn;   /* writes, locks and checkpoints */
+	/*
+	 * The database file, open for as long as the connections are. POSIX
+	 * locks belong to the process: closing ANY descriptor of the file
+	 * drops every lock SQLite holds on it, after which another process
+	 * may think it is alone, checkpoint and delete the WAL. So everything
+	 * that reads the file (snapshots, checksums) preads this descriptor
+	 * and never opens or closes the database itself. -1 when closed.
+	 */
+	int file_fd;
+	bool read_locked;
+	int64_t busy_deadline_ms;
+
+	/* Loop-owned. */
+	enum db_state state;
+	bool open;                 /* the database exists and is open */
+	struct db_pos pos;         /* end of the committed shadow WAL */
+	bool pos_valid;
+	uint32_t page_size;
+	struct replica **replicas; /* owned array of borrowed replicas */
+	size_t n_replicas;
+	struct db_job *job;        /* running job, or NULL */
+	bool sync_wanted;          /* run another sync when the job ends */
+	enum db_checkpoint_mode checkpoint_wanted;
+	char new_generation_reason[128]; /* asked by a replica; "" if none */
+	int snapshot_readers;      /* snapshot jobs reading the file: no checkpoint */
+	int64_t last_checkpoint_ms;
+	struct db_stats stats;
+	uv_fs_event_t dir_watch;
+	uv_timer_t monitor_timer;
+	int open_handles;
+	void (*stop_cb)(struct db *db);
+	void (*close_cb)(struct db *db);
+};
+
+/* Prepares a database; starts nothing. 0 or -errno. */
+int db_init(struct db *db, uv_loop_t *loop, const struct db_config *cfg);
+
+/* Registers a replica to wake after each sync (the db does not own it). */
+int db_add_replica(struct db *db, struct replica *r);
+
+/* Starts watching: fs events on the directory, the monitor timer, a first sync. */
+int db_start(struct db *db);
+
+/* Asks for a sync now (coalesced with one already running). */
+void db_request_sync(struct db *db);
+
+/* Asks for a checkpoint in the given mode at the next sync. */
+void db_request_checkpoint(struct db *db, enum db_checkpoint_mode mode);
+
+/* Asks for a new generation at the next sync (a replica lost its place). */
+void db_request_new_generation(struct db *db, const char *reason);
+
+/*
+ * A snapshot job starts or ends reading the database file; while any does,
+ * no checkpoint runs. A snapshot may begin only when db_snapshot_allowed()
+ * (no job that may checkpoint is running).
+ */
+void db_snapshot_begin(struct db *db);
+void db_snapshot_end(struct db *db);
+bool db_snapshot_allowed(const struct db *db);
+
+/*
+ * Stops watching, waits for the running job, runs one last sync (never a
+ * checkpoint) and then calls cb. The db stays open for replicas to flush.
+ */
+void db_stop(struct db *db, void (*cb)(struct db *db));
+
+/*
+ * Releases the read transaction and closes the connections (without a
+ * checkpoint) and every handle; cb runs when all is closed. After
+ * db_stop().
+ */
+void db_close(struct db *db, void (*cb)(struct db *db));
+
+/* Frees what db_init allocated; after the close callback. */
+void db_free(struct db *db);
+
+#endif

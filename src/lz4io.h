@@ -1,0 +1,32 @@
+/*
+ * LZ4 frame format (Litestream's codec for snapshots and WAL segments),
+ * streamed between file descriptors in bounded memory (64 KiB blocks,
+ * about 200 KiB of buffers), so that compressing a 1 GB database never
+ * holds it in memory. Written frames carry the content size and a content
+ * checksum; reads verify every checksum the frame has and reject
+ * truncation and trailing bytes.
+ *
+ * Blocking I/O: meant for libuv's threadpool.
+ */
+#ifndef LITESTREAM_LZ4IO_H
+#define LITESTREAM_LZ4IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Compresses len bytes of in (from offset off) into one LZ4 frame written
+ * to out at its current offset. *out_size gets the compressed size.
+ * Returns 0, -EIO when in is shorter than asked, or another -errno.
+ */
+int lz4io_compress(int in, uint64_t off, uint64_t len, int out, uint64_t *out_size);
+
+/*
+ * Decompresses the LZ4 frame read from in (at its current offset, to EOF)
+ * and writes the content to out at its current offset. *out_size gets the
+ * decompressed size. On a corrupt, truncated or otherwise invalid frame
+ * returns -EBADMSG with a reason in err.
+ */
+int lz4io_decompress(int in, int out, uint64_t *out_size, char *err, size_t errlen);
+
+#endif

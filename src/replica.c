@@ -1,0 +1,727 @@
+/*
+ * Replica logic common to every backend; see replica.h.
+ */
+#include "replica.h"
+
+#include "fsutil.h"
+#include "log.h"
+#include "lz4io.h"
+#include "names.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RETRY_BASE_MS 500
+#define RETRY_MAX_MS 10000
+#define SNAPSHOT_WAIT_MS 20
+
+enum job_kind { JOB_SEGMENT, JOB_SNAPSHOT, JOB_MEASURE };
+
+struct replica_job {
+	uv_work_t req;
+	struct replica *r;
+	enum job_kind kind;
+	char src[PATH_MAX];   /* shadow WAL, database, or downloaded segment */
+	int src_fd;           /* snapshot: the database's own descriptor (never closed here) */
+	char stage[PATH_MAX]; /* compressed file to upload */
+	char key[256];
+	struct db_pos from;   /* segment: where it starts; snapshot: gen and index */
+	uint64_t end;         /* segment: offset where it ends */
+	bool raw;             /* measure: the object is not compressed */
+	uint64_t in_bytes;    /* uncompressed bytes */
+	uint64_t out_bytes;   /* compressed bytes */
+	int rc;
+	char err[512];
+};
+
+static void step(struct replica *r);
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *db_name(const struct replica *r)
+{
+	return r->db->path;
+}
+
+/* ---- errors and retries ------------------------------------------------ */
+
+static void on_retry(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+
+	if (r->state == REPLICA_BUSY) {
+		r->state = r->located ? REPLICA_IDLE : REPLICA_WAITING;
+		if (r->located)
+			step(r);
+		else
+			replica_notify(r);
+	}
+}
+
+/* Records a failure; the position does not move and the bytes stay local. */
+static void failed(struct replica *r, const char *what, int rc, const char *err)
+{
+	uint64_t delay;
+
+	r->stats.error_count++;
+	snprintf(r->stats.last_error, sizeof(r->stats.last_error), "%s: %s", what,
+		 err ? err : strerror(-rc));
+	LOG_ERROR(db_name(r), r->name, "%s", r->stats.last_error);
+	if (r->flush_cb != NULL) {
+		void (*cb)(struct replica *, int) = r->flush_cb;
+		r->flush_cb = NULL;
+		r->state = r->located ? REPLICA_IDLE : REPLICA_WAITING;
+		cb(r, rc ? rc : -EIO);
+		return;
+	}
+	r->failures++;
+	delay = (uint64_t)RETRY_BASE_MS << (r->failures < 6 ? r->failures - 1 : 5);
+	if (delay > RETRY_MAX_MS)
+		delay = RETRY_MAX_MS;
+	r->state = REPLICA_BUSY; /* backing off: notifications wait for the timer */
+	uv_timer_start(&r->retry_timer, on_retry, delay, 0);
+}
+
+static void succeeded(struct replica *r)
+{
+	if (r->failures > 0)
+		LOG_INFO(db_name(r), r->name, "replica healthy again");
+	r->failures = 0;
+	r->stats.last_error[0] = '\0';
+	r->stats.last_sync_ms = wall_ms();
+}
+
+/* ---- threadpool jobs ----------------------------------------------------- */
+
+static int parent_mkdir(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL || (size_t)(slash - path) >= sizeof(dir))
+		return -EINVAL;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return fs_mkdir_p(dir, 0755);
+}
+
+/* Compresses [from.offset, end) of the shadow file, or the whole database. */
+static void compress_job(struct replica_job *job)
+{
+	struct stat st;
+	int in, out, rc;
+
+	/* The database is read through its long-lived descriptor; see db.h. */
+	in = job->kind == JOB_SNAPSHOT ? job->src_fd : open(job->src, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		job->rc = -errno;
+		snprintf(job->err, sizeof(job->err), "open %s: %s", job->src, strerror(errno));
+		return;
+	}
+	if (fstat(in, &st) != 0) {
+		job->rc = -errno;
+		snprintf(job->err, sizeof(job->err), "stat %s: %s", job->src, strerror(errno));
+		goto done;
+	}
+	uint64_t off = job->kind == JOB_SEGMENT ? job->from.offset : 0;
+	uint64_t len = job->kind == JOB_SEGMENT ? job->end - job->from.offset : (uint64_t)st.st_size;
+	if ((rc = parent_mkdir(job->stage)) != 0) {
+		job->rc = rc;
+		snprintf(job->err, sizeof(job->err), "mkdir for %s: %s", job->stage, strerror(-rc));
+		goto done;
+	}
+	out = open(job->stage, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		job->rc = -errno;
+		snprintf(job->err, sizeof(job->err), "create %s: %s", job->stage, strerror(errno));
+		goto done;
+	}
+	rc = lz4io_compress(in, off, len, out, &job->out_bytes);
+	if (rc == 0 && fsync(out) != 0)
+		rc = -errno;
+	if (close(out) != 0 && rc == 0)
+		rc = -errno;
+	if (rc != 0) {
+		job->rc = rc;
+		snprintf(job->err, sizeof(job->err), "compress %s into %s: %s", job->src, job->stage,
+			 strerror(-rc));
+		unlink(job->stage);
+		goto done;
+	}
+	job->in_bytes = len;
+done:
+	if (job->kind != JOB_SNAPSHOT)
+		close(in);
+}
+
+/* Decompresses a downloaded segment only to learn its size. */
+static void measure_job(struct replica_job *job)
+{
+	int in = open(job->src, O_RDONLY | O_CLOEXEC), out;
+	char why[256] = "";
+	struct stat st;
+
+	if (in < 0) {
+		job->rc = -errno;
+		snprintf(job->err, sizeof(job->err), "open %s: %s", job->src, strerror(errno));
+		return;
+	}
+	if (job->raw) {
+		job->rc = fstat(in, &st) == 0 ? 0 : -errno;
+		job->in_bytes = (uint64_t)st.st_size;
+		close(in);
+		return;
+	}
+	out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	job->rc = out < 0 ? -errno : lz4io_decompress(in, out, &job->in_bytes, why, sizeof(why));
+	if (job->rc != 0)
+		snprintf(job->err, sizeof(job->err), "%s: %s", job->key, why[0] ? why : strerror(-job->rc));
+	if (out >= 0)
+		close(out);
+	close(in);
+}
+
+static void on_job_work(uv_work_t *req)
+{
+	struct replica_job *job = req->data;
+
+	if (job->kind == JOB_MEASURE)
+		measure_job(job);
+	else
+		compress_job(job);
+}
+
+static struct replica_job *job_new(struct replica *r, enum job_kind kind)
+{
+	struct replica_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return NULL;
+	job->req.data = job;
+	job->r = r;
+	job->kind = kind;
+	return job;
+}
+
+/* Where to write the compressed file for key before put(). */
+static void stage_for(struct replica *r, const char *key, char *buf, size_t n)
+{
+	char *p = r->backend->ops->stage_path ? r->backend->ops->stage_path(r->backend, key) : NULL;
+
+	if (p != NULL) {
+		snprintf(buf, n, "%s", p);
+		free(p);
+		return;
+	}
+	static unsigned counter;
+	snprintf(buf, n, "%s/tmp/%s-%u-%ld.lz4", r->db->shadow.meta_dir, r->name, counter++,
+		 (long)getpid());
+}
+
+static int queue(struct replica *r, struct replica_job *job, uv_after_work_cb after)
+{
+	int rc = uv_queue_work(r->loop, &job->req, on_job_work, after);
+
+	if (rc != 0) {
+		free(job);
+		failed(r, "queue job", rc, uv_strerror(rc));
+	}
+	return rc;
+}
+
+/* ---- segments ------------------------------------------------------------ */
+
+static void on_segment_put(void *arg, int rc, const char *err)
+{
+	struct replica_job *job = arg;
+	struct replica *r = job->r;
+
+	if (rc != 0) {
+		unlink(job->stage);
+		failed(r, job->key, rc, err);
+	} else {
+		r->pos = job->from;
+		r->pos.offset = job->end;
+		r->stats.put_count++;
+		r->stats.put_bytes += job->out_bytes;
+		r->stats.segments++;
+		succeeded(r);
+		LOG_DEBUG(db_name(r), r->name, "wrote %s (%llu bytes of wal)", job->key,
+			  (unsigned long long)job->in_bytes);
+		r->state = REPLICA_IDLE;
+		step(r);
+	}
+	free(job);
+}
+
+static void on_segment_compressed(uv_work_t *req, int status)
+{
+	struct replica_job *job = req->data;
+	struct replica *r = job->r;
+
+	if (status == UV_ECANCELED)
+		job->rc = -ECANCELED;
+	if (job->rc != 0) {
+		failed(r, job->key, job->rc, job->err);
+		free(job);
+		return;
+	}
+	r->backend->ops->put(r->backend, job->key, job->stage, on_segment_put, job);
+}
+
+static void ship_segment(struct replica *r, uint64_t end)
+{
+	struct replica_job *job = job_new(r, JOB_SEGMENT);
+	char name[NAME_MAX_LEN], *src;
+
+	if (job == NULL) {
+		failed(r, "segment", -ENOMEM, NULL);
+		return;
+	}
+	job->from = r->pos;
+	job->end = end;
+	src = shadow_file_path(&r->db->shadow, r->pos.generation, r->pos.index);
+	snprintf(job->src, sizeof(job->src), "%s", src ? src : "");
+	free(src);
+	segment_name(name, sizeof(name), r->pos.index, r->pos.offset);
+	snprintf(job->key, sizeof(job->key), "generations/%s/wal/%s", r->pos.generation, name);
+	stage_for(r, job->key, job->stage, sizeof(job->stage));
+	r->state = REPLICA_BUSY;
+	queue(r, job, on_segment_compressed);
+}
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+static void on_snapshot_put(void *arg, int rc, const char *err)
+{
+	struct replica_job *job = arg;
+	struct replica *r = job->r;
+
+	if (rc != 0) {
+		unlink(job->stage);
+		failed(r, job->key, rc, err);
+	} else {
+		if (strcmp(r->pos.generation, job->from.generation) != 0) {
+			r->pos = job->from;
+			r->pos.offset = 0;
+		}
+		r->stats.put_count++;
+		r->stats.put_bytes += job->out_bytes;
+		r->stats.snapshots++;
+		succeeded(r);
+		LOG_INFO(db_name(r), r->name, "snapshot written: %s (%llu bytes)", job->key,
+			 (unsigned long long)job->in_bytes);
+		r->state = REPLICA_IDLE;
+		step(r);
+	}
+	free(job);
+}
+
+static void on_snapshot_compressed(uv_work_t *req, int status)
+{
+	struct replica_job *job = req->data;
+	struct replica *r = job->r;
+
+	db_snapshot_end(r->db);
+	if (status == UV_ECANCELED)
+		job->rc = -ECANCELED;
+	if (job->rc != 0) {
+		failed(r, job->key, job->rc, job->err);
+		free(job);
+		return;
+	}
+	r->backend->ops->put(r->backend, job->key, job->stage, on_snapshot_put, job);
+}
+
+static void on_snapshot_wait(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+
+	if (r->state == REPLICA_BUSY) {
+		r->state = REPLICA_IDLE;
+		step(r);
+	}
+}
+
+static void ship_snapshot(struct replica *r)
+{
+	struct replica_job *job;
+	char name[NAME_MAX_LEN];
+
+	/* A checkpoint must not rewrite the file while it is read. */
+	if (!db_snapshot_allowed(r->db)) {
+		r->state = REPLICA_BUSY;
+		uv_timer_start(&r->retry_timer, on_snapshot_wait, SNAPSHOT_WAIT_MS, 0);
+		return;
+	}
+	job = job_new(r, JOB_SNAPSHOT);
+	if (job == NULL) {
+		failed(r, "snapshot", -ENOMEM, NULL);
+		return;
+	}
+	job->from = r->db->pos;
+	job->src_fd = r->db->file_fd;
+	snprintf(job->src, sizeof(job->src), "%s", r->db->path);
+	snapshot_name(name, sizeof(name), job->from.index);
+	snprintf(job->key, sizeof(job->key), "generations/%s/snapshots/%s", job->from.generation, name);
+	stage_for(r, job->key, job->stage, sizeof(job->stage));
+	r->state = REPLICA_BUSY;
+	db_snapshot_begin(r->db);
+	if (queue(r, job, on_snapshot_compressed) != 0)
+		db_snapshot_end(r->db);
+}
+
+/* ---- deciding what to ship next ---------------------------------------- */
+
+/* Size of a local shadow file, or -1 if it is gone. */
+static int64_t shadow_size(struct replica *r, const char *gen, uint32_t index)
+{
+	char *p = shadow_file_path(&r->db->shadow, gen, index);
+	int64_t n = p ? fs_file_size(p) : -1;
+
+	free(p);
+	return n < 0 ? -1 : n;
+}
+
+static void caught_up(struct replica *r)
+{
+	if (r->flush_cb != NULL) {
+		void (*cb)(struct replica *, int) = r->flush_cb;
+		r->flush_cb = NULL;
+		cb(r, 0);
+	}
+}
+
+/* The replica holds more than the local shadow WAL: start over. */
+static void ahead(struct replica *r, const char *where)
+{
+	LOG_ERROR(db_name(r), r->name,
+		  "replica is ahead of the local shadow wal at %s/%08x:%llu (%s); starting a new generation",
+		  r->pos.generation, r->pos.index, (unsigned long long)r->pos.offset, where);
+	r->pos.generation[0] = '\0';
+	db_request_new_generation(r->db, "replica ahead of the local shadow wal");
+}
+
+static void step(struct replica *r)
+{
+	const struct db_pos *d = &r->db->pos;
+
+	if (r->state != REPLICA_IDLE || r->closing || !r->db->pos_valid)
+		return;
+	r->wanted = false;
+	for (;;) {
+		bool same_gen = strcmp(r->pos.generation, d->generation) == 0;
+		int64_t end;
+
+		if (r->pos.generation[0] == '\0') {
+			ship_snapshot(r);
+			return;
+		}
+		if (same_gen && r->pos.index >= d->index) {
+			if (r->pos.index > d->index || r->pos.offset > d->offset) {
+				ahead(r, "current index");
+				return;
+			}
+			if (r->pos.offset < d->offset)
+				ship_segment(r, d->offset);
+			else
+				caught_up(r);
+			return;
+		}
+		/* An earlier, sealed index of this generation, or another generation. */
+		end = shadow_size(r, r->pos.generation, r->pos.index);
+		if (end < 0) {
+			LOG_WARN(db_name(r), r->name, "shadow wal %s/%08x is gone; taking a snapshot",
+				 r->pos.generation, r->pos.index);
+			r->pos.generation[0] = '\0';
+			continue;
+		}
+		if ((uint64_t)end > r->pos.offset) {
+			ship_segment(r, (uint64_t)end);
+			return;
+		}
+		if ((uint64_t)end < r->pos.offset) {
+			if (same_gen) {
+				ahead(r, "sealed index");
+				return;
+			}
+			r->pos.generation[0] = '\0';
+			continue;
+		}
+		if (same_gen || shadow_size(r, r->pos.generation, r->pos.index + 1) >= 0) {
+			r->pos.index++;
+			r->pos.offset = 0;
+			continue;
+		}
+		/* The old generation is fully shipped: move to the current one. */
+		r->pos.generation[0] = '\0';
+	}
+}
+
+/* ---- finding the position at start-up ------------------------------------ */
+
+static void located(struct replica *r)
+{
+	r->located = true;
+	r->state = REPLICA_IDLE;
+	if (r->pos.generation[0] != '\0')
+		LOG_INFO(db_name(r), r->name, "resuming at %s/%08x:%llu", r->pos.generation, r->pos.index,
+			 (unsigned long long)r->pos.offset);
+	step(r);
+}
+
+static void on_measured(uv_work_t *req, int status)
+{
+	struct replica_job *job = req->data;
+	struct replica *r = job->r;
+
+	unlink(job->src);
+	if (status == UV_ECANCELED)
+		job->rc = -ECANCELED;
+	if (job->rc != 0) {
+		failed(r, "read last segment", job->rc, job->err);
+		free(job);
+		return;
+	}
+	r->pos = job->from;
+	r->pos.offset = job->from.offset + job->in_bytes;
+	free(job);
+	located(r);
+}
+
+static void on_last_segment(void *arg, int rc, const char *err)
+{
+	struct replica_job *job = arg;
+	struct replica *r = job->r;
+
+	r->stats.get_count++;
+	if (rc != 0) {
+		unlink(job->src);
+		failed(r, job->key, rc, err);
+		free(job);
+		return;
+	}
+	queue(r, job, on_measured);
+}
+
+static void on_snapshots_listed(void *arg, int rc, const char *err, struct backend_list *list)
+{
+	struct replica *r = arg;
+	bool found = false;
+	uint32_t best = 0, idx;
+
+	r->stats.list_count++;
+	if (rc != 0) {
+		failed(r, "list snapshots", rc, err);
+		return;
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		if (snapshot_name_parse(list->v[i].name, &idx) == 0 && (!found || idx > best)) {
+			best = idx;
+			found = true;
+		}
+	}
+	if (found) {
+		snprintf(r->pos.generation, sizeof(r->pos.generation), "%s", r->db->pos.generation);
+		r->pos.index = best;
+		r->pos.offset = 0;
+	}
+	located(r);
+}
+
+static void on_wal_listed(void *arg, int rc, const char *err, struct backend_list *list)
+{
+	struct replica *r = arg;
+	const struct backend_entry *last = NULL;
+	uint32_t best_idx = 0, idx;
+	uint64_t best_off = 0, off;
+	enum segment_form form, best_form = SEGMENT_OFFSET;
+	char dir[128];
+
+	r->stats.list_count++;
+	if (rc != 0) {
+		failed(r, "list wal segments", rc, err);
+		return;
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		if (segment_name_parse(list->v[i].name, &idx, &off, &form) != 0)
+			continue;
+		if (last == NULL || idx > best_idx || (idx == best_idx && off > best_off)) {
+			last = &list->v[i];
+			best_idx = idx;
+			best_off = off;
+			best_form = form;
+		}
+	}
+	if (last == NULL) {
+		snprintf(dir, sizeof(dir), "generations/%s/snapshots", r->db->pos.generation);
+		r->backend->ops->list(r->backend, dir, on_snapshots_listed, r);
+		return;
+	}
+	struct replica_job *job = job_new(r, JOB_MEASURE);
+	if (job == NULL) {
+		failed(r, "locate", -ENOMEM, NULL);
+		return;
+	}
+	snprintf(job->from.generation, sizeof(job->from.generation), "%s", r->db->pos.generation);
+	job->from.index = best_idx;
+	job->from.offset = best_off;
+	job->raw = best_form == SEGMENT_WHOLE_RAW;
+	snprintf(job->key, sizeof(job->key), "generations/%s/wal/%s", job->from.generation, last->name);
+	snprintf(job->src, sizeof(job->src), "%s/tmp/%s-locate.tmp", r->db->shadow.meta_dir, r->name);
+	if (parent_mkdir(job->src) != 0) {
+		failed(r, "locate: mkdir", -errno, NULL);
+		free(job);
+		return;
+	}
+	r->backend->ops->get(r->backend, job->key, job->src, on_last_segment, job);
+}
+
+static void locate(struct replica *r)
+{
+	char dir[128];
+
+	r->state = REPLICA_LOCATING;
+	snprintf(dir, sizeof(dir), "generations/%s/wal", r->db->pos.generation);
+	r->backend->ops->list(r->backend, dir, on_wal_listed, r);
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+static void on_sync_timer(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+
+	if (r->state == REPLICA_IDLE)
+		step(r);
+}
+
+int replica_init(struct replica *r, uv_loop_t *loop, struct db *db, const struct replica_config *cfg,
+		 char *err, size_t errlen)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->loop = loop;
+	r->db = db;
+	r->cfg = cfg;
+	r->name = cfg->name;
+	r->state = REPLICA_WAITING;
+	if ((rc = backend_new(loop, cfg, &r->backend, err, errlen)) != 0)
+		return rc;
+	uv_timer_init(loop, &r->sync_timer);
+	uv_timer_init(loop, &r->retry_timer);
+	r->sync_timer.data = r->retry_timer.data = r;
+	r->open_handles = 2;
+	return 0;
+}
+
+void replica_start(struct replica *r)
+{
+	if (r->cfg->sync_interval_ms > 0)
+		uv_timer_start(&r->sync_timer, on_sync_timer, (uint64_t)r->cfg->sync_interval_ms,
+			       (uint64_t)r->cfg->sync_interval_ms);
+	replica_notify(r);
+}
+
+void replica_notify(struct replica *r)
+{
+	if (r->closing)
+		return;
+	switch (r->state) {
+	case REPLICA_WAITING:
+		if (r->db->pos_valid && !uv_is_active((uv_handle_t *)&r->retry_timer))
+			locate(r);
+		break;
+	case REPLICA_IDLE:
+		if (r->cfg->sync_interval_ms == 0 || r->flush_cb != NULL)
+			step(r);
+		else
+			r->wanted = true;
+		break;
+	default:
+		r->wanted = true;
+		break;
+	}
+}
+
+bool replica_position(const struct replica *r, struct db_pos *out)
+{
+	if (!r->located)
+		return false;
+	*out = r->pos;
+	return true;
+}
+
+uint64_t replica_pending_bytes(const struct replica *r)
+{
+	const struct db_pos *d = &r->db->pos;
+
+	if (!r->db->pos_valid)
+		return 0;
+	if (strcmp(r->pos.generation, d->generation) != 0 || r->pos.index != d->index)
+		return d->offset;
+	return d->offset > r->pos.offset ? d->offset - r->pos.offset : 0;
+}
+
+void replica_flush(struct replica *r, void (*cb)(struct replica *r, int rc))
+{
+	r->flush_cb = cb;
+	if (r->state == REPLICA_BUSY && uv_is_active((uv_handle_t *)&r->retry_timer)) {
+		/* Backing off after an error: one more try now. */
+		uv_timer_stop(&r->retry_timer);
+		r->state = r->located ? REPLICA_IDLE : REPLICA_WAITING;
+	}
+	switch (r->state) {
+	case REPLICA_WAITING:
+		if (!r->db->pos_valid) {
+			r->flush_cb = NULL;
+			cb(r, 0); /* nothing to ship: the database never opened */
+			return;
+		}
+		locate(r);
+		break;
+	case REPLICA_IDLE:
+		step(r);
+		break;
+	default:
+		break; /* the upload in flight continues into step() */
+	}
+}
+
+static void on_replica_handle_closed(uv_handle_t *h)
+{
+	struct replica *r = h->data;
+
+	if (--r->open_handles == 0 && r->close_cb)
+		r->close_cb(r);
+}
+
+void replica_close(struct replica *r, void (*cb)(struct replica *r))
+{
+	r->closing = true;
+	r->close_cb = cb;
+	r->state = REPLICA_CLOSED;
+	uv_close((uv_handle_t *)&r->sync_timer, on_replica_handle_closed);
+	uv_close((uv_handle_t *)&r->retry_timer, on_replica_handle_closed);
+}
+
+void replica_free(struct replica *r)
+{
+	if (r->backend != NULL)
+		r->backend->ops->free(r->backend);
+	r->backend = NULL;
+}

@@ -1,0 +1,91 @@
+/*
+ * The shadow WAL: Litestream's local, durable copy of every committed frame
+ * of a database's WAL, kept next to the database (FORMAT.md):
+ *
+ *   DIR/.NAME-litestream/generation                      current generation
+ *   DIR/.NAME-litestream/generations/GEN/wal/IIIIIIII.wal shadow WAL index I
+ *
+ * Each shadow file is the real WAL's header followed by the committed
+ * frames copied so far; a new index starts each time SQLite restarts the
+ * real WAL, and a new generation whenever continuity with what was copied
+ * cannot be proven. Invariants kept here:
+ *
+ *  - a shadow file only ever holds whole transactions: bytes are appended
+ *    up to the last valid commit frame (salts and checksum chain verified)
+ *    and fsynced before the new size is reported;
+ *  - after a crash, shadow_open() re-verifies the current file and cuts any
+ *    torn tail back to its last commit frame;
+ *  - no frame is ever taken from a WAL whose continuity with the shadow is
+ *    in doubt: the caller gets a reason and starts a new generation.
+ *
+ * Blocking file I/O; used from the database's threadpool job only (one at
+ * a time), never from the loop thread.
+ */
+#ifndef LITESTREAM_SHADOW_H
+#define LITESTREAM_SHADOW_H
+
+#include "names.h"
+#include "wal.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHADOW_REASON_LEN 128
+
+struct shadow {
+	char *db_path;         /* the database (owned) */
+	char *wal_path;        /* its real WAL (owned) */
+	char *meta_dir;        /* DIR/.NAME-litestream (owned) */
+	char generation[GENERATION_LEN + 1]; /* "" when none is loaded */
+	uint32_t index;        /* current shadow index */
+	int fd;                /* current shadow file, -1 when none */
+	uint64_t size;         /* committed bytes in the current shadow file */
+	uint32_t cksum[2];     /* running WAL checksum at size */
+	struct wal_header hdr; /* header of the current shadow file */
+	uint8_t *buf;          /* scratch: two frames of the largest page size */
+	uint64_t bytes_copied; /* total frames bytes appended, for metrics */
+};
+
+/* What the last shadow_sync() did. */
+struct shadow_sync_result {
+	uint64_t copied;          /* bytes appended to the shadow WAL */
+	bool restarted;           /* a new index was started */
+	bool new_generation;      /* a new generation was started */
+	char reason[SHADOW_REASON_LEN]; /* why, when new_generation */
+	uint64_t wal_size;        /* size of the real WAL file */
+};
+
+/* Sets up paths; loads nothing. 0 or -ENOMEM. */
+int shadow_init(struct shadow *s, const char *db_path);
+void shadow_close(struct shadow *s);
+
+/*
+ * Brings the shadow WAL level with the real WAL: verifies continuity
+ * (loading the current generation from disk first if none is loaded),
+ * copies newly committed frames, follows a WAL restart into the next index,
+ * and starts a new generation when continuity is lost. The real WAL must
+ * exist with a valid header (the caller ensures it) and the caller must
+ * hold a read transaction so that SQLite cannot restart the WAL meanwhile.
+ * Returns 0 or a negative errno (I/O error; nothing is half-done: the
+ * shadow stays at its last committed size).
+ */
+int shadow_sync(struct shadow *s, struct shadow_sync_result *res);
+
+/* Starts a new generation now (e.g. asked by a replica). */
+int shadow_new_generation(struct shadow *s, const char *reason, struct shadow_sync_result *res);
+
+/* Path of a shadow WAL file; malloc'd. */
+char *shadow_file_path(const struct shadow *s, const char *generation, uint32_t index);
+
+/* Path of a generation's directory; malloc'd. */
+char *shadow_generation_dir(const struct shadow *s, const char *generation);
+
+/*
+ * Housekeeping: removes shadow files of the current generation with an
+ * index below min_index, and the directories of other generations not in
+ * keep[0..n_keep). Returns 0 or the first error.
+ */
+int shadow_remove_shipped(struct shadow *s, uint32_t min_index, char *const *keep, size_t n_keep);
+
+#endif

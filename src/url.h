@@ -1,0 +1,106 @@
+/*
+ * Replica URLs, as `replicate DB_PATH REPLICA_URL...`, `restore REPLICA_URL`
+ * and a config file's `url = ...` take them:
+ *
+ *   file:///abs/dir             a directory (file://localhost/abs/dir too)
+ *   /abs/dir, rel/dir, ~/dir    a plain path is a file replica
+ *   s3://HOST/PREFIX?QUERY      S3 or an S3-compatible store
+ *
+ * The S3 HOST is read the way Litestream reads it (s3.ParseHost), extended
+ * with the AWS and GCS forms:
+ *
+ *   BUCKET                          AWS, virtual-hosted style
+ *   BUCKET.s3.amazonaws.com         AWS
+ *   BUCKET.s3.REGION.amazonaws.com  AWS in REGION (also BUCKET.s3-REGION...)
+ *   BUCKET.s3.REGION.backblazeb2.com       endpoint https://s3.REGION.backblazeb2.com
+ *   BUCKET.REGION.digitaloceanspaces.com   endpoint https://REGION.digitaloceanspaces.com
+ *   BUCKET.REGION.linodeobjects.com        endpoint https://REGION.linodeobjects.com
+ *   BUCKET.s3.REGION.scw.cloud             endpoint https://s3.REGION.scw.cloud
+ *   BUCKET.s3.filebase.com                 endpoint https://s3.filebase.com
+ *   BUCKET.storage.googleapis.com          endpoint https://storage.googleapis.com
+ *   BUCKET.localhost                       endpoint http://localhost
+ *   HOST:PORT (no form above)              endpoint http://HOST:PORT
+ *
+ * When a form above is written without its BUCKET label (a bare
+ * `storage.googleapis.com`, `localhost:9000`, `nyc3.digitaloceanspaces.com`,
+ * any HOST:PORT) the bucket is the first segment of the path and the prefix
+ * is the rest (`s3://localhost:9000/BUCKET/PREFIX`).
+ * A port on a provider host is kept on its endpoint; the AWS forms derive
+ * no endpoint, so a port there is an error. Hosts are matched without
+ * regard to case. A region is set only where the host names one.
+ *
+ * Query parameters, each at most once, override what the host says:
+ * `endpoint` (https:// is added when it has no scheme), `region`,
+ * `force-path-style`, `skip-verify` (booleans: true/false, yes/no, 1/0,
+ * on/off); Litestream 0.5's `forcePathStyle` and `skipVerify` are accepted
+ * as aliases. Any other parameter is an error rather than ignored, so a
+ * typo such as `?endpont=` cannot silently send backups to AWS. A
+ * fragment (`#...`) is ignored, as Go's url.Parse leaves it out of the path.
+ * User information (`user:pass@`) is rejected: credentials belong in the
+ * config file or the environment, and error messages never echo them.
+ *
+ * Paths are percent-decoded and cleaned like Go's path.Clean; an S3 prefix
+ * carries no leading or trailing '/' and is "" at the bucket root.
+ */
+#ifndef LITESTREAM_URL_H
+#define LITESTREAM_URL_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct replica_url {
+	enum replica_type type;
+	char *path;                /* file: absolute, cleaned; s3: prefix ("" at the root) */
+	/* S3 only (NULL/false for file). */
+	char *bucket;
+	char *region;              /* from the host or ?region=, else NULL */
+	char *endpoint;            /* "http(s)://host[:port]" from the host or ?endpoint=, else NULL (AWS) */
+	bool force_path_style;     /* ?force-path-style= if given, else endpoint != NULL */
+	bool force_path_style_set; /* given in the query, so it wins over the endpoint default */
+	bool skip_verify;          /* ?skip-verify=, default false */
+};
+
+/*
+ * Parses url into *out (which owns its strings afterwards; release them
+ * with replica_url_free()). On failure returns -EINVAL (-ENOMEM, or the
+ * error of getcwd() for a relative path), writes a one-line message to err
+ * and leaves *out untouched.
+ */
+int replica_url_parse(const char *url, struct replica_url *out, char *err, size_t errlen);
+
+/* Frees the strings of u and zeroes it; u itself is the caller's. */
+void replica_url_free(struct replica_url *u);
+
+/* True if s starts with a scheme and "://" (Litestream's isURL: \w+://). */
+bool replica_url_is_url(const char *s);
+
+/*
+ * Makes path absolute and clean: a leading "~/" (or a lone "~") becomes
+ * $HOME (the password database's when $HOME is unset or relative), a relative
+ * path is taken from the current directory. Symbolic links are not
+ * resolved. *out is malloc'd; returns 0, -EINVAL for an empty path,
+ * -ENOENT when no home directory is known, -ENOMEM, or getcwd()'s error.
+ */
+int replica_url_abs_path(const char *path, char **out);
+
+/*
+ * An S3 key prefix from a `path` key: cleaned like a URL's path, without
+ * leading or trailing '/', "" for the bucket root. *out is malloc'd;
+ * 0 or -ENOMEM.
+ */
+int replica_url_s3_prefix(const char *path, char **out);
+
+/* A bucket name is non-empty and made of letters, digits, '.', '-', '_'. */
+bool replica_url_bucket_valid(const char *bucket);
+
+/*
+ * Normalises an S3 endpoint as the `endpoint` key and query parameter take
+ * it: "https://" is prepended when there is no scheme, trailing '/' are
+ * dropped; a scheme other than http or https, or an empty host, is an
+ * error (-EINVAL with a message in err). *out is malloc'd on success.
+ */
+int replica_url_endpoint(const char *in, char **out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,70 @@
+"""A replica that cannot be written (read-only file system, full disk):
+errors are logged, nothing is lost, and replication catches up once the
+fault clears. Uses a small tmpfs mounted by the test (needs root)."""
+import os
+import subprocess
+
+import pytest
+
+from lsutil import Replicator, assert_same, restore, start_writers, wait_for, wait_writers
+from test_replicate import make_db
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def remount(mnt, mode):
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(mnt)], check=True)
+
+
+def test_read_only_replica_then_recovers(litestream_bin, run, tmp_path, small_fs):
+    db, replica = tmp_path / "app.db", small_fs / "replica"
+    make_db(db)
+    rep = Replicator(litestream_bin, [db, f"file://{replica}"], tmp_path / "log")
+    wait_writers(start_writers(db, [["--seed", 1, "--count", 50]]))
+    wait_for(lambda: (replica / "generations").exists(), what="first upload")
+    remount(small_fs, "ro")
+    try:
+        wait_writers(start_writers(db, [["--seed", 2, "--count", 200]]))
+        wait_for(lambda: "Read-only file system" in rep.text(), what="the error in the log")
+        assert rep.proc.poll() is None
+    finally:
+        remount(small_fs, "rw")
+    wait_writers(start_writers(db, [["--seed", 3, "--count", 20]]))
+    wait_for(lambda: "replica healthy again" in rep.text(), timeout=30, what="recovery")
+    assert rep.stop() == 0
+    restore(run, f"file://{replica}", tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
+def test_full_disk_then_recovers(litestream_bin, run, tmp_path, small_fs):
+    db, replica = tmp_path / "app.db", small_fs / "replica"
+    make_db(db)
+    filler = small_fs / "filler"
+    # Leave about 64 KiB free.
+    st = os.statvfs(small_fs)
+    filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 64 * 1024))
+    rep = Replicator(litestream_bin, [db, f"file://{replica}"], tmp_path / "log")
+    wait_writers(start_writers(db, [["--seed", 4, "--count", 300]]))
+    wait_for(lambda: "No space left on device" in rep.text(), what="the error in the log")
+    assert rep.proc.poll() is None
+    # Nothing half-written is left under a final name.
+    for root, _, files in os.walk(replica):
+        for f in files:
+            assert f.endswith(".lz4"), f
+    filler.unlink()
+    wait_for(lambda: "replica healthy again" in rep.text(), timeout=30, what="recovery")
+    assert rep.stop() == 0
+    restore(run, f"file://{replica}", tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
