@@ -463,6 +463,8 @@ static void publish(struct db *db, struct db_job *job)
 	if (moved)
 		for (size_t i = 0; i < db->n_replicas; i++)
 			replica_notify(db->replicas[i]);
+	if (db->progress_cb != NULL)
+		db->progress_cb(db, NULL, db->progress_arg);
 }
 
 static void record_checkpoint(struct db *db, struct db_job *job)

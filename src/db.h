@@ -119,6 +119,13 @@ struct db {
 	int open_handles;
 	void (*stop_cb)(struct db *db);
 	void (*close_cb)(struct db *db);
+	/*
+	 * Observer (e.g. the control socket): called on the loop after each
+	 * sync that published a position (r == NULL) and each time one of the
+	 * replicas acknowledged an upload (r set). NULL when unused.
+	 */
+	void (*progress_cb)(struct db *db, struct replica *r, void *arg);
+	void *progress_arg;
 };
 
 /* Prepares a database; starts nothing. 0 or -errno. */

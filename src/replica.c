@@ -104,6 +104,13 @@ static void succeeded(struct replica *r)
 	r->stats.last_sync_ms = wall_ms();
 }
 
+/* The position moved: tell the database's observer, if any. */
+static void progressed(struct replica *r)
+{
+	if (r->db->progress_cb != NULL)
+		r->db->progress_cb(r->db, r, r->db->progress_arg);
+}
+
 /* ---- threadpool jobs ----------------------------------------------------- */
 
 static int parent_mkdir(const char *path)
@@ -262,6 +269,7 @@ static void on_segment_put(void *arg, int rc, const char *err)
 		LOG_DEBUG(db_name(r), r->name, "wrote %s (%llu bytes of wal)", job->key,
 			  (unsigned long long)job->in_bytes);
 		r->state = REPLICA_IDLE;
+		progressed(r);
 		step(r);
 	}
 	free(job);
@@ -321,10 +329,12 @@ static void on_snapshot_put(void *arg, int rc, const char *err)
 		r->stats.put_count++;
 		r->stats.put_bytes += job->out_bytes;
 		r->stats.snapshots++;
+		r->snapshot_wanted = false;
 		succeeded(r);
 		LOG_INFO(db_name(r), r->name, "snapshot written: %s (%llu bytes)", job->key,
 			 (unsigned long long)job->in_bytes);
 		r->state = REPLICA_IDLE;
+		progressed(r);
 		step(r);
 	}
 	free(job);
@@ -398,6 +408,7 @@ static int64_t shadow_size(struct replica *r, const char *gen, uint32_t index)
 
 static void caught_up(struct replica *r)
 {
+	r->stats.behind_since_ms = 0;
 	if (r->flush_cb != NULL) {
 		void (*cb)(struct replica *, int) = r->flush_cb;
 		r->flush_cb = NULL;
@@ -422,6 +433,12 @@ static void step(struct replica *r)
 	if (r->state != REPLICA_IDLE || r->closing || !r->db->pos_valid)
 		return;
 	r->wanted = false;
+	/* An asked-for snapshot of the current generation, once caught up with it. */
+	if (r->snapshot_wanted && strcmp(r->pos.generation, d->generation) == 0 &&
+	    db_pos_cmp(&r->pos, d) == 0) {
+		ship_snapshot(r);
+		return;
+	}
 	for (;;) {
 		bool same_gen = strcmp(r->pos.generation, d->generation) == 0;
 		int64_t end;
@@ -641,6 +658,8 @@ void replica_notify(struct replica *r)
 {
 	if (r->closing)
 		return;
+	if (r->stats.behind_since_ms == 0)
+		r->stats.behind_since_ms = wall_ms();
 	switch (r->state) {
 	case REPLICA_WAITING:
 		if (r->db->pos_valid && !uv_is_active((uv_handle_t *)&r->retry_timer))
@@ -664,6 +683,20 @@ bool replica_position(const struct replica *r, struct db_pos *out)
 		return false;
 	*out = r->pos;
 	return true;
+}
+
+double replica_lag_seconds(const struct replica *r)
+{
+	if (r->stats.behind_since_ms == 0)
+		return 0;
+	return (double)(wall_ms() - r->stats.behind_since_ms) / 1000.0;
+}
+
+void replica_request_snapshot(struct replica *r)
+{
+	r->snapshot_wanted = true;
+	if (r->state == REPLICA_IDLE)
+		step(r);
 }
 
 uint64_t replica_pending_bytes(const struct replica *r)

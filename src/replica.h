@@ -44,6 +44,7 @@ struct replica_stats {
 	uint64_t segments;
 	uint64_t snapshots;
 	int64_t last_sync_ms;   /* wall clock of the last acknowledged upload */
+	int64_t behind_since_ms; /* wall clock since which it lags the database; 0 = caught up */
 	char last_error[512];
 };
 
@@ -67,6 +68,7 @@ struct replica {
 	bool located;
 	struct db_pos pos;     /* shipped up to here; generation "" = nothing yet */
 	bool wanted;           /* the database moved while busy */
+	bool snapshot_wanted;  /* replica_request_snapshot() */
 	bool closing;
 	int failures;          /* consecutive */
 	uv_timer_t sync_timer;
@@ -92,6 +94,12 @@ void replica_notify(struct replica *r);
  * false: the database then keeps every shadow file.
  */
 bool replica_position(const struct replica *r, struct db_pos *out);
+
+/* Ships a snapshot of the database's current state at the next step. */
+void replica_request_snapshot(struct replica *r);
+
+/* Seconds the replica has lagged the database (0 when caught up). */
+double replica_lag_seconds(const struct replica *r);
 
 /* Bytes of the database's current index not yet shipped (0 if another generation). */
 uint64_t replica_pending_bytes(const struct replica *r);

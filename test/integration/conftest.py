@@ -8,6 +8,7 @@ import pytest
 
 pytest_plugins = ["s3server"]
 
+
 @pytest.fixture(scope="session")
 def litestream_bin():
     path = os.environ.get("LITESTREAM_BIN")

@@ -15,12 +15,12 @@ FRAME = PAGE + 24
 def test_wal_bounded_under_nonstop_writer(litestream_bin, run, tmp_path):
     db, replica = tmp_path / "app.db", tmp_path / "replica"
     make_db(db)
-    max_pages = 400
+    max_pages = 1000
     conf = tmp_path / "litestream.conf"
     conf.write_text(f"""
 [db app]
 path = {db}
-min-checkpoint-page-count = 100
+min-checkpoint-page-count = 200
 max-checkpoint-page-count = {max_pages}
 
 [replica r]
