@@ -63,6 +63,12 @@ struct backend_ops {
 	 * written, so that put() only renames it. malloc'd, or NULL.
 	 */
 	char *(*stage_path)(struct backend *b, const char *key);
+	/*
+	 * Optional: the local file that holds key, when the backend keeps
+	 * objects as plain files (the file backend), so readers can use it
+	 * in place instead of copying it first. malloc'd, or NULL.
+	 */
+	char *(*local_path)(struct backend *b, const char *key);
 	/* Frees the backend; no operation may be in flight. */
 	void (*free)(struct backend *b);
 };

@@ -1,14 +1,17 @@
 /*
- * `litestream restore`: rebuilds a database from a replica (restore.h).
+ * `litestream restore`: rebuilds a database from its replicas (restore.h).
  * The target is a replica URL, or a database path from the configuration
- * file (its first replica, or the one named by -replica).
+ * file (all its replicas are candidates, or only the one named by
+ * -replica).
  */
 #include "backend.h"
 #include "commands.h"
 #include "config.h"
 #include "flags.h"
 #include "log.h"
+#include "names.h"
 #include "restore.h"
+#include "timefmt.h"
 #include "url.h"
 
 #include <errno.h>
@@ -18,14 +21,18 @@
 #include <unistd.h>
 #include <uv.h>
 
-static const char *output, *config_path, *replica_name, *generation;
+static const char *output, *config_path, *replica_name, *generation, *index_arg, *timestamp_arg;
+static long parallelism;
 static bool verbose, if_db_not_exists, if_replica_exists;
 
 static const struct flag restore_flags[] = {
 	{"o", FLAG_STRING, &output, "PATH", "Output path of the restored database. Defaults to the database path when restoring from the configuration."},
 	{"config", FLAG_STRING, &config_path, "PATH", "Specifies the configuration file. Defaults to " CONFIG_DEFAULT_PATH "."},
-	{"replica", FLAG_STRING, &replica_name, "NAME", "Restore from a specific replica of the configured database."},
-	{"generation", FLAG_STRING, &generation, "NAME", "Restore from a specific generation. Defaults to the generation updated most recently."},
+	{"replica", FLAG_STRING, &replica_name, "NAME", "Restore from a specific replica. Defaults to the replica with the latest data."},
+	{"generation", FLAG_STRING, &generation, "NAME", "Restore from a specific generation. Defaults to the generation with the latest data."},
+	{"index", FLAG_STRING, &index_arg, "INDEX", "Restore up to a specific hex-encoded WAL index (inclusive). Requires -generation."},
+	{"timestamp", FLAG_STRING, &timestamp_arg, "TIMESTAMP", "Restore to the state at this time (RFC 3339, e.g. 2026-11-25T09:00:00Z)."},
+	{"parallelism", FLAG_INT, &parallelism, "NUM", "Number of WAL segments downloaded in parallel. Defaults to 8."},
 	{"if-db-not-exists", FLAG_BOOL, &if_db_not_exists, NULL, "Returns exit code 0 if the database already exists."},
 	{"if-replica-exists", FLAG_BOOL, &if_replica_exists, NULL, "Returns exit code 0 if no backups are found."},
 	{"v", FLAG_BOOL, &verbose, NULL, "Verbose output: one line per step."},
@@ -39,38 +46,43 @@ static const struct command_help restore_help = {
 	restore_flags,
 };
 
-/* Finds the replica configuration to restore from; *owned is set when it must be freed. */
-static int pick_replica(const char *target, struct config *cfg, struct replica_config *url_rc,
-			const struct replica_config **out, const char **out_path)
+struct sources {
+	struct config cfg;
+	struct replica_config url_rc;
+	const struct replica_config *rcs[64];
+	size_t n;
+	const char *db_path;
+};
+
+/* Finds the candidate replica configurations. 0, or an exit code. */
+static int pick_sources(const char *target, struct sources *s)
 {
 	char err[1024];
 	struct db_config *dc;
 
 	if (replica_url_is_url(target)) {
-		if (config_replica_from_url(target, url_rc, err, sizeof(err)) != 0) {
+		if (config_replica_from_url(target, &s->url_rc, err, sizeof(err)) != 0) {
 			fprintf(stderr, "litestream restore: %s\n", err);
 			return 1;
 		}
-		*out = url_rc;
-		*out_path = NULL;
+		s->rcs[s->n++] = &s->url_rc;
 		return 0;
 	}
-	if (config_load(config_path ? config_path : CONFIG_DEFAULT_PATH, cfg, err, sizeof(err)) != 0) {
+	if (config_load(config_path ? config_path : CONFIG_DEFAULT_PATH, &s->cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "litestream restore: %s\n", err);
 		return 1;
 	}
-	dc = config_find_db(cfg, target);
+	dc = config_find_db(&s->cfg, target);
 	if (dc == NULL) {
 		fprintf(stderr, "litestream restore: database not found in configuration: %s\n", target);
 		return 1;
 	}
-	*out_path = dc->path;
-	for (size_t i = 0; i < dc->n_replicas; i++) {
-		if (replica_name == NULL || strcmp(dc->replicas[i].name, replica_name) == 0) {
-			*out = &dc->replicas[i];
-			return 0;
-		}
-	}
+	s->db_path = dc->path;
+	for (size_t i = 0; i < dc->n_replicas && s->n < 64; i++)
+		if (replica_name == NULL || strcmp(dc->replicas[i].name, replica_name) == 0)
+			s->rcs[s->n++] = &dc->replicas[i];
+	if (s->n > 0)
+		return 0;
 	if (replica_name != NULL)
 		fprintf(stderr, "litestream restore: replica %s not found for %s\n", replica_name, dc->path);
 	else
@@ -78,19 +90,74 @@ static int pick_replica(const char *target, struct config *cfg, struct replica_c
 	return 1;
 }
 
-int cmd_restore(int argc, char **argv)
+static int parse_targets(struct restore_opts *o)
 {
-	struct config cfg = {0};
-	struct replica_config url_rc = {0};
-	const struct replica_config *rc_cfg = NULL;
-	const char *db_path = NULL;
-	struct restore_opts opts = {0};
-	struct backend *b = NULL;
+	uint32_t idx;
+
+	o->index = -1;
+	o->timestamp_ms = -1;
+	if (index_arg != NULL) {
+		if (index_parse(index_arg, &idx) != 0) {
+			fprintf(stderr, "litestream restore: invalid -index \"%s\": want a hex wal index\n", index_arg);
+			return 2;
+		}
+		o->index = idx;
+	}
+	if (timestamp_arg != NULL && timefmt_parse(timestamp_arg, &o->timestamp_ms) != 0) {
+		fprintf(stderr, "litestream restore: invalid -timestamp \"%s\": want RFC 3339, e.g. 2026-11-25T09:00:00Z\n",
+			timestamp_arg);
+		return 2;
+	}
+	if (parallelism < 1 || parallelism > 1024) {
+		fprintf(stderr, "litestream restore: -parallelism must be from 1 to 1024\n");
+		return 2;
+	}
+	o->parallelism = (int)parallelism;
+	return 0;
+}
+
+static int run(struct sources *s, struct restore_opts *o)
+{
+	struct restore_source src[64];
+	size_t n = 0;
 	uv_loop_t loop;
 	char err[1024];
-	int i, rc, code = 1;
+	int rc, code = 1;
 
-	output = config_path = replica_name = generation = NULL;
+	uv_loop_init(&loop);
+	for (size_t i = 0; i < s->n; i++) {
+		if (backend_new(&loop, s->rcs[i], &src[n].backend, err, sizeof(err)) != 0) {
+			fprintf(stderr, "litestream restore: %s\n", err);
+			goto out;
+		}
+		src[n++].name = s->rcs[i]->name;
+	}
+	rc = restore_run(src, n, o, err, sizeof(err));
+	if (rc == -ENOENT && if_replica_exists) {
+		fprintf(stderr, "no matching backups found\n");
+		code = 0;
+	} else if (rc != 0) {
+		fprintf(stderr, "litestream restore: %s\n", err);
+	} else {
+		code = 0;
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		src[i].backend->ops->free(src[i].backend);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return code;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	struct sources s;
+	struct restore_opts opts = {0};
+	int i, code;
+
+	memset(&s, 0, sizeof(s));
+	output = config_path = replica_name = generation = index_arg = timestamp_arg = NULL;
+	parallelism = 8;
 	verbose = if_db_not_exists = if_replica_exists = false;
 	i = flags_parse(&restore_help, argc, argv);
 	if (i < 0)
@@ -103,41 +170,35 @@ int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "litestream restore: too many arguments\n");
 		return 2;
 	}
-	if ((rc = pick_replica(argv[i], &cfg, &url_rc, &rc_cfg, &db_path)) != 0)
-		goto out_cfg;
-	opts.output = output ? output : db_path;
+	if ((code = parse_targets(&opts)) != 0)
+		return code;
+	if (index_arg != NULL && generation == NULL) {
+		fprintf(stderr, "litestream restore: must specify -generation when restoring to an index\n");
+		return 2;
+	}
+	if (index_arg != NULL && timestamp_arg != NULL) {
+		fprintf(stderr, "litestream restore: cannot specify both -index and -timestamp\n");
+		return 2;
+	}
+	if ((code = pick_sources(argv[i], &s)) != 0)
+		goto out;
+	opts.output = output ? output : s.db_path;
 	if (opts.output == NULL) {
 		fprintf(stderr, "litestream restore: output path required (-o PATH)\n");
 		code = 2;
-		goto out_cfg;
+		goto out;
 	}
 	if (if_db_not_exists && access(opts.output, F_OK) == 0) {
 		fprintf(stderr, "database already exists, skipping\n");
 		code = 0;
-		goto out_cfg;
+		goto out;
 	}
 	opts.generation = generation;
 	opts.verbose = verbose;
-	uv_loop_init(&loop);
-	if (backend_new(&loop, rc_cfg, &b, err, sizeof(err)) != 0) {
-		fprintf(stderr, "litestream restore: %s\n", err);
-		goto out_loop;
-	}
-	rc = restore_run(b, &opts, err, sizeof(err));
-	if (rc == -ENOENT && if_replica_exists) {
-		fprintf(stderr, "no matching backups found\n");
-		code = 0;
-	} else if (rc != 0) {
-		fprintf(stderr, "litestream restore: %s\n", err);
-	} else {
-		code = 0;
-	}
-	b->ops->free(b);
-out_loop:
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
-out_cfg:
-	config_free(&cfg);
-	replica_config_free(&url_rc);
+	opts.progress = isatty(STDERR_FILENO);
+	code = run(&s, &opts);
+out:
+	config_free(&s.cfg);
+	replica_config_free(&s.url_rc);
 	return code;
 }

@@ -422,7 +422,8 @@ static void job_run(struct db *db, struct db_job *job)
 			job->checkpoint_seconds = (double)(now_ms(CLOCK_MONOTONIC) - t0) / 1000.0;
 		}
 	}
-	if (job->housekeeping) {
+	/* Plans were made for the generation the job started in. */
+	if (job->housekeeping && !job->generation_started) {
 		char *keep[8];
 		for (size_t i = 0; i < job->n_keep; i++)
 			keep[i] = job->keep[i];

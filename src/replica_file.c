@@ -317,6 +317,13 @@ static char *file_stage_path(struct backend *b, const char *key)
 	return str_printf("%s/%s.tmp", fb->root, key);
 }
 
+static char *file_local_path(struct backend *b, const char *key)
+{
+	struct file_backend *fb = (struct file_backend *)b;
+
+	return path_join(fb->root, key);
+}
+
 static void file_free(struct backend *b)
 {
 	struct file_backend *fb = (struct file_backend *)b;
@@ -333,6 +340,7 @@ static const struct backend_ops file_ops = {
 	.get = file_get,
 	.remove = file_remove,
 	.stage_path = file_stage_path,
+	.local_path = file_local_path,
 	.free = file_free,
 };
 

@@ -1,12 +1,21 @@
 /*
- * Restore from a replica; see restore.h.
+ * Restore from replicas; see restore.h.
+ *
+ * Three phases: choose (list every candidate replica, pick the generation,
+ * snapshot and segments), fetch (download and decompress every object into
+ * a scratch directory beside the output, up to `parallelism` at a time),
+ * and build (walapply over the segments in order, then integrity_check and
+ * the rename into place).
  */
 #include "restore.h"
 
+#include "catalog.h"
 #include "fsutil.h"
 #include "log.h"
 #include "lz4io.h"
 #include "names.h"
+#include "timefmt.h"
+#include "walapply.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,33 +25,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-struct segment {
+/* One object to fetch: the snapshot (item 0) or a segment. */
+struct item {
+	uv_work_t work;
+	struct restore *r;
+	char key[160];
+	bool snapshot;
+	bool raw;             /* an uncompressed IIIIIIII.wal */
 	uint32_t index;
 	uint64_t offset;
-	enum segment_form form;
-	char name[NAME_MAX_LEN];
-};
-
-struct plan {
-	char generation[GENERATION_LEN + 1];
-	int64_t updated_ms;
-	bool have_snapshot;
-	uint32_t snapshot_index;
-	struct segment *segments;
-	size_t n_segments;
+	uint64_t stored;      /* bytes as stored */
+	char *src;            /* the compressed object on local disk */
+	bool src_is_tmp;      /* downloaded by us: remove after use */
+	char *out;            /* decompressed */
+	uint64_t out_size;
+	int rc;
+	char err[320];
 };
 
 struct restore {
-	struct backend *b;
 	const struct restore_opts *o;
 	char *err;
 	size_t errlen;
-	char *tmp_db;   /* OUTPUT.tmp */
-	char *tmp_wal;  /* OUTPUT.tmp-wal */
-	char *tmp_shm;
-	char *download; /* OUTPUT.tmp.download */
+	struct backend *b;
+	uv_loop_t *loop;
+	char *tmp_db;         /* OUTPUT.tmp */
+	char *scratch;        /* OUTPUT.tmp.d/ */
+	struct item *items;
+	size_t n_items;
+	size_t next;          /* next item to start */
+	size_t in_flight;
+	size_t done;
+	int rc;               /* first error */
+	uint64_t bytes_total, bytes_done;
+	int64_t started_ms, last_progress_ms;
 };
 
 static int fail(struct restore *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -57,9 +76,9 @@ static int fail(struct restore *r, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static void step_log(struct restore *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct restore *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void step_log(struct restore *r, const char *fmt, ...)
+static void say(struct restore *r, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -72,222 +91,350 @@ static void step_log(struct restore *r, const char *fmt, ...)
 	LOG_INFO(r->o->output, NULL, "%s", line);
 }
 
-static int cmp_segment(const void *a, const void *b)
+static int64_t mono_ms(void)
 {
-	const struct segment *x = a, *y = b;
+	struct timespec ts;
 
-	if (x->index != y->index)
-		return x->index < y->index ? -1 : 1;
-	if (x->offset != y->offset)
-		return x->offset < y->offset ? -1 : 1;
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Lists a generation's snapshots and segments into p. */
-static int scan_generation(struct restore *r, const char *gen, struct plan *p)
-{
-	struct backend_list l = {0};
-	char dir[128];
-	int rc;
+/* ---- choosing -------------------------------------------------------- */
 
-	memset(p, 0, sizeof(*p));
-	snprintf(p->generation, sizeof(p->generation), "%s", gen);
-	snprintf(dir, sizeof(dir), "generations/%s/snapshots", gen);
-	if ((rc = backend_list_wait(r->b, dir, &l, r->err, r->errlen)) != 0)
-		return rc;
-	for (size_t i = 0; i < l.n; i++) {
-		uint32_t idx;
-		if (snapshot_name_parse(l.v[i].name, &idx) != 0)
-			continue;
-		if (!p->have_snapshot || idx > p->snapshot_index)
-			p->snapshot_index = idx;
-		p->have_snapshot = true;
-		if (l.v[i].mtime_ms > p->updated_ms)
-			p->updated_ms = l.v[i].mtime_ms;
+struct choice {
+	size_t source;
+	const struct catalog_generation *gen;
+	const struct catalog_snapshot *snap;
+	size_t first, last; /* segments [first, last) of gen */
+};
+
+static bool better_generation(const struct restore_opts *o, const struct catalog_generation *g,
+			      const struct catalog_generation *best)
+{
+	if (g->n_snapshots == 0)
+		return false;
+	if (o->timestamp_ms >= 0) {
+		if (g->created_ms > o->timestamp_ms)
+			return false;
+		/* The timeline at T is the generation begun last before it. */
+		return best == NULL || g->created_ms > best->created_ms ||
+		       (g->created_ms == best->created_ms && g->updated_ms > best->updated_ms);
 	}
-	backend_list_free(&l);
-	snprintf(dir, sizeof(dir), "generations/%s/wal", gen);
-	if ((rc = backend_list_wait(r->b, dir, &l, r->err, r->errlen)) != 0)
-		return rc;
-	p->segments = calloc(l.n ? l.n : 1, sizeof(*p->segments));
-	if (p->segments == NULL) {
-		backend_list_free(&l);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < l.n; i++) {
-		struct segment *s = &p->segments[p->n_segments];
-		if (segment_name_parse(l.v[i].name, &s->index, &s->offset, &s->form) != 0)
-			continue;
-		snprintf(s->name, sizeof(s->name), "%s", l.v[i].name);
-		p->n_segments++;
-		if (l.v[i].mtime_ms > p->updated_ms)
-			p->updated_ms = l.v[i].mtime_ms;
-	}
-	backend_list_free(&l);
-	qsort(p->segments, p->n_segments, sizeof(*p->segments), cmp_segment);
-	return 0;
+	return best == NULL || g->updated_ms > best->updated_ms;
 }
 
-static int choose(struct restore *r, struct plan *best)
+static const struct catalog_snapshot *pick_snapshot(const struct restore_opts *o,
+						    const struct catalog_generation *g)
 {
-	struct backend_list l = {0};
-	bool found = false;
-	int rc;
+	const struct catalog_snapshot *best = NULL;
 
-	if (r->o->generation != NULL) {
-		if (!generation_valid(r->o->generation))
-			return fail(r, -EINVAL, "invalid generation name \"%s\"", r->o->generation);
-		if ((rc = scan_generation(r, r->o->generation, best)) != 0)
-			return rc;
-		if (!best->have_snapshot && best->n_segments == 0)
-			return fail(r, -ENOENT, "generation %s not found in %s", r->o->generation,
-				    r->b->describe);
-		return 0;
-	}
-	if ((rc = backend_list_wait(r->b, "generations", &l, r->err, r->errlen)) != 0)
-		return rc;
-	for (size_t i = 0; i < l.n && rc == 0; i++) {
-		struct plan p;
-		if (!generation_valid(l.v[i].name))
+	for (size_t i = 0; i < g->n_snapshots; i++) {
+		const struct catalog_snapshot *s = &g->snapshots[i];
+		if (o->index >= 0 && s->index > (uint64_t)o->index)
 			continue;
-		if ((rc = scan_generation(r, l.v[i].name, &p)) != 0)
+		if (o->timestamp_ms >= 0 && s->created_ms > o->timestamp_ms)
+			continue;
+		if (best == NULL || s->index >= best->index)
+			best = s;
+	}
+	return best;
+}
+
+/*
+ * Segments from the snapshot's index to the target, checked for a missing
+ * index (offsets within an index are checked as they are applied).
+ */
+static int pick_segments(struct restore *r, struct choice *c)
+{
+	const struct catalog_generation *g = c->gen;
+	const struct restore_opts *o = r->o;
+	size_t i = 0;
+
+	while (i < g->n_segments && g->segments[i].index < c->snap->index)
+		i++;
+	c->first = i;
+	for (; i < g->n_segments; i++) {
+		const struct catalog_segment *s = &g->segments[i];
+		uint32_t want;
+		if (o->index >= 0 && s->index > (uint64_t)o->index)
 			break;
-		if (!p.have_snapshot) {
-			free(p.segments);
+		if (o->timestamp_ms >= 0 && s->created_ms > o->timestamp_ms)
+			break;
+		if (i == c->first)
+			want = c->snap->index;
+		else if (s->index != g->segments[i - 1].index)
+			want = g->segments[i - 1].index + 1;
+		else
 			continue;
-		}
-		if (!found || p.updated_ms > best->updated_ms) {
-			if (found)
-				free(best->segments);
-			*best = p;
-			found = true;
-		} else {
-			free(p.segments);
-		}
+		if (s->index != want)
+			return fail(r, -EBADMSG, "generation %s: wal index %08x is missing (found %s next)",
+				    g->name, want, s->name);
 	}
-	backend_list_free(&l);
-	if (rc != 0)
-		return rc;
-	if (!found)
-		return fail(r, -ENOENT, "no snapshots found in %s", r->b->describe);
+	c->last = i;
+	if (o->index >= 0) {
+		bool found = c->snap->index == (uint64_t)o->index;
+		for (size_t k = c->first; k < c->last && !found; k++)
+			found = g->segments[k].index == (uint64_t)o->index;
+		if (!found)
+			return fail(r, -ENOENT, "wal index %08llx not found in generation %s",
+				    (unsigned long long)o->index, g->name);
+	}
 	return 0;
 }
 
-/* Downloads key and decompresses it (or copies it, raw) onto out_fd. */
-static int fetch(struct restore *r, const char *key, bool raw, int out_fd, uint64_t *n)
+static int choose(struct restore *r, const struct restore_source *src, size_t n, struct catalog *cats,
+		  struct choice *c)
 {
-	char why[256] = "";
-	int in, rc;
+	const struct restore_opts *o = r->o;
+	int rc;
 
-	if ((rc = backend_get_wait(r->b, key, r->download, r->err, r->errlen)) != 0)
-		return rc;
-	in = open(r->download, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return fail(r, -errno, "open %s: %s", r->download, strerror(errno));
-	if (raw) {
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < n; i++) {
+		char err[512];
+		if ((rc = catalog_load(src[i].backend, o->generation, &cats[i], err, sizeof(err))) != 0)
+			return fail(r, rc, "replica %s: %s", src[i].name, err);
+		for (size_t k = 0; k < cats[i].n_gens; k++) {
+			const struct catalog_generation *g = &cats[i].gens[k];
+			if (better_generation(o, g, c->gen)) {
+				c->gen = g;
+				c->source = i;
+			}
+		}
+	}
+	if (c->gen == NULL) {
+		if (o->generation != NULL)
+			return fail(r, -ENOENT, "generation %s not found (or it has no snapshot)", o->generation);
+		if (o->timestamp_ms >= 0) {
+			char t[40];
+			timefmt_format(o->timestamp_ms, t, sizeof(t));
+			return fail(r, -ENOENT, "no backup found at or before %s", t);
+		}
+		return fail(r, -ENOENT, "no matching backups found");
+	}
+	c->snap = pick_snapshot(o, c->gen);
+	if (c->snap == NULL)
+		return fail(r, -ENOENT, "generation %s has no snapshot at or before the target", c->gen->name);
+	return pick_segments(r, c);
+}
+
+/* ---- fetching -------------------------------------------------------- */
+
+static void start_items(struct restore *r);
+
+static void progress(struct restore *r, bool last)
+{
+	int64_t now = mono_ms();
+	double secs, rate;
+
+	if (!r->o->progress || r->o->verbose || (!last && now - r->last_progress_ms < 200))
+		return;
+	r->last_progress_ms = now;
+	secs = (double)(now - r->started_ms) / 1000.0;
+	rate = secs > 0 ? (double)r->bytes_done / secs : 0;
+	fprintf(stderr, "\rrestoring: %zu/%zu objects, %.1f/%.1f MB, %.1f MB/s, ETA %.0fs   %s",
+		r->done, r->n_items, (double)r->bytes_done / 1e6, (double)r->bytes_total / 1e6, rate / 1e6,
+		rate > 0 ? (double)(r->bytes_total - r->bytes_done) / rate : 0.0, last ? "\n" : "");
+	fflush(stderr);
+}
+
+static void on_decompressed(uv_work_t *req, int status)
+{
+	struct item *it = req->data;
+	struct restore *r = it->r;
+
+	if (status == UV_ECANCELED && it->rc == 0) {
+		it->rc = -ECANCELED;
+		snprintf(it->err, sizeof(it->err), "%s: cancelled", it->key);
+	}
+	if (it->src_is_tmp)
+		unlink(it->src);
+	r->in_flight--;
+	r->done++;
+	r->bytes_done += it->stored;
+	if (it->rc != 0 && r->rc == 0)
+		r->rc = fail(r, it->rc, "%s", it->err);
+	else if (it->rc == 0)
+		say(r, "fetched %s (%llu bytes)", it->key, (unsigned long long)it->out_size);
+	progress(r, false);
+	start_items(r);
+}
+
+/* Threadpool: decompress (or copy) the object into its output file. */
+static void decompress_work(uv_work_t *req)
+{
+	struct item *it = req->data;
+	char why[256] = "";
+	int in, out;
+
+	in = open(it->src, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		it->rc = -errno;
+		snprintf(it->err, sizeof(it->err), "%s: open %s: %s", it->key, it->src, strerror(errno));
+		return;
+	}
+	out = open(it->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		it->rc = -errno;
+		snprintf(it->err, sizeof(it->err), "create %s: %s", it->out, strerror(errno));
+		close(in);
+		return;
+	}
+	if (it->raw) {
 		struct stat st;
-		rc = fstat(in, &st) == 0 ? fs_copy_range(in, 0, (uint64_t)st.st_size, out_fd) : -errno;
-		*n = (uint64_t)st.st_size;
-		if (rc != 0)
-			fail(r, rc, "%s: %s", key, strerror(-rc));
+		it->rc = fstat(in, &st) == 0 ? fs_copy_range(in, 0, (uint64_t)st.st_size, out) : -errno;
+		it->out_size = (uint64_t)st.st_size;
+		if (it->rc != 0)
+			snprintf(it->err, sizeof(it->err), "%s: %s", it->key, strerror(-it->rc));
 	} else {
-		rc = lz4io_decompress(in, out_fd, n, why, sizeof(why));
-		if (rc != 0)
-			fail(r, rc, "%s: %s", key, why[0] ? why : strerror(-rc));
+		it->rc = lz4io_decompress(in, out, &it->out_size, why, sizeof(why));
+		if (it->rc != 0)
+			snprintf(it->err, sizeof(it->err), "%s: %s", it->key,
+				 why[0] ? why : strerror(-it->rc));
 	}
 	close(in);
-	unlink(r->download);
-	return rc;
+	if (close(out) != 0 && it->rc == 0) {
+		it->rc = -errno;
+		snprintf(it->err, sizeof(it->err), "write %s: %s", it->out, strerror(errno));
+	}
 }
 
-static int restore_snapshot(struct restore *r, const struct plan *p)
+static void queue_decompress(struct restore *r, struct item *it)
 {
-	char key[128], name[NAME_MAX_LEN];
-	uint64_t n;
-	int fd, rc;
+	int rc = uv_queue_work(r->loop, &it->work, decompress_work, on_decompressed);
 
-	snapshot_name(name, sizeof(name), p->snapshot_index);
-	snprintf(key, sizeof(key), "generations/%s/snapshots/%s", p->generation, name);
-	step_log(r, "restoring snapshot %s/%08x", p->generation, p->snapshot_index);
-	fd = open(r->tmp_db, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return fail(r, -errno, "create %s: %s", r->tmp_db, strerror(errno));
-	rc = fetch(r, key, false, fd, &n);
-	if (rc == 0 && fsync(fd) != 0)
-		rc = fail(r, -errno, "fsync %s: %s", r->tmp_db, strerror(errno));
-	close(fd);
-	return rc;
+	if (rc != 0) {
+		it->rc = rc;
+		snprintf(it->err, sizeof(it->err), "%s: %s", it->key, uv_strerror(rc));
+		on_decompressed(&it->work, 0);
+	}
 }
 
-/* Checkpoints the -wal built for one index into the database. */
-static int apply_wal(struct restore *r, uint32_t index)
+static void on_downloaded(void *arg, int rc, const char *err)
 {
-	sqlite3 *db = NULL;
-	int log_n = -1, ckpt_n = -1, rc;
+	struct item *it = arg;
 
-	rc = sqlite3_open_v2(r->tmp_db, &db, SQLITE_OPEN_READWRITE, NULL);
-	/* A first read makes SQLite open (and recover) the WAL. */
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, "SELECT COUNT(*) FROM sqlite_master", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log_n, &ckpt_n);
-	if (rc == SQLITE_OK && log_n != ckpt_n) {
-		fail(r, -EIO, "apply wal index %08x: only %d of %d frames checkpointed", index, ckpt_n, log_n);
-		sqlite3_close(db);
-		return -EIO;
+	if (rc != 0) {
+		it->rc = rc;
+		snprintf(it->err, sizeof(it->err), "%s", err ? err : strerror(-rc));
+		on_decompressed(&it->work, 0);
+		return;
 	}
-	if (rc != SQLITE_OK) {
-		fail(r, -EIO, "apply wal index %08x: %s", index, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close(db);
-		return -EIO;
+	queue_decompress(it->r, it);
+}
+
+static void start_item(struct restore *r, struct item *it)
+{
+	char *local = r->b->ops->local_path ? r->b->ops->local_path(r->b, it->key) : NULL;
+
+	r->in_flight++;
+	it->work.data = it;
+	if (local != NULL) {
+		/* A file replica: read the object where it is. */
+		it->src = local;
+		queue_decompress(r, it);
+		return;
 	}
-	sqlite3_close(db);
-	unlink(r->tmp_wal);
-	unlink(r->tmp_shm);
+	it->src = str_printf("%s/%zu.fetch", r->scratch, (size_t)(it - r->items));
+	it->src_is_tmp = true;
+	if (it->src == NULL) {
+		it->rc = -ENOMEM;
+		snprintf(it->err, sizeof(it->err), "out of memory");
+		on_decompressed(&it->work, 0);
+		return;
+	}
+	r->b->ops->get(r->b, it->key, it->src, on_downloaded, it);
+}
+
+static void start_items(struct restore *r)
+{
+	size_t limit = r->o->parallelism > 0 ? (size_t)r->o->parallelism : 8;
+
+	while (r->rc == 0 && r->next < r->n_items && r->in_flight < limit)
+		start_item(r, &r->items[r->next++]);
+}
+
+static int fetch_all(struct restore *r)
+{
+	r->started_ms = mono_ms();
+	start_items(r);
+	while (r->in_flight > 0)
+		uv_run(r->loop, UV_RUN_ONCE);
+	progress(r, true);
+	return r->rc;
+}
+
+static int plan_items(struct restore *r, const struct choice *c)
+{
+	const struct catalog_generation *g = c->gen;
+
+	r->n_items = 1 + (c->last - c->first);
+	r->items = calloc(r->n_items, sizeof(*r->items));
+	if (r->items == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_items; i++) {
+		struct item *it = &r->items[i];
+		it->r = r;
+		if (i == 0) {
+			it->snapshot = true;
+			it->index = c->snap->index;
+			it->stored = c->snap->size;
+			catalog_snapshot_key(it->key, sizeof(it->key), g->name, c->snap->index);
+			it->out = strdup(r->tmp_db);
+		} else {
+			const struct catalog_segment *s = &g->segments[c->first + i - 1];
+			it->index = s->index;
+			it->offset = s->offset;
+			it->stored = s->size;
+			it->raw = s->form == SEGMENT_WHOLE_RAW;
+			catalog_segment_key(it->key, sizeof(it->key), g->name, s);
+			it->out = str_printf("%s/%zu.wal", r->scratch, i);
+		}
+		if (it->out == NULL)
+			return -ENOMEM;
+		r->bytes_total += it->stored;
+	}
 	return 0;
 }
 
-/* Builds each index's WAL from its segments and applies it, in order. */
-static int restore_wal(struct restore *r, const struct plan *p)
+/* ---- building -------------------------------------------------------- */
+
+static int build(struct restore *r)
 {
-	size_t i = 0;
-	uint32_t expect = p->snapshot_index;
+	struct walapply *a = NULL;
+	char err[512];
+	int fd, rc;
 
-	while (i < p->n_segments && p->segments[i].index < p->snapshot_index)
-		i++;
-	while (i < p->n_segments) {
-		uint32_t index = p->segments[i].index;
-		uint64_t size = 0;
-		int fd, rc = 0;
-
-		if (index != expect)
-			return fail(r, -EBADMSG, "generation %s: wal index %08x is missing (found %08x next)",
-				    p->generation, expect, index);
-		fd = open(r->tmp_wal, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0)
-			return fail(r, -errno, "create %s: %s", r->tmp_wal, strerror(errno));
-		for (; rc == 0 && i < p->n_segments && p->segments[i].index == index; i++) {
-			const struct segment *s = &p->segments[i];
-			char key[160];
-			uint64_t n = 0;
-			snprintf(key, sizeof(key), "generations/%s/wal/%s", p->generation, s->name);
-			if (s->offset != size)
-				rc = fail(r, -EBADMSG, "%s: expected a segment at offset %llu of wal index %08x, found %llu",
-					  key, (unsigned long long)size, index, (unsigned long long)s->offset);
-			else
-				rc = fetch(r, key, s->form == SEGMENT_WHOLE_RAW, fd, &n);
-			size += n;
-		}
-		if (rc == 0 && fsync(fd) != 0)
-			rc = fail(r, -errno, "fsync %s: %s", r->tmp_wal, strerror(errno));
+	fd = open(r->tmp_db, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return fail(r, -errno, "open %s: %s", r->tmp_db, strerror(errno));
+	if ((rc = walapply_new(fd, &a, err, sizeof(err))) != 0) {
 		close(fd);
-		if (rc != 0)
-			return rc;
-		step_log(r, "applying wal index %08x (%llu bytes)", index, (unsigned long long)size);
-		if ((rc = apply_wal(r, index)) != 0)
-			return rc;
-		expect = index + 1;
+		return fail(r, rc, "%s: %s", r->items[0].key, err);
 	}
+	for (size_t i = 1; i < r->n_items && rc == 0; i++) {
+		struct item *it = &r->items[i];
+		if (i == 1 || r->items[i - 1].index != it->index)
+			rc = walapply_index_begin(a, it->index);
+		if (rc == 0)
+			rc = walapply_segment(a, it->out, it->offset, it->key, err, sizeof(err));
+		if (rc == 0 && (i + 1 == r->n_items || r->items[i + 1].index != it->index)) {
+			rc = walapply_index_end(a, err, sizeof(err));
+			if (rc == 0)
+				say(r, "verified wal index %08x", it->index);
+		}
+	}
+	if (rc == 0)
+		rc = walapply_finish(a, err, sizeof(err));
+	if (rc == 0) {
+		say(r, "applied %llu frames as %llu page writes", (unsigned long long)walapply_frames(a),
+		    (unsigned long long)walapply_pages_written(a));
+		if (fsync(fd) != 0)
+			rc = -errno, snprintf(err, sizeof(err), "fsync %s: %s", r->tmp_db, strerror(errno));
+	}
+	walapply_free(a);
+	close(fd);
+	if (rc != 0)
+		return fail(r, rc, "%s", err);
 	return 0;
 }
 
@@ -308,20 +455,14 @@ static int integrity_check(struct restore *r)
 	if (strcmp(result, "ok") != 0)
 		return fail(r, -EBADMSG, "restored database failed integrity check: %s",
 			    result[0] ? result : "cannot read it");
+	say(r, "integrity check ok");
 	return 0;
 }
 
 static int install(struct restore *r)
 {
-	int fd = open(r->tmp_db, O_RDONLY | O_CLOEXEC), rc = 0;
+	int rc = renameat2(AT_FDCWD, r->tmp_db, AT_FDCWD, r->o->output, RENAME_NOREPLACE);
 
-	if (fd < 0 || fsync(fd) != 0)
-		rc = fail(r, -errno, "fsync %s: %s", r->tmp_db, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	if (rc != 0)
-		return rc;
-	rc = renameat2(AT_FDCWD, r->tmp_db, AT_FDCWD, r->o->output, RENAME_NOREPLACE);
 	if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
 		/* No RENAME_NOREPLACE here: link() never replaces either. */
 		rc = link(r->tmp_db, r->o->output);
@@ -338,51 +479,87 @@ static int install(struct restore *r)
 
 static void cleanup(struct restore *r)
 {
-	char *files[] = {r->tmp_db, r->tmp_wal, r->tmp_shm, r->download};
-
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		if (files[i] != NULL)
-			unlink(files[i]);
-		free(files[i]);
+	for (size_t i = 0; i < r->n_items; i++) {
+		struct item *it = &r->items[i];
+		if (it->out != NULL && !it->snapshot)
+			unlink(it->out);
+		free(it->out);
+		free(it->src);
 	}
+	free(r->items);
+	if (r->tmp_db != NULL) {
+		char *wal = str_printf("%s-wal", r->tmp_db), *shm = str_printf("%s-shm", r->tmp_db);
+		unlink(r->tmp_db);
+		if (wal)
+			unlink(wal);
+		if (shm)
+			unlink(shm);
+		free(wal);
+		free(shm);
+	}
+	if (r->scratch != NULL)
+		fs_remove_tree(r->scratch);
+	free(r->tmp_db);
+	free(r->scratch);
 }
 
-int restore_run(struct backend *b, const struct restore_opts *opts, char *err, size_t errlen)
+int restore_run(const struct restore_source *sources, size_t n_sources, const struct restore_opts *opts,
+		char *err, size_t errlen)
 {
-	struct restore r = {b, opts, err, errlen, NULL, NULL, NULL, NULL};
-	struct plan p = {0};
+	struct restore r;
+	struct catalog *cats;
+	struct choice c;
 	int rc;
 
+	memset(&r, 0, sizeof(r));
+	r.o = opts;
+	r.err = err;
+	r.errlen = errlen;
+	if (n_sources == 0)
+		return fail(&r, -EINVAL, "no replica to restore from");
+	if (opts->index >= 0 && opts->generation == NULL)
+		return fail(&r, -EINVAL, "must specify a generation when restoring to an index");
+	if (opts->index >= 0 && opts->timestamp_ms >= 0)
+		return fail(&r, -EINVAL, "cannot specify both an index and a timestamp");
 	if (access(opts->output, F_OK) == 0)
-		return snprintf(err, errlen, "output file already exists: %s", opts->output), -EEXIST;
-	r.tmp_db = str_printf("%s.tmp", opts->output);
-	r.tmp_wal = str_printf("%s.tmp-wal", opts->output);
-	r.tmp_shm = str_printf("%s.tmp-shm", opts->output);
-	r.download = str_printf("%s.tmp.download", opts->output);
-	if (!r.tmp_db || !r.tmp_wal || !r.tmp_shm || !r.download) {
-		cleanup(&r);
+		return fail(&r, -EEXIST, "output file already exists: %s", opts->output);
+	cats = calloc(n_sources, sizeof(*cats));
+	if (cats == NULL)
 		return -ENOMEM;
+	rc = choose(&r, sources, n_sources, cats, &c);
+	if (rc == 0) {
+		r.b = sources[c.source].backend;
+		r.loop = r.b->loop;
+		r.tmp_db = str_printf("%s.tmp", opts->output);
+		r.scratch = str_printf("%s.tmp.d", opts->output);
+		if (r.tmp_db == NULL || r.scratch == NULL)
+			rc = -ENOMEM;
 	}
-	/* Leftovers of an interrupted restore are ours to replace. */
-	unlink(r.tmp_db);
-	unlink(r.tmp_wal);
-	unlink(r.tmp_shm);
-	if ((rc = choose(&r, &p)) == 0) {
-		step_log(&r, "restoring generation %s from %s", p.generation, b->describe);
-		if (!p.have_snapshot)
-			rc = fail(&r, -ENOENT, "generation %s has no snapshot", p.generation);
+	if (rc == 0) {
+		/* Leftovers of an interrupted restore are ours to replace. */
+		unlink(r.tmp_db);
+		fs_remove_tree(r.scratch);
+		if ((rc = fs_mkdir_p(r.scratch, 0700)) != 0)
+			fail(&r, rc, "mkdir %s: %s", r.scratch, strerror(-rc));
+	}
+	if (rc == 0) {
+		say(&r, "restoring generation %s from replica %s (%s): snapshot %08x, %zu segments",
+		    c.gen->name, sources[c.source].name, r.b->describe, c.snap->index, c.last - c.first);
+		rc = plan_items(&r, &c);
 	}
 	if (rc == 0)
-		rc = restore_snapshot(&r, &p);
+		rc = fetch_all(&r);
 	if (rc == 0)
-		rc = restore_wal(&r, &p);
+		rc = build(&r);
 	if (rc == 0)
 		rc = integrity_check(&r);
 	if (rc == 0)
 		rc = install(&r);
 	if (rc == 0)
-		step_log(&r, "restore complete");
-	free(p.segments);
+		say(&r, "restore complete");
 	cleanup(&r);
+	for (size_t i = 0; i < n_sources; i++)
+		catalog_free(&cats[i]);
+	free(cats);
 	return rc;
 }

@@ -1,12 +1,18 @@
 /*
- * Restore: rebuilds a database from a replica.
+ * Restore: rebuilds a database from one or more replicas of it.
  *
- * Target (Litestream 0.3's rules): the generation updated most recently,
- * its newest snapshot, then every WAL index from the snapshot's on, each
- * index's segments concatenated in offset order and checkpointed into the
- * database by SQLite. Everything read is verified (LZ4 checksums, offsets
- * contiguous within an index, no index missing); any gap or corruption
- * stops the restore with a message naming the object.
+ * Target, as Litestream 0.3 chooses it: the generation updated most
+ * recently across the candidate replicas (or the one given; with a
+ * timestamp, the newest generation begun at or before it), the newest
+ * snapshot at or before the target (index or time), then every WAL index
+ * from the snapshot's on: up to the given index, or every segment written
+ * at or before the timestamp, or all of them.
+ *
+ * Segments are downloaded up to `parallelism` at a time and decompressed
+ * on the threadpool; the WAL is then applied page by page (walapply.h),
+ * every object verified on the way (LZ4 checksums, WAL headers, salts and
+ * checksum chains, contiguous offsets, no missing index). Any gap or
+ * corruption stops the restore with a message naming the object.
  *
  * The output is built under OUTPUT.tmp, checked with PRAGMA
  * integrity_check, fsynced and renamed into place only if OUTPUT does not
@@ -23,11 +29,26 @@
 
 struct restore_opts {
 	const char *output;     /* path of the database to create */
-	const char *generation; /* NULL: the most recently updated */
+	const char *generation; /* NULL: chosen as above */
+	int64_t index;          /* -1: latest; else restore up to this WAL index (needs generation) */
+	int64_t timestamp_ms;   /* -1: latest; else the state at this time */
+	int parallelism;        /* downloads in flight; default 8 */
 	bool verbose;           /* one line per step on stderr */
+	bool progress;          /* a progress line on a terminal */
 };
 
-/* Runs the restore on loop (driving it until done). 0 or -errno with err. */
-int restore_run(struct backend *b, const struct restore_opts *opts, char *err, size_t errlen);
+/* One candidate replica. */
+struct restore_source {
+	const char *name;       /* replica name, for messages */
+	struct backend *backend;
+};
+
+/*
+ * Runs the restore, driving the backends' loop until done. Returns 0,
+ * -ENOENT when no backup matches (no generation, snapshot or index), or
+ * another negative errno; err explains every failure.
+ */
+int restore_run(const struct restore_source *sources, size_t n_sources, const struct restore_opts *opts,
+		char *err, size_t errlen);
 
 #endif

@@ -9,10 +9,11 @@
  *    same offset in the real WAL: someone rewrote it;
  *  - a different header means SQLite restarted the WAL. That is followed
  *    into the next index only when it is exactly one restart later
- *    (checkpoint sequence and salt-1 both one more: SQLite bumps both on
- *    every restart) and the last frame copied is still intact, so that
- *    frames of the old WAL not yet copied can still be read behind the new
- *    ones. Anything else (two restarts, a header-only shadow) loses
+ *    (salt-1 one more: SQLite adds one to it, in the shared wal-index
+ *    header, on every restart; the checkpoint sequence is no help, as each
+ *    connection counts its own) and the last frame copied is still intact,
+ *    so that frames of the old WAL not yet copied can still be read behind
+ *    the new ones. Anything else (two restarts, a header-only shadow) loses
  *    continuity.
  */
 #include "shadow.h"
@@ -395,8 +396,9 @@ static int check_continuity(struct shadow *s, const struct real_wal *w, bool *re
 			*reason = "wal header only, mismatched";
 			return 0;
 		}
-		if (w->hdr.checkpoint_seq != s->hdr.checkpoint_seq + 1 ||
-		    w->hdr.salt1 != s->hdr.salt1 + 1) {
+		if (w->hdr.salt1 != s->hdr.salt1 + 1) {
+			LOG_DEBUG(s->db_path, NULL, "wal header: salt-1 %08x -> %08x", s->hdr.salt1,
+				  w->hdr.salt1);
 			*reason = "wal restarted more than once since the last sync";
 			return 0;
 		}
