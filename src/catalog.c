@@ -4,6 +4,7 @@
 #include "catalog.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,94 +40,190 @@ static void touch(struct catalog_generation *g, int64_t t)
 		g->updated_ms = t;
 }
 
-static int load_generation(struct backend *b, struct catalog_generation *g, char *err, size_t errlen)
-{
-	struct backend_list l = {0};
-	char dir[128];
-	int rc;
+/* One listing after another, on the loop: generations, then per generation
+ * its snapshots and its WAL segments. */
+struct loader {
+	struct backend *b;
+	struct catalog c;
+	size_t gen;         /* generation being listed */
+	bool wal_next;      /* snapshots listed, WAL next */
+	catalog_cb cb;
+	void *arg;
+	char err[512];
+};
 
-	snprintf(dir, sizeof(dir), "generations/%s/snapshots", g->name);
-	if ((rc = backend_list_wait(b, dir, &l, err, errlen)) != 0)
-		return rc;
-	g->snapshots = calloc(l.n ? l.n : 1, sizeof(*g->snapshots));
-	if (g->snapshots == NULL)
-		goto nomem;
-	for (size_t i = 0; i < l.n; i++) {
+static void next_listing(struct loader *l);
+
+static void finish(struct loader *l, int rc)
+{
+	catalog_cb cb = l->cb;
+	void *arg = l->arg;
+
+	if (rc != 0)
+		catalog_free(&l->c);
+	cb(arg, rc, rc ? l->err : NULL, &l->c);
+	catalog_free(&l->c);
+	free(l);
+}
+
+static void add_snapshots(struct catalog_generation *g, const struct backend_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
 		struct catalog_snapshot *s = &g->snapshots[g->n_snapshots];
-		if (l.v[i].is_dir || snapshot_name_parse(l.v[i].name, &s->index) != 0)
+		if (l->v[i].is_dir || snapshot_name_parse(l->v[i].name, &s->index) != 0)
 			continue;
-		s->size = l.v[i].size;
-		s->created_ms = l.v[i].mtime_ms;
+		s->size = l->v[i].size;
+		s->created_ms = l->v[i].mtime_ms;
 		touch(g, s->created_ms);
 		g->n_snapshots++;
 	}
-	backend_list_free(&l);
 	qsort(g->snapshots, g->n_snapshots, sizeof(*g->snapshots), cmp_snapshot);
+}
 
-	snprintf(dir, sizeof(dir), "generations/%s/wal", g->name);
-	if ((rc = backend_list_wait(b, dir, &l, err, errlen)) != 0)
-		return rc;
-	g->segments = calloc(l.n ? l.n : 1, sizeof(*g->segments));
-	if (g->segments == NULL)
-		goto nomem;
-	for (size_t i = 0; i < l.n; i++) {
+static void add_segments(struct catalog_generation *g, const struct backend_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
 		struct catalog_segment *s = &g->segments[g->n_segments];
-		if (l.v[i].is_dir || segment_name_parse(l.v[i].name, &s->index, &s->offset, &s->form) != 0)
+		if (l->v[i].is_dir || segment_name_parse(l->v[i].name, &s->index, &s->offset, &s->form) != 0)
 			continue;
-		s->size = l.v[i].size;
-		s->created_ms = l.v[i].mtime_ms;
-		snprintf(s->name, sizeof(s->name), "%s", l.v[i].name);
+		s->size = l->v[i].size;
+		s->created_ms = l->v[i].mtime_ms;
+		snprintf(s->name, sizeof(s->name), "%s", l->v[i].name);
 		touch(g, s->created_ms);
 		g->n_segments++;
 	}
-	backend_list_free(&l);
 	qsort(g->segments, g->n_segments, sizeof(*g->segments), cmp_segment);
-	return 0;
+}
+
+static void on_listed(void *arg, int rc, const char *err, struct backend_list *list)
+{
+	struct loader *l = arg;
+	struct catalog_generation *g = &l->c.gens[l->gen];
+
+	if (rc != 0) {
+		snprintf(l->err, sizeof(l->err), "%s", err ? err : strerror(-rc));
+		finish(l, rc);
+		return;
+	}
+	if (!l->wal_next) {
+		g->snapshots = calloc(list->n ? list->n : 1, sizeof(*g->snapshots));
+		if (g->snapshots == NULL)
+			goto nomem;
+		add_snapshots(g, list);
+		l->wal_next = true;
+	} else {
+		g->segments = calloc(list->n ? list->n : 1, sizeof(*g->segments));
+		if (g->segments == NULL)
+			goto nomem;
+		add_segments(g, list);
+		l->wal_next = false;
+		l->gen++;
+	}
+	next_listing(l);
+	return;
 nomem:
-	backend_list_free(&l);
-	snprintf(err, errlen, "out of memory");
-	return -ENOMEM;
+	snprintf(l->err, sizeof(l->err), "out of memory");
+	finish(l, -ENOMEM);
+}
+
+static void next_listing(struct loader *l)
+{
+	char dir[128];
+
+	if (l->gen == l->c.n_gens) {
+		finish(l, 0);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "generations/%s/%s", l->c.gens[l->gen].name,
+		 l->wal_next ? "wal" : "snapshots");
+	l->b->ops->list(l->b, dir, on_listed, l);
+}
+
+static void on_generations(void *arg, int rc, const char *err, struct backend_list *list)
+{
+	struct loader *l = arg;
+
+	if (rc != 0) {
+		snprintf(l->err, sizeof(l->err), "%s", err ? err : strerror(-rc));
+		finish(l, rc);
+		return;
+	}
+	l->c.gens = calloc(list->n ? list->n : 1, sizeof(*l->c.gens));
+	if (l->c.gens == NULL) {
+		snprintf(l->err, sizeof(l->err), "out of memory");
+		finish(l, -ENOMEM);
+		return;
+	}
+	for (size_t i = 0; i < list->n; i++)
+		if (generation_valid(list->v[i].name))
+			snprintf(l->c.gens[l->c.n_gens++].name, GENERATION_LEN + 1, "%s", list->v[i].name);
+	qsort(l->c.gens, l->c.n_gens, sizeof(*l->c.gens), cmp_generation);
+	next_listing(l);
+}
+
+void catalog_load_async(struct backend *b, const char *generation, catalog_cb cb, void *arg)
+{
+	struct loader *l = calloc(1, sizeof(*l));
+
+	if (l == NULL) {
+		cb(arg, -ENOMEM, "out of memory", NULL);
+		return;
+	}
+	l->b = b;
+	l->cb = cb;
+	l->arg = arg;
+	if (generation == NULL) {
+		b->ops->list(b, "generations", on_generations, l);
+		return;
+	}
+	if (!generation_valid(generation)) {
+		snprintf(l->err, sizeof(l->err), "invalid generation name \"%s\"", generation);
+		finish(l, -EINVAL);
+		return;
+	}
+	l->c.gens = calloc(1, sizeof(*l->c.gens));
+	if (l->c.gens == NULL) {
+		snprintf(l->err, sizeof(l->err), "out of memory");
+		finish(l, -ENOMEM);
+		return;
+	}
+	snprintf(l->c.gens[0].name, GENERATION_LEN + 1, "%s", generation);
+	l->c.n_gens = 1;
+	next_listing(l);
+}
+
+struct waiter {
+	bool done;
+	int rc;
+	struct catalog *out;
+	char *err;
+	size_t errlen;
+};
+
+static void on_loaded(void *arg, int rc, const char *err, struct catalog *c)
+{
+	struct waiter *w = arg;
+
+	w->done = true;
+	w->rc = rc;
+	if (rc != 0) {
+		snprintf(w->err, w->errlen, "%s", err);
+		return;
+	}
+	*w->out = *c;
+	c->gens = NULL;
+	c->n_gens = 0;
 }
 
 int catalog_load(struct backend *b, const char *generation, struct catalog *out, char *err,
 		 size_t errlen)
 {
-	struct catalog c = {0};
-	struct backend_list l = {0};
-	int rc = 0;
+	struct waiter w = {false, 0, out, err, errlen};
 
-	if (generation != NULL) {
-		if (!generation_valid(generation)) {
-			snprintf(err, errlen, "invalid generation name \"%s\"", generation);
-			return -EINVAL;
-		}
-		c.gens = calloc(1, sizeof(*c.gens));
-		if (c.gens == NULL)
-			return -ENOMEM;
-		snprintf(c.gens[0].name, sizeof(c.gens[0].name), "%s", generation);
-		c.n_gens = 1;
-	} else {
-		if ((rc = backend_list_wait(b, "generations", &l, err, errlen)) != 0)
-			return rc;
-		c.gens = calloc(l.n ? l.n : 1, sizeof(*c.gens));
-		if (c.gens == NULL) {
-			backend_list_free(&l);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < l.n; i++)
-			if (generation_valid(l.v[i].name))
-				snprintf(c.gens[c.n_gens++].name, GENERATION_LEN + 1, "%s", l.v[i].name);
-		backend_list_free(&l);
-		qsort(c.gens, c.n_gens, sizeof(*c.gens), cmp_generation);
-	}
-	for (size_t i = 0; i < c.n_gens && rc == 0; i++)
-		rc = load_generation(b, &c.gens[i], err, errlen);
-	if (rc != 0) {
-		catalog_free(&c);
-		return rc;
-	}
-	*out = c;
-	return 0;
+	catalog_load_async(b, generation, on_loaded, &w);
+	while (!w.done)
+		uv_run(b->loop, UV_RUN_ONCE);
+	return w.rc;
 }
 
 void catalog_free(struct catalog *c)

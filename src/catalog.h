@@ -48,9 +48,19 @@ struct catalog {
 };
 
 /*
- * Lists the replica behind b (all generations, or only `generation` when
- * not NULL), driving b's loop until done. 0, or -errno with err set; *out
- * is written only on success and is the caller's to free.
+ * Called once on the loop. On success c is complete and the callback may
+ * move it out (copy the struct, then zero c->gens and c->n_gens); it is
+ * freed after the callback otherwise.
+ */
+typedef void (*catalog_cb)(void *arg, int rc, const char *err, struct catalog *c);
+
+/* Lists the replica behind b (all generations, or only `generation`). */
+void catalog_load_async(struct backend *b, const char *generation, catalog_cb cb, void *arg);
+
+/*
+ * The same for one-shot commands: drives b's loop until done (never call
+ * it from a loop callback). 0, or -errno with err set; *out is written
+ * only on success and is the caller's to free.
  */
 int catalog_load(struct backend *b, const char *generation, struct catalog *out, char *err,
 		 size_t errlen);

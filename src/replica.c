@@ -7,6 +7,7 @@
 #include "log.h"
 #include "lz4io.h"
 #include "names.h"
+#include "catalog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -426,12 +427,18 @@ static void ahead(struct replica *r, const char *where)
 	db_request_new_generation(r->db, "replica ahead of the local shadow wal");
 }
 
+static void start_retention(struct replica *r);
+
 static void step(struct replica *r)
 {
 	const struct db_pos *d = &r->db->pos;
 
 	if (r->state != REPLICA_IDLE || r->closing || !r->db->pos_valid)
 		return;
+	if (r->retention_wanted && r->flush_cb == NULL) {
+		start_retention(r);
+		return;
+	}
 	r->wanted = false;
 	/* An asked-for snapshot of the current generation, once caught up with it. */
 	if (r->snapshot_wanted && strcmp(r->pos.generation, d->generation) == 0 &&
@@ -486,6 +493,87 @@ static void step(struct replica *r)
 		/* The old generation is fully shipped: move to the current one. */
 		r->pos.generation[0] = '\0';
 	}
+}
+
+/* ---- retention -------------------------------------------------------------- */
+
+static void retention_done(struct replica *r)
+{
+	if (r->retention != NULL) {
+		retention_plan_free(r->retention);
+		free(r->retention);
+		r->retention = NULL;
+	}
+	r->state = REPLICA_IDLE;
+	step(r);
+}
+
+static void on_retention_removed(void *arg, int rc, const char *err)
+{
+	struct replica *r = arg;
+
+	if (rc != 0) {
+		r->stats.error_count++;
+		snprintf(r->stats.last_error, sizeof(r->stats.last_error), "retention: %s",
+			 err ? err : strerror(-rc));
+		LOG_ERROR(db_name(r), r->name, "%s", r->stats.last_error);
+	} else {
+		r->stats.delete_count += r->retention->n_keys;
+		LOG_INFO(db_name(r), r->name, "retention: removed %zu objects (%zu whole generations)",
+			 r->retention->n_keys, r->retention->n_generations);
+	}
+	retention_done(r);
+}
+
+static void on_retention_catalog(void *arg, int rc, const char *err, struct catalog *c)
+{
+	struct replica *r = arg;
+	struct retention_plan *p;
+
+	r->stats.list_count++;
+	if (rc != 0) {
+		r->stats.error_count++;
+		snprintf(r->stats.last_error, sizeof(r->stats.last_error), "retention: %s", err);
+		LOG_ERROR(db_name(r), r->name, "%s", r->stats.last_error);
+		retention_done(r);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL || retention_plan(c, r->db->pos.generation, wall_ms(), r->cfg->retention_ms, p) != 0) {
+		free(p);
+		LOG_ERROR(db_name(r), r->name, "retention: out of memory");
+		retention_done(r);
+		return;
+	}
+	r->retention = p;
+	if (p->need_snapshot)
+		r->snapshot_wanted = true;
+	if (p->n_keys == 0) {
+		retention_done(r);
+		return;
+	}
+	r->backend->ops->remove(r->backend, p->keys, p->n_keys, on_retention_removed, r);
+}
+
+static void start_retention(struct replica *r)
+{
+	r->retention_wanted = false;
+	r->state = REPLICA_BUSY;
+	catalog_load_async(r->backend, NULL, on_retention_catalog, r);
+}
+
+static void on_retention_timer(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+
+	r->retention_wanted = true;
+	if (r->state == REPLICA_IDLE)
+		step(r);
+}
+
+static void on_snapshot_timer(uv_timer_t *t)
+{
+	replica_request_snapshot(t->data);
 }
 
 /* ---- finding the position at start-up ------------------------------------ */
@@ -641,16 +729,28 @@ int replica_init(struct replica *r, uv_loop_t *loop, struct db *db, const struct
 		return rc;
 	uv_timer_init(loop, &r->sync_timer);
 	uv_timer_init(loop, &r->retry_timer);
+	uv_timer_init(loop, &r->retention_timer);
+	uv_timer_init(loop, &r->snapshot_timer);
 	r->sync_timer.data = r->retry_timer.data = r;
-	r->open_handles = 2;
+	r->retention_timer.data = r->snapshot_timer.data = r;
+	r->open_handles = 4;
 	return 0;
 }
 
 void replica_start(struct replica *r)
 {
-	if (r->cfg->sync_interval_ms > 0)
-		uv_timer_start(&r->sync_timer, on_sync_timer, (uint64_t)r->cfg->sync_interval_ms,
-			       (uint64_t)r->cfg->sync_interval_ms);
+	const struct replica_config *c = r->cfg;
+
+	if (c->sync_interval_ms > 0)
+		uv_timer_start(&r->sync_timer, on_sync_timer, (uint64_t)c->sync_interval_ms,
+			       (uint64_t)c->sync_interval_ms);
+	if (c->retention_ms > 0 && c->retention_check_interval_ms > 0)
+		uv_timer_start(&r->retention_timer, on_retention_timer,
+			       (uint64_t)c->retention_check_interval_ms,
+			       (uint64_t)c->retention_check_interval_ms);
+	if (c->snapshot_interval_ms > 0)
+		uv_timer_start(&r->snapshot_timer, on_snapshot_timer, (uint64_t)c->snapshot_interval_ms,
+			       (uint64_t)c->snapshot_interval_ms);
 	replica_notify(r);
 }
 
@@ -750,6 +850,8 @@ void replica_close(struct replica *r, void (*cb)(struct replica *r))
 	r->state = REPLICA_CLOSED;
 	uv_close((uv_handle_t *)&r->sync_timer, on_replica_handle_closed);
 	uv_close((uv_handle_t *)&r->retry_timer, on_replica_handle_closed);
+	uv_close((uv_handle_t *)&r->retention_timer, on_replica_handle_closed);
+	uv_close((uv_handle_t *)&r->snapshot_timer, on_replica_handle_closed);
 }
 
 void replica_free(struct replica *r)

@@ -21,6 +21,9 @@
  *
  * sync-interval 0 ships as soon as the database's position moves; a
  * positive interval ships everything new at that pace, in one segment.
+ * snapshot-interval adds a snapshot at that pace; every
+ * retention-check-interval, objects past `retention` are removed
+ * (retention.h), between uploads.
  */
 #ifndef LITESTREAM_REPLICA_H
 #define LITESTREAM_REPLICA_H
@@ -28,6 +31,7 @@
 #include "backend.h"
 #include "config.h"
 #include "db.h"
+#include "retention.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,8 +75,12 @@ struct replica {
 	bool snapshot_wanted;  /* replica_request_snapshot() */
 	bool closing;
 	int failures;          /* consecutive */
+	bool retention_wanted; /* the retention check is due */
+	struct retention_plan *retention; /* keys being removed */
 	uv_timer_t sync_timer;
 	uv_timer_t retry_timer;
+	uv_timer_t retention_timer;
+	uv_timer_t snapshot_timer;
 	int open_handles;
 	void (*flush_cb)(struct replica *r, int rc);
 	void (*close_cb)(struct replica *r);
