@@ -32,6 +32,10 @@ struct db_job {
 	enum db_checkpoint_mode requested;
 	char new_generation_reason[128];
 	bool housekeeping;
+	char *image_path;            /* copy the database file here (owned) */
+	db_image_cb image_cb;
+	void *image_arg;
+	int image_rc;
 	uint32_t min_index;          /* lowest index a replica still reads (current generation) */
 	char keep[8][GENERATION_LEN + 1]; /* other generations replicas still read */
 	size_t n_keep;
@@ -355,6 +359,23 @@ static void job_fill_pos(struct db *db, struct db_job *job)
 		job->db_size = (uint64_t)st.st_size;
 }
 
+/* The database file, through our descriptor (see file_fd in db.h). */
+static int copy_image(struct db *db, const char *path)
+{
+	struct stat st;
+	int out, rc;
+
+	if (fstat(db->file_fd, &st) != 0)
+		return -errno;
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	rc = fs_copy_range(db->file_fd, 0, (uint64_t)st.st_size, out);
+	if (close(out) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
 static void job_run(struct db *db, struct db_job *job)
 {
 	int rc;
@@ -412,6 +433,16 @@ static void job_run(struct db *db, struct db_job *job)
 			job->rc = rc;
 			return;
 		}
+		/*
+		 * Copy what was committed meanwhile: the read mark must never be
+		 * past the shadow's end, or the application's checkpoints could
+		 * put pages into the database file that no replica has (and a
+		 * validation image would be ahead of its position).
+		 */
+		if ((rc = sync_shadow(db, job)) != 0) {
+			job->rc = rc;
+			return;
+		}
 	}
 	if (job->may_checkpoint && !job->final) {
 		enum db_checkpoint_mode mode = checkpoint_due(db, job);
@@ -432,6 +463,8 @@ static void job_run(struct db *db, struct db_job *job)
 			LOG_WARN(db->path, NULL, "cannot remove shipped shadow wal files: %s", strerror(-rc));
 	}
 	job_fill_pos(db, job);
+	if (job->image_path != NULL)
+		job->image_rc = copy_image(db, job->image_path);
 }
 
 /* ---- loop side ------------------------------------------------------- */
@@ -523,6 +556,11 @@ static void on_job_done(uv_work_t *req, int status)
 		record_checkpoint(db, job);
 		publish(db, job);
 	}
+	if (job->image_cb != NULL) {
+		int rc = job->rc != 0 ? job->rc : job->waiting ? -ENOENT : job->image_rc;
+		job->image_cb(job->image_arg, rc, &job->pos);
+	}
+	free(job->image_path);
 	bool final = job->final;
 	free(job);
 	if (db->state == DB_STOPPING) {
@@ -538,7 +576,7 @@ static void on_job_done(uv_work_t *req, int status)
 	if (db->state != DB_RUNNING)
 		return;
 	if (db->sync_wanted || db->checkpoint_wanted != CHECKPOINT_NONE ||
-	    (db->new_generation_reason[0] != '\0'))
+	    db->new_generation_reason[0] != '\0' || db->image_path != NULL)
 		start_job(db);
 }
 
@@ -587,6 +625,13 @@ static void start_job(struct db *db)
 		 db->new_generation_reason);
 	if (!job->final)
 		job->housekeeping = plan_housekeeping(db, job);
+	if (db->image_path != NULL && !job->final) {
+		job->image_path = db->image_path;
+		job->image_cb = db->image_cb;
+		job->image_arg = db->image_arg;
+		db->image_path = NULL;
+		db->image_cb = NULL;
+	}
 	db->sync_wanted = false;
 	if (job->may_checkpoint)
 		db->checkpoint_wanted = CHECKPOINT_NONE;
@@ -614,6 +659,19 @@ void db_request_checkpoint(struct db *db, enum db_checkpoint_mode mode)
 {
 	db->checkpoint_wanted = mode;
 	db_request_sync(db);
+}
+
+int db_request_image(struct db *db, const char *path, db_image_cb cb, void *arg)
+{
+	if (db->image_path != NULL)
+		return -EBUSY;
+	db->image_path = strdup(path);
+	if (db->image_path == NULL)
+		return -ENOMEM;
+	db->image_cb = cb;
+	db->image_arg = arg;
+	db_request_sync(db);
+	return 0;
 }
 
 void db_request_new_generation(struct db *db, const char *reason)
@@ -778,6 +836,7 @@ void db_close(struct db *db, void (*cb)(struct db *db))
 
 void db_free(struct db *db)
 {
+	free(db->image_path);
 	shadow_close(&db->shadow);
 	free(db->replicas);
 	db->replicas = NULL;

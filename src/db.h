@@ -74,6 +74,9 @@ struct db_stats {
 	char last_error[256];
 };
 
+/* Answer to db_request_image(). */
+typedef void (*db_image_cb)(void *arg, int rc, const struct db_pos *pos);
+
 enum db_state { DB_RUNNING, DB_STOPPING, DB_STOPPED, DB_CLOSING, DB_CLOSED };
 
 struct db_job;
@@ -112,6 +115,9 @@ struct db {
 	enum db_checkpoint_mode checkpoint_wanted;
 	char new_generation_reason[128]; /* asked by a replica; "" if none */
 	int snapshot_readers;      /* snapshot jobs reading the file: no checkpoint */
+	char *image_path;          /* db_request_image(), pending */
+	db_image_cb image_cb;
+	void *image_arg;
 	int64_t last_checkpoint_ms;
 	struct db_stats stats;
 	uv_fs_event_t dir_watch;
@@ -142,6 +148,17 @@ void db_request_sync(struct db *db);
 
 /* Asks for a checkpoint in the given mode at the next sync. */
 void db_request_checkpoint(struct db *db, enum db_checkpoint_mode mode);
+
+/*
+ * A consistent copy of the database for validation: at the next sync the
+ * job copies the database file to path (through file_fd, with no
+ * checkpoint running) and reports the position pos it was taken at. The
+ * copy holds every page up to pos and possibly parts of pages committed
+ * before it (SQLite's own checkpoints), never anything after: applying the
+ * current shadow index's frames up to pos.offset over it gives the
+ * database exactly at pos. cb runs on the loop; rc 0 or -errno.
+ */
+int db_request_image(struct db *db, const char *path, db_image_cb cb, void *arg);
 
 /* Asks for a new generation at the next sync (a replica lost its place). */
 void db_request_new_generation(struct db *db, const char *reason);

@@ -8,6 +8,8 @@
 #include "lz4io.h"
 #include "names.h"
 #include "catalog.h"
+#include "crc64.h"
+#include "restore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -428,6 +430,9 @@ static void ahead(struct replica *r, const char *where)
 }
 
 static void start_retention(struct replica *r);
+static bool start_validation(struct replica *r);
+static bool validation_ready(const struct replica *r);
+static void continue_validation(struct replica *r);
 
 static void step(struct replica *r)
 {
@@ -437,6 +442,12 @@ static void step(struct replica *r)
 		return;
 	if (r->retention_wanted && r->flush_cb == NULL) {
 		start_retention(r);
+		return;
+	}
+	if (r->validation_wanted && r->flush_cb == NULL && start_validation(r))
+		return;
+	if (validation_ready(r)) {
+		continue_validation(r);
 		return;
 	}
 	r->wanted = false;
@@ -574,6 +585,280 @@ static void on_retention_timer(uv_timer_t *t)
 static void on_snapshot_timer(uv_timer_t *t)
 {
 	replica_request_snapshot(t->data);
+}
+
+/* ---- validation -------------------------------------------------------------- */
+
+/*
+ * Validation compares two images of the database at one position P:
+ * the primary's (a copy of the database file taken by a db job, plus the
+ * current shadow index's frames up to P) and the replica's (a restore of
+ * the replica up to P). Shipping goes on while the replica catches up
+ * with P; only the download and the comparison hold it.
+ */
+enum validation_phase { V_IMAGE, V_WAIT, V_FETCH, V_BUILD };
+
+struct validation {
+	uv_work_t work;
+	struct replica *r;
+	enum validation_phase phase;
+	struct db_pos at;              /* P */
+	char dir[PATH_MAX];            /* scratch directory */
+	char primary[PATH_MAX + 16];
+	char restored[PATH_MAX + 16];
+	char shadow[PATH_MAX];         /* shadow index P.index */
+	struct restore_object *objs;
+	size_t n_objs, next;
+	uint64_t crc_primary, crc_replica;
+	int rc;
+	char err[512];
+};
+
+static void validation_free(struct validation *v)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < v->n_objs; i++)
+		free((char *)v->objs[i].local);
+	free(v->objs);
+	if (v->dir[0] != '\0')
+		fs_remove_tree(v->dir);
+	free(v);
+}
+
+static void validation_end(struct replica *r)
+{
+	struct validation *v = r->validation;
+
+	r->validation = NULL;
+	validation_free(v);
+	if (r->state == REPLICA_BUSY)
+		r->state = REPLICA_IDLE;
+	step(r);
+}
+
+static void validation_failed(struct replica *r, const char *what, int rc, const char *err)
+{
+	r->stats.validations_failed++;
+	r->stats.error_count++;
+	snprintf(r->stats.last_error, sizeof(r->stats.last_error), "validation: %s: %s", what,
+		 err ? err : strerror(-rc));
+	LOG_ERROR(db_name(r), r->name, "%s", r->stats.last_error);
+	validation_end(r);
+}
+
+static bool validation_ready(const struct replica *r)
+{
+	const struct validation *v = r->validation;
+
+	return v != NULL && v->phase == V_WAIT && strcmp(r->pos.generation, v->at.generation) == 0 &&
+	       db_pos_cmp(&r->pos, &v->at) >= 0;
+}
+
+static void on_validated(uv_work_t *req, int status)
+{
+	struct validation *v = req->data;
+	struct replica *r = v->r;
+	char at[64];
+
+	snprintf(at, sizeof(at), "%s/%08x:%llu", v->at.generation, v->at.index,
+		 (unsigned long long)v->at.offset);
+	if (status == UV_ECANCELED)
+		v->rc = -ECANCELED;
+	if (v->rc != 0) {
+		validation_failed(r, at, v->rc, v->err);
+		return;
+	}
+	if (v->crc_primary != v->crc_replica) {
+		r->stats.validations_failed++;
+		snprintf(r->stats.last_error, sizeof(r->stats.last_error),
+			 "validation failed at %s: replica crc64 %016llx != primary crc64 %016llx", at,
+			 (unsigned long long)v->crc_replica, (unsigned long long)v->crc_primary);
+		LOG_ERROR(db_name(r), r->name, "VALIDATION FAILED: %s", r->stats.last_error);
+	} else {
+		r->stats.validations_ok++;
+		LOG_INFO(db_name(r), r->name, "validation ok at %s (crc64 %016llx)", at,
+			 (unsigned long long)v->crc_primary);
+	}
+	validation_end(r);
+}
+
+/* Threadpool: build both images and checksum them. */
+static void validate_work(uv_work_t *req)
+{
+	struct validation *v = req->data;
+	struct restore_segment seg = {v->shadow, "shadow wal", v->at.index, 0, v->at.offset};
+
+	v->rc = restore_build_local(v->objs, v->n_objs, v->restored, v->dir, v->err, sizeof(v->err));
+	if (v->rc == 0)
+		v->rc = restore_apply(v->primary, &seg, 1, false, v->err, sizeof(v->err));
+	if (v->rc == 0 && (v->rc = crc64_file(v->restored, &v->crc_replica)) != 0)
+		snprintf(v->err, sizeof(v->err), "checksum %s: %s", v->restored, strerror(-v->rc));
+	if (v->rc == 0 && (v->rc = crc64_file(v->primary, &v->crc_primary)) != 0)
+		snprintf(v->err, sizeof(v->err), "checksum %s: %s", v->primary, strerror(-v->rc));
+}
+
+static void fetch_next(struct validation *v);
+
+static void on_fetched(void *arg, int rc, const char *err)
+{
+	struct validation *v = arg;
+
+	v->r->stats.get_count++;
+	if (rc != 0) {
+		validation_failed(v->r, v->objs[v->next].key, rc, err);
+		return;
+	}
+	v->next++;
+	fetch_next(v);
+}
+
+static void fetch_next(struct validation *v)
+{
+	struct replica *r = v->r;
+	struct restore_object *o;
+	int rc;
+
+	if (v->next == v->n_objs) {
+		v->phase = V_BUILD;
+		v->work.data = v;
+		rc = uv_queue_work(r->loop, &v->work, validate_work, on_validated);
+		if (rc != 0)
+			validation_failed(r, "queue", rc, uv_strerror(rc));
+		return;
+	}
+	o = &v->objs[v->next];
+	if (r->backend->ops->local_path != NULL &&
+	    (o->local = r->backend->ops->local_path(r->backend, o->key)) != NULL) {
+		v->next++;
+		fetch_next(v);
+		return;
+	}
+	o->local = str_printf("%s/%zu.fetch", v->dir, v->next);
+	if (o->local == NULL) {
+		validation_failed(r, "fetch", -ENOMEM, NULL);
+		return;
+	}
+	r->backend->ops->get(r->backend, o->key, o->local, on_fetched, v);
+}
+
+/* Picks the snapshot and segments that make up the replica at P. */
+static void on_validation_catalog(void *arg, int rc, const char *err, struct catalog *c)
+{
+	struct validation *v = arg;
+	struct replica *r = v->r;
+	const struct catalog_generation *g = c ? catalog_find(c, v->at.generation) : NULL;
+	const struct catalog_snapshot *snap = NULL;
+
+	r->stats.list_count++;
+	if (rc != 0) {
+		validation_failed(r, "list", rc, err);
+		return;
+	}
+	for (size_t i = 0; g != NULL && i < g->n_snapshots; i++)
+		if (g->snapshots[i].index <= v->at.index)
+			snap = &g->snapshots[i];
+	if (snap == NULL) {
+		validation_failed(r, "replica", -ENOENT, "no snapshot at or before the position");
+		return;
+	}
+	v->objs = calloc(1 + g->n_segments, sizeof(*v->objs));
+	if (v->objs == NULL) {
+		validation_failed(r, "list", -ENOMEM, NULL);
+		return;
+	}
+	v->objs[0].snapshot = true;
+	v->objs[0].index = snap->index;
+	catalog_snapshot_key(v->objs[0].key, sizeof(v->objs[0].key), g->name, snap->index);
+	v->n_objs = 1;
+	for (size_t i = 0; i < g->n_segments; i++) {
+		const struct catalog_segment *s = &g->segments[i];
+		if (s->index < snap->index || s->index > v->at.index ||
+		    (s->index == v->at.index && s->offset >= v->at.offset))
+			continue;
+		struct restore_object *o = &v->objs[v->n_objs++];
+		catalog_segment_key(o->key, sizeof(o->key), g->name, s);
+		o->index = s->index;
+		o->offset = s->offset;
+		o->raw = s->form == SEGMENT_WHOLE_RAW;
+		/* A segment may run past P: use only the bytes before it. */
+		if (s->index == v->at.index)
+			o->limit = v->at.offset - s->offset;
+	}
+	v->phase = V_FETCH;
+	fetch_next(v);
+}
+
+static void continue_validation(struct replica *r)
+{
+	struct validation *v = r->validation;
+
+	r->state = REPLICA_BUSY;
+	v->phase = V_FETCH;
+	catalog_load_async(r->backend, v->at.generation, on_validation_catalog, v);
+}
+
+static void on_image(void *arg, int rc, const struct db_pos *pos)
+{
+	struct replica *r = arg;
+	struct validation *v = r->validation;
+	char *shadow;
+
+	if (v == NULL)
+		return;
+	if (rc != 0) {
+		validation_failed(r, "copy the database", rc, NULL);
+		return;
+	}
+	v->at = *pos;
+	shadow = shadow_file_path(&r->db->shadow, pos->generation, pos->index);
+	snprintf(v->shadow, sizeof(v->shadow), "%s", shadow ? shadow : "");
+	free(shadow);
+	v->phase = V_WAIT;
+	if (r->state == REPLICA_IDLE)
+		step(r);
+}
+
+/* Starts a validation if the replica is in the database's generation. */
+static bool start_validation(struct replica *r)
+{
+	struct validation *v;
+	int rc;
+
+	r->validation_wanted = false;
+	if (r->validation != NULL || strcmp(r->pos.generation, r->db->pos.generation) != 0)
+		return false;
+	v = calloc(1, sizeof(*v));
+	if (v == NULL)
+		return false;
+	v->r = r;
+	snprintf(v->dir, sizeof(v->dir), "%s/tmp/validate-%s", r->db->shadow.meta_dir, r->name);
+	snprintf(v->primary, sizeof(v->primary), "%s/primary.db", v->dir);
+	snprintf(v->restored, sizeof(v->restored), "%s/replica.db", v->dir);
+	fs_remove_tree(v->dir);
+	if ((rc = fs_mkdir_p(v->dir, 0700)) != 0) {
+		v->dir[0] = '\0';
+		free(v);
+		LOG_ERROR(db_name(r), r->name, "validation: mkdir: %s", strerror(-rc));
+		return false;
+	}
+	r->validation = v;
+	v->phase = V_IMAGE;
+	if ((rc = db_request_image(r->db, v->primary, on_image, r)) != 0) {
+		r->validation = NULL;
+		validation_free(v);
+		return false;
+	}
+	return false; /* shipping goes on meanwhile */
+}
+
+static void on_validation_timer(uv_timer_t *t)
+{
+	struct replica *r = t->data;
+
+	r->validation_wanted = true;
+	if (r->state == REPLICA_IDLE)
+		step(r);
 }
 
 /* ---- finding the position at start-up ------------------------------------ */
@@ -731,9 +1016,10 @@ int replica_init(struct replica *r, uv_loop_t *loop, struct db *db, const struct
 	uv_timer_init(loop, &r->retry_timer);
 	uv_timer_init(loop, &r->retention_timer);
 	uv_timer_init(loop, &r->snapshot_timer);
+	uv_timer_init(loop, &r->validation_timer);
 	r->sync_timer.data = r->retry_timer.data = r;
-	r->retention_timer.data = r->snapshot_timer.data = r;
-	r->open_handles = 4;
+	r->retention_timer.data = r->snapshot_timer.data = r->validation_timer.data = r;
+	r->open_handles = 5;
 	return 0;
 }
 
@@ -751,6 +1037,9 @@ void replica_start(struct replica *r)
 	if (c->snapshot_interval_ms > 0)
 		uv_timer_start(&r->snapshot_timer, on_snapshot_timer, (uint64_t)c->snapshot_interval_ms,
 			       (uint64_t)c->snapshot_interval_ms);
+	if (c->validation_interval_ms > 0)
+		uv_timer_start(&r->validation_timer, on_validation_timer,
+			       (uint64_t)c->validation_interval_ms, (uint64_t)c->validation_interval_ms);
 	replica_notify(r);
 }
 
@@ -779,9 +1068,15 @@ void replica_notify(struct replica *r)
 
 bool replica_position(const struct replica *r, struct db_pos *out)
 {
+	const struct validation *v = r->validation;
+
 	if (!r->located)
 		return false;
 	*out = r->pos;
+	/* A validation still needs the shadow index it compares against. */
+	if (v != NULL && v->phase != V_IMAGE && strcmp(v->at.generation, out->generation) == 0 &&
+	    v->at.index < out->index)
+		out->index = v->at.index;
 	return true;
 }
 
@@ -852,10 +1147,13 @@ void replica_close(struct replica *r, void (*cb)(struct replica *r))
 	uv_close((uv_handle_t *)&r->retry_timer, on_replica_handle_closed);
 	uv_close((uv_handle_t *)&r->retention_timer, on_replica_handle_closed);
 	uv_close((uv_handle_t *)&r->snapshot_timer, on_replica_handle_closed);
+	uv_close((uv_handle_t *)&r->validation_timer, on_replica_handle_closed);
 }
 
 void replica_free(struct replica *r)
 {
+	validation_free(r->validation);
+	r->validation = NULL;
 	if (r->backend != NULL)
 		r->backend->ops->free(r->backend);
 	r->backend = NULL;

@@ -23,7 +23,9 @@
  * positive interval ships everything new at that pace, in one segment.
  * snapshot-interval adds a snapshot at that pace; every
  * retention-check-interval, objects past `retention` are removed
- * (retention.h), between uploads.
+ * (retention.h), between uploads. Every validation-interval the replica
+ * is restored into a scratch file and compared (CRC-64) with the database
+ * at the same position; a mismatch is logged loudly and counted.
  */
 #ifndef LITESTREAM_REPLICA_H
 #define LITESTREAM_REPLICA_H
@@ -49,6 +51,8 @@ struct replica_stats {
 	uint64_t snapshots;
 	int64_t last_sync_ms;   /* wall clock of the last acknowledged upload */
 	int64_t behind_since_ms; /* wall clock since which it lags the database; 0 = caught up */
+	uint64_t validations_ok;
+	uint64_t validations_failed; /* mismatches and errors */
 	char last_error[512];
 };
 
@@ -61,6 +65,7 @@ enum replica_state {
 };
 
 struct replica_job;
+struct validation;
 
 struct replica {
 	uv_loop_t *loop;
@@ -77,10 +82,13 @@ struct replica {
 	int failures;          /* consecutive */
 	bool retention_wanted; /* the retention check is due */
 	struct retention_plan *retention; /* keys being removed */
+	bool validation_wanted;
+	struct validation *validation; /* in progress, or NULL */
 	uv_timer_t sync_timer;
 	uv_timer_t retry_timer;
 	uv_timer_t retention_timer;
 	uv_timer_t snapshot_timer;
+	uv_timer_t validation_timer;
 	int open_handles;
 	void (*flush_cb)(struct replica *r, int rc);
 	void (*close_cb)(struct replica *r);

@@ -259,43 +259,51 @@ static void on_decompressed(uv_work_t *req, int status)
 	start_items(r);
 }
 
+/* Decompresses (or copies, raw) src into out. 0, or -errno with err. */
+static int decompress_file(const char *key, const char *src, bool raw, const char *out, uint64_t *size,
+			   char *err, size_t errlen)
+{
+	char why[256] = "";
+	int in, fd, rc;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: open %s: %s", key, src, strerror(errno));
+		return rc;
+	}
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "create %s: %s", out, strerror(errno));
+		close(in);
+		return rc;
+	}
+	if (raw) {
+		struct stat st;
+		rc = fstat(in, &st) == 0 ? fs_copy_range(in, 0, (uint64_t)st.st_size, fd) : -errno;
+		*size = (uint64_t)st.st_size;
+		if (rc != 0)
+			snprintf(err, errlen, "%s: %s", key, strerror(-rc));
+	} else {
+		rc = lz4io_decompress(in, fd, size, why, sizeof(why));
+		if (rc != 0)
+			snprintf(err, errlen, "%s: %s", key, why[0] ? why : strerror(-rc));
+	}
+	close(in);
+	if (close(fd) != 0 && rc == 0) {
+		rc = -errno;
+		snprintf(err, errlen, "write %s: %s", out, strerror(errno));
+	}
+	return rc;
+}
+
 /* Threadpool: decompress (or copy) the object into its output file. */
 static void decompress_work(uv_work_t *req)
 {
 	struct item *it = req->data;
-	char why[256] = "";
-	int in, out;
 
-	in = open(it->src, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
-		it->rc = -errno;
-		snprintf(it->err, sizeof(it->err), "%s: open %s: %s", it->key, it->src, strerror(errno));
-		return;
-	}
-	out = open(it->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (out < 0) {
-		it->rc = -errno;
-		snprintf(it->err, sizeof(it->err), "create %s: %s", it->out, strerror(errno));
-		close(in);
-		return;
-	}
-	if (it->raw) {
-		struct stat st;
-		it->rc = fstat(in, &st) == 0 ? fs_copy_range(in, 0, (uint64_t)st.st_size, out) : -errno;
-		it->out_size = (uint64_t)st.st_size;
-		if (it->rc != 0)
-			snprintf(it->err, sizeof(it->err), "%s: %s", it->key, strerror(-it->rc));
-	} else {
-		it->rc = lz4io_decompress(in, out, &it->out_size, why, sizeof(why));
-		if (it->rc != 0)
-			snprintf(it->err, sizeof(it->err), "%s: %s", it->key,
-				 why[0] ? why : strerror(-it->rc));
-	}
-	close(in);
-	if (close(out) != 0 && it->rc == 0) {
-		it->rc = -errno;
-		snprintf(it->err, sizeof(it->err), "write %s: %s", it->out, strerror(errno));
-	}
+	it->rc = decompress_file(it->key, it->src, it->raw, it->out, &it->out_size, it->err, sizeof(it->err));
 }
 
 static void queue_decompress(struct restore *r, struct item *it)
@@ -398,44 +406,116 @@ static int plan_items(struct restore *r, const struct choice *c)
 
 /* ---- building -------------------------------------------------------- */
 
-static int build(struct restore *r)
+int restore_apply(const char *db_path, const struct restore_segment *segs, size_t n, bool verbose,
+		  char *err, size_t errlen)
 {
 	struct walapply *a = NULL;
-	char err[512];
 	int fd, rc;
 
-	fd = open(r->tmp_db, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return fail(r, -errno, "open %s: %s", r->tmp_db, strerror(errno));
-	if ((rc = walapply_new(fd, &a, err, sizeof(err))) != 0) {
-		close(fd);
-		return fail(r, rc, "%s: %s", r->items[0].key, err);
+	fd = open(db_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "open %s: %s", db_path, strerror(errno));
+		return -errno;
 	}
-	for (size_t i = 1; i < r->n_items && rc == 0; i++) {
-		struct item *it = &r->items[i];
-		if (i == 1 || r->items[i - 1].index != it->index)
-			rc = walapply_index_begin(a, it->index);
+	if ((rc = walapply_new(fd, &a, err, errlen)) != 0) {
+		close(fd);
+		return rc;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct restore_segment *sg = &segs[i];
+		if (i == 0 || segs[i - 1].index != sg->index)
+			rc = walapply_index_begin(a, sg->index);
 		if (rc == 0)
-			rc = walapply_segment(a, it->out, it->offset, it->key, err, sizeof(err));
-		if (rc == 0 && (i + 1 == r->n_items || r->items[i + 1].index != it->index)) {
-			rc = walapply_index_end(a, err, sizeof(err));
-			if (rc == 0)
-				say(r, "verified wal index %08x", it->index);
+			rc = walapply_segment(a, sg->path, sg->offset, sg->limit, sg->name, err, errlen);
+		if (rc == 0 && (i + 1 == n || segs[i + 1].index != sg->index)) {
+			rc = walapply_index_end(a, err, errlen);
+			if (rc == 0 && verbose)
+				LOG_INFO(db_path, NULL, "verified wal index %08x", sg->index);
 		}
 	}
 	if (rc == 0)
-		rc = walapply_finish(a, err, sizeof(err));
+		rc = walapply_finish(a, err, errlen);
 	if (rc == 0) {
-		say(r, "applied %llu frames as %llu page writes", (unsigned long long)walapply_frames(a),
-		    (unsigned long long)walapply_pages_written(a));
-		if (fsync(fd) != 0)
-			rc = -errno, snprintf(err, sizeof(err), "fsync %s: %s", r->tmp_db, strerror(errno));
+		if (verbose)
+			LOG_INFO(db_path, NULL, "applied %llu frames as %llu page writes",
+				 (unsigned long long)walapply_frames(a),
+				 (unsigned long long)walapply_pages_written(a));
+		if (fsync(fd) != 0) {
+			rc = -errno;
+			snprintf(err, errlen, "fsync %s: %s", db_path, strerror(errno));
+		}
 	}
 	walapply_free(a);
 	close(fd);
-	if (rc != 0)
-		return fail(r, rc, "%s", err);
-	return 0;
+	return rc;
+}
+
+static int build(struct restore *r)
+{
+	struct restore_segment *segs = calloc(r->n_items ? r->n_items : 1, sizeof(*segs));
+	int rc;
+
+	if (segs == NULL)
+		return fail(r, -ENOMEM, "out of memory");
+	for (size_t i = 1; i < r->n_items; i++) {
+		segs[i - 1].path = r->items[i].out;
+		segs[i - 1].name = r->items[i].key;
+		segs[i - 1].index = r->items[i].index;
+		segs[i - 1].offset = r->items[i].offset;
+	}
+	rc = restore_apply(r->tmp_db, segs, r->n_items - 1, r->o->verbose, r->err, r->errlen);
+	free(segs);
+	if (rc != 0 && strncmp(r->err, "snapshot", 8) == 0) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", r->err);
+		fail(r, rc, "%s: %s", r->items[0].key, why);
+	}
+	return rc;
+}
+
+int restore_build_local(const struct restore_object *objs, size_t n, const char *out_path,
+			const char *scratch, char *err, size_t errlen)
+{
+	struct restore_segment *segs;
+	char **paths;
+	uint64_t size;
+	int rc = 0;
+
+	if (n == 0 || !objs[0].snapshot) {
+		snprintf(err, errlen, "no snapshot to build from");
+		return -EINVAL;
+	}
+	segs = calloc(n, sizeof(*segs));
+	paths = calloc(n, sizeof(*paths));
+	if (segs == NULL || paths == NULL) {
+		free(segs);
+		free(paths);
+		return -ENOMEM;
+	}
+	rc = decompress_file(objs[0].key, objs[0].local, false, out_path, &size, err, errlen);
+	for (size_t i = 1; i < n && rc == 0; i++) {
+		paths[i] = str_printf("%s/%zu.wal", scratch, i);
+		if (paths[i] == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = decompress_file(objs[i].key, objs[i].local, objs[i].raw, paths[i], &size, err, errlen);
+		segs[i - 1].path = paths[i];
+		segs[i - 1].name = objs[i].key;
+		segs[i - 1].index = objs[i].index;
+		segs[i - 1].offset = objs[i].offset;
+		segs[i - 1].limit = objs[i].limit;
+	}
+	if (rc == 0)
+		rc = restore_apply(out_path, segs, n - 1, false, err, errlen);
+	for (size_t i = 1; i < n; i++) {
+		if (paths[i] != NULL)
+			unlink(paths[i]);
+		free(paths[i]);
+	}
+	free(paths);
+	free(segs);
+	return rc;
 }
 
 static int integrity_check(struct restore *r)

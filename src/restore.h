@@ -51,4 +51,41 @@ struct restore_source {
 int restore_run(const struct restore_source *sources, size_t n_sources, const struct restore_opts *opts,
 		char *err, size_t errlen);
 
+/* One decompressed segment for restore_apply(). */
+struct restore_segment {
+	const char *path;  /* the WAL bytes */
+	const char *name;  /* for errors */
+	uint32_t index;
+	uint64_t offset;   /* where they start in the index */
+	uint64_t limit;    /* use only this many bytes (0: all) */
+};
+
+/*
+ * Blocking: applies segments (in index and offset order, each index
+ * starting at offset 0) to the database file at db_path, page by page
+ * (walapply.h). 0, or -errno with err set.
+ */
+int restore_apply(const char *db_path, const struct restore_segment *segs, size_t n, bool verbose,
+		  char *err, size_t errlen);
+
+/* A compressed object already on local disk, for restore_build_local(). */
+struct restore_object {
+	char key[160];     /* for errors */
+	const char *local; /* path of the object as stored */
+	bool snapshot;
+	bool raw;          /* an uncompressed IIIIIIII.wal */
+	uint32_t index;
+	uint64_t offset;
+	uint64_t limit;    /* use only this many decompressed bytes (0: all) */
+};
+
+/*
+ * Blocking (for the threadpool): builds the database at out_path (created)
+ * from objs[0], a snapshot, and the segments after it, decompressing them
+ * into the directory scratch. No integrity check, no rename: validation
+ * uses it to compare images. 0, or -errno with err set.
+ */
+int restore_build_local(const struct restore_object *objs, size_t n, const char *out_path,
+			const char *scratch, char *err, size_t errlen);
+
 #endif

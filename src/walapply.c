@@ -148,8 +148,8 @@ static int add_frame(struct walapply *a, const struct frame_rec *f)
 	return 0;
 }
 
-int walapply_segment(struct walapply *a, const char *path, uint64_t offset, const char *name,
-		     char *err, size_t errlen)
+int walapply_segment(struct walapply *a, const char *path, uint64_t offset, uint64_t limit,
+		     const char *name, char *err, size_t errlen)
 {
 	uint8_t raw[WAL_HEADER_SIZE];
 	struct stat st;
@@ -171,6 +171,8 @@ int walapply_segment(struct walapply *a, const char *path, uint64_t offset, cons
 		goto out;
 	}
 	size = (uint64_t)st.st_size;
+	if (limit != 0 && limit < size)
+		size = limit;
 	if (offset == 0) {
 		if (size < WAL_HEADER_SIZE || fs_pread_full(fd, raw, sizeof(raw), 0) != sizeof(raw)) {
 			rc = fail(err, errlen, -EBADMSG, "%s: too short for a wal header (%llu bytes)", name,

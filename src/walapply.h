@@ -47,11 +47,12 @@ int walapply_index_begin(struct walapply *a, uint32_t index);
 
 /*
  * Adds a decompressed segment (path, kept until walapply_finish) holding
- * bytes [offset, offset + size) of the current index. name is for errors.
- * Verifies it. 0, or -EBADMSG/-errno with err set.
+ * bytes [offset, offset + size) of the current index; only its first
+ * `limit` bytes when limit is not 0 (a shadow WAL still growing). name is
+ * for errors. Verifies it. 0, or -EBADMSG/-errno with err set.
  */
-int walapply_segment(struct walapply *a, const char *path, uint64_t offset, const char *name,
-		     char *err, size_t errlen);
+int walapply_segment(struct walapply *a, const char *path, uint64_t offset, uint64_t limit,
+		     const char *name, char *err, size_t errlen);
 
 /* Ends the current index: its committed pages take effect. */
 int walapply_index_end(struct walapply *a, char *err, size_t errlen);
