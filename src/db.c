@@ -573,6 +573,10 @@ static void on_job_done(uv_work_t *req, int status)
 		}
 		return;
 	}
+	if (db->state == DB_CLOSING) {
+		db_close(db, db->close_cb);
+		return;
+	}
 	if (db->state != DB_RUNNING)
 		return;
 	if (db->sync_wanted || db->checkpoint_wanted != CHECKPOINT_NONE ||
@@ -809,29 +813,27 @@ static void on_close_job_done(uv_work_t *req, int status)
 
 void db_close(struct db *db, void (*cb)(struct db *db))
 {
-	struct db_job *job = calloc(1, sizeof(*job));
+	struct db_job *job;
 
 	db->close_cb = cb;
 	db->state = DB_CLOSING;
-	if (job == NULL || db->job != NULL) {
-		/* Should not happen after db_stop(); close what we can here. */
-		free(job);
-		close_conns(db);
-		uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
-		uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
-		return;
-	}
-	job->req.data = job;
-	job->db = db;
-	job->close = true;
-	db->job = job;
-	if (uv_queue_work(db->loop, &job->req, on_job_work, on_close_job_done) != 0) {
+	if (db->job != NULL)
+		return; /* on_job_done() comes back here once the job is over */
+	job = calloc(1, sizeof(*job));
+	if (job != NULL) {
+		job->req.data = job;
+		job->db = db;
+		job->close = true;
+		db->job = job;
+		if (uv_queue_work(db->loop, &job->req, on_job_work, on_close_job_done) == 0)
+			return;
 		db->job = NULL;
 		free(job);
-		close_conns(db);
-		uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
-		uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
 	}
+	/* No memory or no threadpool: close here; nothing else runs now. */
+	close_conns(db);
+	uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
 }
 
 void db_free(struct db *db)

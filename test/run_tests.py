@@ -39,7 +39,9 @@ def run_unit(binary):
 def run_pytest(directory, binary, extra):
     with tempfile.TemporaryDirectory(prefix="litestream-pytest-") as tmp:
         report = os.path.join(tmp, "report.xml")
-        env = dict(os.environ, LITESTREAM_BIN=binary, PYTHONDONTWRITEBYTECODE="1")
+        srcdir = os.path.dirname(os.path.dirname(os.path.abspath(directory)))
+        env = dict(os.environ, LITESTREAM_BIN=binary, LITESTREAM_SRCDIR=srcdir,
+                   PYTHONDONTWRITEBYTECODE="1")
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
                "--rootdir", directory, "--junitxml", report, directory] + extra
         proc = subprocess.run(cmd, env=env)

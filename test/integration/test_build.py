@@ -1,0 +1,29 @@
+"""The build: ./configure names the Debian package to install when a
+library is missing (simulated with a pkg-config directory that lacks it)."""
+import glob
+import os
+import subprocess
+
+import pytest
+
+PC_DIRS = ["/usr/lib/x86_64-linux-gnu/pkgconfig", "/usr/lib/pkgconfig", "/usr/share/pkgconfig"]
+
+
+@pytest.mark.parametrize("pc,package", [("libuv", "libuv1-dev"), ("liblz4", "liblz4-dev"),
+                                        ("libcjson", "libcjson-dev")])
+def test_configure_names_missing_package(tmp_path, pc, package):
+    srcdir = os.environ.get("LITESTREAM_SRCDIR")
+    if not srcdir or not os.path.exists(os.path.join(srcdir, "configure")):
+        pytest.skip("no configure script in LITESTREAM_SRCDIR")
+    fake = tmp_path / "pkgconfig"
+    fake.mkdir()
+    for d in PC_DIRS:
+        for f in glob.glob(os.path.join(d, "*.pc")):
+            if os.path.basename(f) != f"{pc}.pc" and not (fake / os.path.basename(f)).exists():
+                os.symlink(f, fake / os.path.basename(f))
+    build = tmp_path / "build"
+    build.mkdir()
+    r = subprocess.run([os.path.join(srcdir, "configure")], cwd=build, capture_output=True, text=True,
+                       env=dict(os.environ, PKG_CONFIG_LIBDIR=str(fake)), timeout=300)
+    assert r.returncode != 0
+    assert f"install the Debian package {package}" in r.stderr, r.stderr[-2000:]
