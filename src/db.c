@@ -44,6 +44,7 @@ struct db_job {
 	int rc;
 	char err[256];
 	bool waiting;                /* the database file does not exist yet */
+	bool removed;                /* ... any more: it was removed */
 	bool opened;
 	struct shadow_sync_result sync;
 	uint64_t copied;
@@ -283,9 +284,14 @@ static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
 
 	if (job->requested != CHECKPOINT_NONE)
 		return job->requested;
+	if (db->passive_index != db->shadow.index)
+		db->passive_floor = 0;
+	if (now_ms(CLOCK_MONOTONIC) < db->checkpoint_retry_ms)
+		return CHECKPOINT_NONE;
 	if (cfg->max_checkpoint_page_count > 0 && frames >= (uint64_t)cfg->max_checkpoint_page_count)
 		return CHECKPOINT_RESTART;
-	if (frames >= (uint64_t)cfg->min_checkpoint_page_count)
+	if (frames >= (uint64_t)cfg->min_checkpoint_page_count &&
+	    frames >= db->passive_floor + (uint64_t)cfg->min_checkpoint_page_count)
 		return CHECKPOINT_PASSIVE;
 	if (cfg->checkpoint_interval_ms > 0 && frames > 1 && stat(db->path, &st) == 0) {
 		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
@@ -320,8 +326,20 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 			goto relock;
 		}
 	}
-	busy_for(db, BUSY_DEFAULT_MS);
-	rc = sqlite3_wal_checkpoint_v2(db->rconn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &ckpt_frames);
+	/*
+	 * SQLite never waits for its checkpoint lock: while the application
+	 * runs its own checkpoint this answers BUSY at once. Holding the
+	 * write lock, the application's checkpoint ends soon; try again.
+	 */
+	busy_for(db, forced ? BUSY_FORCED_LOCK_MS : BUSY_DEFAULT_MS);
+	for (;;) {
+		rc = sqlite3_wal_checkpoint_v2(db->rconn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+					       &ckpt_frames);
+		if (rc != SQLITE_BUSY || !forced || now_ms(CLOCK_MONOTONIC) >= db->busy_deadline_ms)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
 	if (forced)
 		sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -330,12 +348,31 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 		goto relock;
 	}
 	LOG_DEBUG(db->path, NULL, "checkpoint %s: %d of %d frames", mode_names[mode], ckpt_frames, log_frames);
+	if (ckpt_frames < log_frames) {
+		/*
+		 * Not every frame went in, so the WAL cannot restart: for a
+		 * PASSIVE one, writers went on meanwhile (wait for more frames);
+		 * under the write lock, a reader holds old frames (pause).
+		 */
+		if (forced)
+			db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + 1000;
+		db->passive_index = db->shadow.index;
+		db->passive_floor = (uint64_t)log_frames;
+		goto relock;
+	}
 	/* The first write after a complete backfill restarts the WAL. */
 	if ((rc = bump_seq(db, job)) != 0)
 		goto relock;
 	busy_for(db, forced ? BUSY_FORCED_LOCK_MS : BUSY_PASSIVE_LOCK_MS);
 	if (exec_sql(db, db->wconn, "BEGIN IMMEDIATE", job->err, sizeof(job->err)) == 0) {
+		uint32_t index = db->shadow.index;
 		rc = sync_shadow(db, job);
+		if (rc == 0 && db->shadow.index == index) {
+			/* A writer got in first and the WAL went on: wait for more. */
+			db->passive_index = index;
+			db->passive_floor = (db->shadow.size - WAL_HEADER_SIZE) /
+					    (WAL_FRAME_HEADER_SIZE + db->shadow.hdr.page_size);
+		}
 		lock_rc = read_lock_acquire(db, job->err, sizeof(job->err));
 		sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
 		if (rc == 0)
@@ -384,6 +421,11 @@ static void job_run(struct db *db, struct db_job *job)
 		if (db->rconn != NULL || db->wconn != NULL)
 			close_conns(db);
 		return;
+	}
+	if (db->rconn != NULL && access(db->path, F_OK) != 0 && errno == ENOENT) {
+		/* Removed under us: let go of it and wait for it to come back. */
+		close_conns(db);
+		job->removed = true;
 	}
 	if (db->rconn == NULL) {
 		if (access(db->path, F_OK) != 0) {
@@ -532,6 +574,11 @@ static void on_job_done(uv_work_t *req, int status)
 		db->open = false;
 		return;
 	}
+	if (job->removed) {
+		db->open = false;
+		db->pos_valid = false;
+		LOG_WARN(db->path, NULL, "database removed; waiting for it to come back");
+	}
 	if (job->opened) {
 		db->open = true;
 		LOG_INFO(db->path, NULL, "opened (page size %u)", job->page_size);
@@ -545,6 +592,7 @@ static void on_job_done(uv_work_t *req, int status)
 	if (status == UV_ECANCELED) {
 		job->rc = -ECANCELED;
 	} else if (job->rc != 0) {
+		db->retry_at_ms = now_ms(CLOCK_MONOTONIC) + 1000;
 		db->stats.sync_error_count++;
 		snprintf(db->stats.last_error, sizeof(db->stats.last_error), "%s", job->err);
 		if (job->rc == -EBUSY)
@@ -579,8 +627,9 @@ static void on_job_done(uv_work_t *req, int status)
 	}
 	if (db->state != DB_RUNNING)
 		return;
-	if (db->sync_wanted || db->checkpoint_wanted != CHECKPOINT_NONE ||
-	    db->new_generation_reason[0] != '\0' || db->image_path != NULL)
+	if ((db->sync_wanted || db->checkpoint_wanted != CHECKPOINT_NONE ||
+	     db->new_generation_reason[0] != '\0' || db->image_path != NULL) &&
+	    now_ms(CLOCK_MONOTONIC) >= db->retry_at_ms)
 		start_job(db);
 }
 
@@ -652,7 +701,8 @@ void db_request_sync(struct db *db)
 {
 	if (db->state != DB_RUNNING)
 		return;
-	if (db->job != NULL) {
+	/* After a failure, wait a second (the monitor timer comes back). */
+	if (db->job != NULL || now_ms(CLOCK_MONOTONIC) < db->retry_at_ms) {
 		db->sync_wanted = true;
 		return;
 	}

@@ -101,6 +101,16 @@ struct db {
 	int file_fd;
 	bool read_locked;
 	int64_t busy_deadline_ms;
+	/*
+	 * Checkpoint pacing: frames in the WAL at the last PASSIVE checkpoint
+	 * that did not restart it (of shadow index passive_index), and no
+	 * checkpoint before checkpoint_retry_ms after one that readers kept
+	 * from completing; so a stuck reader or a writer that never pauses
+	 * does not turn every sync into a checkpoint.
+	 */
+	uint64_t passive_floor;
+	uint32_t passive_index;
+	int64_t checkpoint_retry_ms;
 
 	/* Loop-owned. */
 	enum db_state state;
@@ -119,6 +129,7 @@ struct db {
 	db_image_cb image_cb;
 	void *image_arg;
 	int64_t last_checkpoint_ms;
+	int64_t retry_at_ms;       /* after a failed sync, not before this */
 	struct db_stats stats;
 	uv_fs_event_t dir_watch;
 	uv_timer_t monitor_timer;

@@ -148,12 +148,16 @@ static void compress_job(struct replica_job *job)
 	}
 	uint64_t off = job->kind == JOB_SEGMENT ? job->from.offset : 0;
 	uint64_t len = job->kind == JOB_SEGMENT ? job->end - job->from.offset : (uint64_t)st.st_size;
-	if ((rc = parent_mkdir(job->stage)) != 0) {
-		job->rc = rc;
-		snprintf(job->err, sizeof(job->err), "mkdir for %s: %s", job->stage, strerror(-rc));
-		goto done;
-	}
 	out = open(job->stage, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0 && errno == ENOENT) {
+		/* First object in this directory. */
+		if ((rc = parent_mkdir(job->stage)) != 0) {
+			job->rc = rc;
+			snprintf(job->err, sizeof(job->err), "mkdir for %s: %s", job->stage, strerror(-rc));
+			goto done;
+		}
+		out = open(job->stage, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	}
 	if (out < 0) {
 		job->rc = -errno;
 		snprintf(job->err, sizeof(job->err), "create %s: %s", job->stage, strerror(errno));

@@ -125,13 +125,22 @@ static int do_put(struct file_op *op)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = parent_dir(final, dir, sizeof(dir))) != 0 || (rc = fs_mkdir_p(dir, DIR_MODE)) != 0) {
-		fail(op, rc, "mkdir", dir);
+	if ((rc = parent_dir(final, dir, sizeof(dir))) != 0) {
+		fail(op, rc, "put", final);
 		goto out;
 	}
 	if (strcmp(op->local, tmp) != 0) {
 		unlink(tmp);
-		if ((rc = fs_copy_file(op->local, tmp, FILE_MODE)) != 0) {
+		rc = fs_copy_file(op->local, tmp, FILE_MODE);
+		if (rc == -ENOENT && access(op->local, F_OK) == 0) {
+			/* First object in this directory. */
+			if ((rc = fs_mkdir_p(dir, DIR_MODE)) != 0) {
+				fail(op, rc, "mkdir", dir);
+				goto out;
+			}
+			rc = fs_copy_file(op->local, tmp, FILE_MODE);
+		}
+		if (rc != 0) {
 			fail(op, rc, "write", tmp);
 			unlink(tmp);
 			goto out;

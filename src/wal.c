@@ -159,30 +159,42 @@ static ssize_t pread_full(int fd, uint8_t *buf, size_t n, uint64_t off)
 }
 
 int wal_scan(int fd, const struct wal_header *h, uint64_t start, const uint32_t cksum[2],
-	     uint8_t *buf, struct wal_scan_result *out)
+	     uint8_t *buf, size_t buf_len, struct wal_scan_result *out)
 {
 	size_t fsz = wal_frame_size(h);
+	size_t per_read = buf_len / fsz;
 	uint32_t run[2] = {cksum[0], cksum[1]};
 	uint64_t off = start, frames = 0;
 	struct wal_scan_result r = {start, {cksum[0], cksum[1]}, 0, 0};
 
+	if (per_read == 0)
+		return -EINVAL;
 	for (;;) {
-		ssize_t n = pread_full(fd, buf, fsz, off);
+		ssize_t n = pread_full(fd, buf, per_read * fsz, off);
+		size_t whole;
+
 		if (n < 0)
 			return (int)n;
-		if ((size_t)n < fsz || !wal_frame_verify(h, buf, run))
-			break;
-		off += fsz;
-		frames++;
-		uint32_t db_size = wal_get_u32(buf + 4);
-		if (db_size != 0) {
-			r.commit_end = off;
-			r.cksum[0] = run[0];
-			r.cksum[1] = run[1];
-			r.db_size = db_size;
-			r.frames = frames;
+		whole = (size_t)n / fsz;
+		for (size_t i = 0; i < whole; i++) {
+			const uint8_t *frame = buf + i * fsz;
+			if (!wal_frame_verify(h, frame, run))
+				goto done;
+			off += fsz;
+			frames++;
+			uint32_t db_size = wal_get_u32(frame + 4);
+			if (db_size != 0) {
+				r.commit_end = off;
+				r.cksum[0] = run[0];
+				r.cksum[1] = run[1];
+				r.db_size = db_size;
+				r.frames = frames;
+			}
 		}
+		if (whole < per_read)
+			break; /* end of file, or a torn last frame */
 	}
+done:
 	*out = r;
 	return 0;
 }

@@ -100,10 +100,10 @@ struct wal_scan_result {
  * at or after WAL_HEADER_SIZE) whose running checksum there is cksum,
  * stopping at the first frame that is short, has other salts or breaks the
  * chain. Reports where the last valid commit frame ends (start itself when
- * none is found). buf must hold one frame. Returns 0 or -errno on a read
- * error.
+ * none is found). buf (buf_len bytes, at least one frame) is filled with as
+ * many whole frames per read as fit. Returns 0 or -errno on a read error.
  */
 int wal_scan(int fd, const struct wal_header *h, uint64_t start, const uint32_t cksum[2],
-	     uint8_t *buf, struct wal_scan_result *out);
+	     uint8_t *buf, size_t buf_len, struct wal_scan_result *out);
 
 #endif

@@ -34,3 +34,12 @@ def open_wal_db(path, page_size=None):
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_sidecars():
+    """Kills any `litestream replicate` a test started and did not stop
+    (a failed assertion must not leave a sidecar running for hours)."""
+    yield
+    import lsutil
+    lsutil.kill_leftovers()

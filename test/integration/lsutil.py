@@ -20,6 +20,20 @@ def wait_for(cond, timeout=30, interval=0.05, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+# Every sidecar a test starts, so that none outlives its test (conftest).
+RUNNING = []
+
+
+def kill_leftovers():
+    while RUNNING:
+        rep = RUNNING.pop()
+        if rep.proc.poll() is None:
+            rep.proc.kill()
+            rep.proc.wait()
+        if not rep.log.closed:
+            rep.log.close()
+
+
 class Replicator:
     """A running `litestream replicate` process with its log in a file."""
 
@@ -28,6 +42,7 @@ class Replicator:
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen([binary, "replicate", *map(str, args)],
                                      stdout=self.log, stderr=self.log, env=env)
+        RUNNING.append(self)
 
     def text(self):
         with open(self.log_path, "r", errors="replace") as f:
@@ -40,6 +55,8 @@ class Replicator:
             rc = self.proc.wait(timeout=timeout)
         finally:
             self.log.close()
+            if self in RUNNING:
+                RUNNING.remove(self)
         return rc
 
     def kill(self):
