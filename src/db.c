@@ -17,6 +17,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * A busy application commits thousands of times a second and each commit
+ * fires an fs event: syncs start at most this often, so that a burst of
+ * commits is copied (and shipped) together. A lone commit still starts at
+ * once.
+ */
+#define SYNC_MIN_GAP_MS 3
+
+/* How often the read transaction moves up to what was copied (see job_run). */
+#define READ_REFRESH_MS 100
+
 /* Bounds on how long a job waits for SQLite's locks. */
 #define BUSY_DEFAULT_MS 1000
 #define BUSY_PASSIVE_LOCK_MS 200
@@ -134,6 +145,7 @@ static int read_lock_acquire(struct db *db, char *err, size_t errlen)
 		return rc;
 	}
 	db->read_locked = true;
+	db->read_lock_ms = now_ms(CLOCK_MONOTONIC);
 	return 0;
 }
 
@@ -316,12 +328,17 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 	int log_frames = 0, ckpt_frames = 0;
 	int rc, lock_rc;
 
+	/* What SQLite may now reuse must be durable in the shadow first. */
+	if ((rc = shadow_flush(&db->shadow)) != 0) {
+		snprintf(job->err, sizeof(job->err), "fsync shadow wal: %s", strerror(-rc));
+		return rc;
+	}
 	read_lock_release(db);
 	if (forced) {
 		busy_for(db, BUSY_FORCED_LOCK_MS);
 		if ((rc = exec_sql(db, db->wconn, "BEGIN IMMEDIATE", job->err, sizeof(job->err))) != 0)
 			goto relock;
-		if ((rc = sync_shadow(db, job)) != 0) {
+		if ((rc = sync_shadow(db, job)) != 0 || (rc = shadow_flush(&db->shadow)) != 0) {
 			sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
 			goto relock;
 		}
@@ -396,6 +413,24 @@ static void job_fill_pos(struct db *db, struct db_job *job)
 		job->db_size = (uint64_t)st.st_size;
 }
 
+/*
+ * A database file that exists but has no header yet is still being
+ * created by the application: opening it now would race with its first
+ * statements (switching the journal mode needs an exclusive lock).
+ */
+static bool looks_created(const char *path)
+{
+	char hdr[16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = fs_pread_full(fd, hdr, sizeof(hdr), 0);
+	close(fd);
+	return n == (ssize_t)sizeof(hdr) && memcmp(hdr, "SQLite format 3", 16) == 0;
+}
+
 /* The database file, through our descriptor (see file_fd in db.h). */
 static int copy_image(struct db *db, const char *path)
 {
@@ -428,7 +463,7 @@ static void job_run(struct db *db, struct db_job *job)
 		job->removed = true;
 	}
 	if (db->rconn == NULL) {
-		if (access(db->path, F_OK) != 0) {
+		if (!looks_created(db->path)) {
 			job->waiting = true;
 			return;
 		}
@@ -469,7 +504,7 @@ static void job_run(struct db *db, struct db_job *job)
 	 * stale snapshot would hold them back). The moment without the lock
 	 * is harmless now that nothing is left to copy.
 	 */
-	if (job->copied > 0) {
+	if (job->copied > 0 && now_ms(CLOCK_MONOTONIC) - db->read_lock_ms >= READ_REFRESH_MS) {
 		read_lock_release(db);
 		if ((rc = read_lock_acquire(db, job->err, sizeof(job->err))) != 0) {
 			job->rc = rc;
@@ -504,6 +539,8 @@ static void job_run(struct db *db, struct db_job *job)
 		if (rc != 0)
 			LOG_WARN(db->path, NULL, "cannot remove shipped shadow wal files: %s", strerror(-rc));
 	}
+	if (job->final && (rc = shadow_flush(&db->shadow)) != 0)
+		LOG_WARN(db->path, NULL, "fsync shadow wal: %s", strerror(-rc));
 	job_fill_pos(db, job);
 	if (job->image_path != NULL)
 		job->image_rc = copy_image(db, job->image_path);
@@ -627,10 +664,9 @@ static void on_job_done(uv_work_t *req, int status)
 	}
 	if (db->state != DB_RUNNING)
 		return;
-	if ((db->sync_wanted || db->checkpoint_wanted != CHECKPOINT_NONE ||
-	     db->new_generation_reason[0] != '\0' || db->image_path != NULL) &&
-	    now_ms(CLOCK_MONOTONIC) >= db->retry_at_ms)
-		start_job(db);
+	if (db->sync_wanted || db->checkpoint_wanted != CHECKPOINT_NONE ||
+	    db->new_generation_reason[0] != '\0' || db->image_path != NULL)
+		db_request_sync(db);
 }
 
 /* Which shadow files replicas still need (see shadow_remove_shipped). */
@@ -670,6 +706,7 @@ static void start_job(struct db *db)
 	}
 	job->req.data = job;
 	job->db = db;
+	db->last_start_ms = now_ms(CLOCK_MONOTONIC);
 	job->final = db->state == DB_STOPPING;
 	job->requested = db->checkpoint_wanted;
 	job->may_checkpoint = db->snapshot_readers == 0;
@@ -697,13 +734,28 @@ static void start_job(struct db *db)
 	db->job = job;
 }
 
+static void on_pace(uv_timer_t *t)
+{
+	struct db *db = t->data;
+
+	if (db->sync_wanted)
+		db_request_sync(db);
+}
+
 void db_request_sync(struct db *db)
 {
+	int64_t now = now_ms(CLOCK_MONOTONIC);
+
 	if (db->state != DB_RUNNING)
 		return;
+	db->sync_wanted = true;
 	/* After a failure, wait a second (the monitor timer comes back). */
-	if (db->job != NULL || now_ms(CLOCK_MONOTONIC) < db->retry_at_ms) {
-		db->sync_wanted = true;
+	if (db->job != NULL || now < db->retry_at_ms)
+		return;
+	if (now - db->last_start_ms < SYNC_MIN_GAP_MS) {
+		if (!uv_is_active((uv_handle_t *)&db->pace_timer))
+			uv_timer_start(&db->pace_timer, on_pace,
+				       (uint64_t)(SYNC_MIN_GAP_MS - (now - db->last_start_ms)), 0);
 		return;
 	}
 	start_job(db);
@@ -815,6 +867,9 @@ int db_start(struct db *db)
 	if (db->cfg->monitor_interval_ms > 0)
 		uv_timer_start(&db->monitor_timer, on_monitor, (uint64_t)db->cfg->monitor_interval_ms,
 			       (uint64_t)db->cfg->monitor_interval_ms);
+	uv_timer_init(db->loop, &db->pace_timer);
+	db->pace_timer.data = db;
+	db->open_handles++;
 	uv_fs_event_init(db->loop, &db->dir_watch);
 	db->dir_watch.data = db;
 	db->open_handles++;
@@ -833,6 +888,7 @@ void db_stop(struct db *db, void (*cb)(struct db *db))
 	db->stop_cb = cb;
 	db->state = DB_STOPPING;
 	uv_timer_stop(&db->monitor_timer);
+	uv_timer_stop(&db->pace_timer);
 	uv_fs_event_stop(&db->dir_watch);
 	if (db->job == NULL)
 		start_job(db); /* the final sync; on_job_done reports */
@@ -858,6 +914,7 @@ static void on_close_job_done(uv_work_t *req, int status)
 	db->job = NULL;
 	db->open = false;
 	uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->pace_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
 }
 
@@ -883,6 +940,7 @@ void db_close(struct db *db, void (*cb)(struct db *db))
 	/* No memory or no threadpool: close here; nothing else runs now. */
 	close_conns(db);
 	uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->pace_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
 }
 

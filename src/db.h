@@ -100,6 +100,7 @@ struct db {
 	 */
 	int file_fd;
 	bool read_locked;
+	int64_t read_lock_ms;     /* when the read transaction began (monotonic) */
 	int64_t busy_deadline_ms;
 	/*
 	 * Checkpoint pacing: frames in the WAL at the last PASSIVE checkpoint
@@ -133,6 +134,8 @@ struct db {
 	struct db_stats stats;
 	uv_fs_event_t dir_watch;
 	uv_timer_t monitor_timer;
+	uv_timer_t pace_timer;     /* defers a sync asked for too soon after the last */
+	int64_t last_start_ms;     /* when the last sync job started (monotonic) */
 	int open_handles;
 	void (*stop_cb)(struct db *db);
 	void (*close_cb)(struct db *db);

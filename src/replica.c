@@ -24,6 +24,13 @@
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS 10000
 #define SNAPSHOT_WAIT_MS 20
+/*
+ * With sync-interval 0 a segment starts as soon as the database moves,
+ * but not sooner than this after the previous one: under a busy writer the
+ * commits of a few milliseconds travel together (one file, one fsync)
+ * instead of one object per commit; a lone commit still ships at once.
+ */
+#define SHIP_MIN_GAP_MS 10
 
 enum job_kind { JOB_SEGMENT, JOB_SNAPSHOT, JOB_MEASURE };
 
@@ -53,6 +60,16 @@ static int64_t wall_ms(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_sync_timer(uv_timer_t *t);
 
 static const char *db_name(const struct replica *r)
 {
@@ -267,6 +284,8 @@ static void on_segment_put(void *arg, int rc, const char *err)
 		unlink(job->stage);
 		failed(r, job->key, rc, err);
 	} else {
+		/* A staged copy the backend did not consume (S3 uploads it). */
+		unlink(job->stage);
 		r->pos = job->from;
 		r->pos.offset = job->end;
 		r->stats.put_count++;
@@ -299,6 +318,7 @@ static void on_segment_compressed(uv_work_t *req, int status)
 
 static void ship_segment(struct replica *r, uint64_t end)
 {
+	r->last_ship_ms = mono_ms();
 	struct replica_job *job = job_new(r, JOB_SEGMENT);
 	char name[NAME_MAX_LEN], *src;
 
@@ -329,6 +349,7 @@ static void on_snapshot_put(void *arg, int rc, const char *err)
 		unlink(job->stage);
 		failed(r, job->key, rc, err);
 	} else {
+		unlink(job->stage);
 		if (strcmp(r->pos.generation, job->from.generation) != 0) {
 			r->pos = job->from;
 			r->pos.offset = 0;
@@ -474,10 +495,20 @@ static void step(struct replica *r)
 				ahead(r, "current index");
 				return;
 			}
-			if (r->pos.offset < d->offset)
-				ship_segment(r, d->offset);
-			else
+			if (r->pos.offset >= d->offset) {
 				caught_up(r);
+				return;
+			}
+			if (r->cfg->sync_interval_ms == 0 && r->flush_cb == NULL) {
+				int64_t since = mono_ms() - r->last_ship_ms;
+				if (since < SHIP_MIN_GAP_MS) {
+					if (!uv_is_active((uv_handle_t *)&r->sync_timer))
+						uv_timer_start(&r->sync_timer, on_sync_timer,
+							       (uint64_t)(SHIP_MIN_GAP_MS - since), 0);
+					return;
+				}
+			}
+			ship_segment(r, d->offset);
 			return;
 		}
 		/* An earlier, sealed index of this generation, or another generation. */

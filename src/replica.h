@@ -80,6 +80,7 @@ struct replica {
 	bool snapshot_wanted;  /* replica_request_snapshot() */
 	bool closing;
 	int failures;          /* consecutive */
+	int64_t last_ship_ms;  /* monotonic: when the last segment upload began */
 	bool retention_wanted; /* the retention check is due */
 	struct retention_plan *retention; /* keys being removed */
 	bool validation_wanted;

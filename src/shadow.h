@@ -11,8 +11,9 @@
  * cannot be proven. Invariants kept here:
  *
  *  - a shadow file only ever holds whole transactions: bytes are appended
- *    up to the last valid commit frame (salts and checksum chain verified)
- *    and fsynced before the new size is reported;
+ *    up to the last valid commit frame (salts and checksum chain verified);
+ *    they are fsynced (shadow_flush) before any checkpoint can let SQLite
+ *    reuse the real WAL, and when an index is sealed;
  *  - after a crash, shadow_open() re-verifies the current file and cuts any
  *    torn tail back to its last commit frame;
  *  - no frame is ever taken from a WAL whose continuity with the shadow is
@@ -72,6 +73,9 @@ void shadow_close(struct shadow *s);
  * shadow stays at its last committed size).
  */
 int shadow_sync(struct shadow *s, struct shadow_sync_result *res);
+
+/* Makes the current shadow file durable (before a checkpoint, at exit). */
+int shadow_flush(struct shadow *s);
 
 /* Starts a new generation now (e.g. asked by a replica). */
 int shadow_new_generation(struct shadow *s, const char *reason, struct shadow_sync_result *res);
