@@ -26,10 +26,18 @@ int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backen
 	case REPLICA_FILE:
 		return backend_file_new(loop, cfg->path, out);
 	case REPLICA_S3:
-		break;
+		return backend_s3_new(loop, cfg, out, err, errlen);
 	}
-	snprintf(err, errlen, "replica %s: s3 replicas are not supported by this build yet", cfg->name);
+	snprintf(err, errlen, "replica %s: unknown replica type", cfg->name);
 	return -ENOTSUP;
+}
+
+void backend_close(struct backend *b, void (*cb)(void *arg), void *arg)
+{
+	if (b->ops->close != NULL)
+		b->ops->close(b, cb, arg);
+	else if (cb != NULL)
+		cb(arg);
 }
 
 struct wait_state {

@@ -69,7 +69,20 @@ struct backend_ops {
 	 * in place instead of copying it first. malloc'd, or NULL.
 	 */
 	char *(*local_path)(struct backend *b, const char *key);
-	/* Frees the backend; no operation may be in flight. */
+	/*
+	 * Optional, asynchronous: cancels whatever is still in flight (those
+	 * callbacks run first, with -ECANCELED), releases every handle the
+	 * backend holds on the loop, then calls cb(arg) from the loop. Only
+	 * free() may follow. A backend that holds no handle between
+	 * operations (file) leaves it NULL. Call it through backend_close().
+	 */
+	void (*close)(struct backend *b, void (*cb)(void *arg), void *arg);
+	/*
+	 * Frees the backend; no operation may be in flight. A backend with
+	 * close() is normally closed first; freed without that, it starts
+	 * closing its handles itself, and the loop must run again (as the
+	 * one-shot commands do after free) for them to go.
+	 */
 	void (*free)(struct backend *b);
 };
 
@@ -85,6 +98,16 @@ int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backen
 
 /* The file backend (replica_file.c). */
 int backend_file_new(uv_loop_t *loop, const char *root, struct backend **out);
+
+/* The S3 backend (replica_s3.c). 0 or -errno with a message in err. */
+int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
+		   char *err, size_t errlen);
+
+/*
+ * Closes b (ops->close), then cb(arg). Without a close op there is nothing
+ * to release and cb runs before backend_close() returns.
+ */
+void backend_close(struct backend *b, void (*cb)(void *arg), void *arg);
 
 /*
  * Blocking wrappers for one-shot commands: run the loop until the

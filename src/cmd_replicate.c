@@ -5,6 +5,7 @@
  * replica and exits 0.
  */
 #include "commands.h"
+#include "control.h"
 #include "db.h"
 #include "flags.h"
 #include "log.h"
@@ -35,11 +36,13 @@ struct app {
 	uv_signal_t sigint, sigterm;
 	int signals;
 	int exit_code;
+	struct control *control;
 };
 
-static const char *config_path;
+static const char *config_path, *socket_flag;
 static const struct flag replicate_flags[] = {
 	{"config", FLAG_STRING, &config_path, "PATH", "Specifies the configuration file. Defaults to " CONFIG_DEFAULT_PATH "."},
+	{"socket", FLAG_STRING, &socket_flag, "PATH", "Serves status and metrics on this Unix socket (overrides the configuration's socket)."},
 	{0},
 };
 
@@ -59,17 +62,27 @@ static void on_db_closed(struct db *db)
 	struct app *app = w->app;
 
 	if (--app->running == 0) {
+		control_close(app->control); /* after the last flush, which sync?wait may be waiting for */
+		app->control = NULL;
 		uv_close((uv_handle_t *)&app->sigint, NULL);
 		uv_close((uv_handle_t *)&app->sigterm, NULL);
 	}
 }
 
-static void on_replica_closed(struct replica *r)
+static void on_backend_closed(void *arg)
 {
+	struct replica *r = arg;
 	struct watched *w = (struct watched *)r->db;
 
 	if (--w->pending == 0)
 		db_close(&w->db, on_db_closed);
+}
+
+static void on_replica_closed(struct replica *r)
+{
+	/* The backend's loop handles (S3's http client) must go before the
+	 * loop ends; replica_free() frees it later. */
+	backend_close(r->backend, on_backend_closed, r);
 }
 
 static void on_flushed(struct replica *r, int rc)
@@ -148,6 +161,32 @@ static int setup(struct app *app)
 	return 0;
 }
 
+/*
+ * The control socket: -socket, else the configuration file's `socket`
+ * (URL mode has none without -socket). The default path is best effort.
+ */
+static int start_control(struct app *app)
+{
+	struct control_options opt = {0};
+	struct db **dbs = calloc(app->n_dbs, sizeof(*dbs));
+	char err[1024];
+	int rc;
+
+	if (dbs == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < app->n_dbs; i++)
+		dbs[i] = &app->dbs[i].db;
+	opt.socket_path = socket_flag ? socket_flag : app->cfg.path ? app->cfg.socket : NULL;
+	opt.socket_optional = socket_flag == NULL && strcmp(app->cfg.socket, CONFIG_DEFAULT_SOCKET) == 0;
+	opt.socket_mode = app->cfg.socket_mode;
+	opt.metrics_addr = app->cfg.metrics_addr;
+	rc = control_start(&app->loop, dbs, app->n_dbs, &opt, &app->control, err, sizeof(err));
+	free(dbs);
+	if (rc != 0)
+		fprintf(stderr, "litestream replicate: %s\n", err);
+	return rc;
+}
+
 static void teardown(struct app *app)
 {
 	for (size_t i = 0; i < app->n_dbs; i++) {
@@ -197,7 +236,7 @@ int cmd_replicate(int argc, char **argv)
 	int first, rc;
 
 	memset(&app, 0, sizeof(app));
-	config_path = NULL;
+	config_path = socket_flag = NULL;
 	first = flags_parse(&replicate_help, argc, argv);
 	if (first < 0)
 		return flags_exit_code(first);
@@ -208,7 +247,8 @@ int cmd_replicate(int argc, char **argv)
 	log_threshold = app.cfg.log_level;
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&app.loop);
-	if (setup(&app) != 0) {
+	if (setup(&app) != 0 || start_control(&app) != 0) {
+		uv_run(&app.loop, UV_RUN_DEFAULT); /* lets what the control server opened close */
 		teardown(&app);
 		uv_loop_close(&app.loop);
 		return 1;

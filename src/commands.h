@@ -6,8 +6,13 @@
 #ifndef LITESTREAM_COMMANDS_H
 #define LITESTREAM_COMMANDS_H
 
+int cmd_databases(int argc, char **argv);
+int cmd_generations(int argc, char **argv);
 int cmd_replicate(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_wal(int argc, char **argv);
 
 #endif

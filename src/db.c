@@ -30,7 +30,7 @@
 
 /* Bounds on how long a job waits for SQLite's locks. */
 #define BUSY_DEFAULT_MS 1000
-#define BUSY_PASSIVE_LOCK_MS 200
+#define BUSY_PASSIVE_LOCK_MS 2000
 #define BUSY_FORCED_LOCK_MS 5000
 
 struct db_job {
@@ -377,7 +377,12 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 		db->passive_floor = (uint64_t)log_frames;
 		goto relock;
 	}
-	/* The first write after a complete backfill restarts the WAL. */
+	/*
+	 * The first write after a complete backfill restarts the WAL. The
+	 * seal below must follow before the new WAL grows past the old one's
+	 * end (or continuity is lost and a new generation starts): it waits
+	 * for the write lock, spinning (on_busy), rather than give up.
+	 */
 	if ((rc = bump_seq(db, job)) != 0)
 		goto relock;
 	busy_for(db, forced ? BUSY_FORCED_LOCK_MS : BUSY_PASSIVE_LOCK_MS);

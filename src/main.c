@@ -13,9 +13,14 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{"databases", cmd_databases, "lists the databases of the configuration file"},
+	{"generations", cmd_generations, "lists a database's generations and their lag"},
 	{"replicate", cmd_replicate, "runs a server to replicate databases"},
 	{"restore", cmd_restore, "recovers database backup from a replica"},
+	{"snapshots", cmd_snapshots, "lists a database's snapshots"},
+	{"status", cmd_status, "shows the status of a running replicate command"},
 	{"version", cmd_version, "prints the binary version"},
+	{"wal", cmd_wal, "lists a database's WAL segments"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -291,6 +291,7 @@ static void on_segment_put(void *arg, int rc, const char *err)
 		r->stats.put_count++;
 		r->stats.put_bytes += job->out_bytes;
 		r->stats.segments++;
+		r->stats.wal_bytes += job->in_bytes;
 		succeeded(r);
 		LOG_DEBUG(db_name(r), r->name, "wrote %s (%llu bytes of wal)", job->key,
 			  (unsigned long long)job->in_bytes);

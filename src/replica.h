@@ -48,6 +48,7 @@ struct replica_stats {
 	uint64_t delete_count;
 	uint64_t error_count;
 	uint64_t segments;
+	uint64_t wal_bytes;     /* uncompressed WAL bytes shipped in segments */
 	uint64_t snapshots;
 	int64_t last_sync_ms;   /* wall clock of the last acknowledged upload */
 	int64_t behind_since_ms; /* wall clock since which it lags the database; 0 = caught up */

@@ -16,6 +16,15 @@ def generations(replica):
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
+def latest_generation(replica):
+    """The generation holding the newest object (a busy test may start two)."""
+    def newest(gen):
+        root = os.path.join(replica, "generations", gen)
+        return max((os.stat(os.path.join(d, f)).st_mtime_ns
+                    for d, _, files in os.walk(root) for f in files), default=0)
+    return max(generations(replica), key=newest)
+
+
 def snapshots(replica, gen):
     d = os.path.join(replica, "generations", gen, "snapshots")
     out = []

@@ -1,0 +1,874 @@
+/*
+ * S3 requests on the loop; see client.h for the contract.
+ *
+ * Who owns what:
+ *
+ *   struct s3_client  the http client (one curl multi handle for this
+ *                     replica), one timer, the copied credentials, and
+ *                     four lists of calls: ready (waiting for a slot under
+ *                     max_in_flight, FIFO), sending (on the wire), waiting
+ *                     (backing off until due_ms) and cancelled (closing).
+ *   struct s3_call    one accepted request: its own copy of every string of
+ *                     the request, the attempt count, the http request on
+ *                     the wire. Freed right after its callback returns.
+ *
+ * Nothing is sent from inside s3_client_request(): it queues the call and
+ * arms the timer at 0, so that a request refused by http_client (a bad
+ * URL, say) is still answered from the loop. The timer's callback moves
+ * calls whose backoff is over to the ready list, sends what the bound
+ * allows, and re-arms itself for the next due call. A finished attempt
+ * frees a slot, so completions send the next ready call at once.
+ *
+ * Closing: the ready and waiting calls move to the cancelled list, the
+ * timer is closed and the http client closed (which answers every call on
+ * the wire with -ECANCELED, from the loop). Once both close callbacks have
+ * run, the cancelled calls are answered, the client is freed and the
+ * user's close callback runs.
+ */
+#include "s3/client.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UPLOAD_RATE_FLOOR (32 * 1024)     /* bytes/s an upload is given at least */
+#define RECEIVE_ALLOWANCE_MS (30 * 60 * 1000)
+#define EXPECT_CONTINUE_MIN (1024 * 1024) /* ask first before sending this much */
+#define MESSAGE_MAX 512
+#define CONNECT_TIMEOUT_MAX_MS 10000
+
+enum client_state { CLIENT_RUNNING, CLIENT_CLOSING };
+
+struct call_list {
+	struct s3_call *head, *tail;
+};
+
+struct s3_call {
+	struct s3_client *c;
+	struct s3_call *prev, *next;
+	struct s3_request req; /* every string points into this call's copies */
+	struct sigv4_param *params;
+	int attempts;
+	uint64_t due_ms;   /* waiting: loop time of the next attempt */
+	uint64_t sent_ms;  /* loop time the current attempt started */
+	struct http_request *http;
+	s3_request_cb cb;
+	void *arg;
+};
+
+struct s3_client {
+	uv_loop_t *loop;
+	struct http_client *http;
+	uv_timer_t timer;
+	enum client_state state;
+	char *scheme, *authority, *base, *bucket, *region, *ca_file, *log_name;
+	bool path_style, insecure;
+	struct s3_credentials creds;
+	unsigned max_in_flight, in_flight;
+	int max_attempts;
+	int64_t stall_ms;
+	struct call_list ready, sending, waiting, cancelled;
+	size_t pending;
+	uint64_t rng;
+	int closing_parts;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+/* ---- lists ---- */
+
+static void list_push(struct call_list *l, struct s3_call *k)
+{
+	k->next = NULL;
+	k->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = k;
+	else
+		l->head = k;
+	l->tail = k;
+}
+
+static void list_remove(struct call_list *l, struct s3_call *k)
+{
+	if (k->prev != NULL)
+		k->prev->next = k->next;
+	else
+		l->head = k->next;
+	if (k->next != NULL)
+		k->next->prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
+}
+
+static void list_move_all(struct call_list *from, struct call_list *to)
+{
+	struct s3_call *k;
+
+	while ((k = from->head) != NULL) {
+		list_remove(from, k);
+		list_push(to, k);
+	}
+}
+
+/* ---- policy ---- */
+
+bool s3_retryable(int result, long status, const char *code)
+{
+	if (result != 0) {
+		switch (-result) {
+		case ECONNREFUSED:
+		case ECONNRESET:
+		case ECONNABORTED:
+		case EPIPE:
+		case ETIMEDOUT:
+		case EBADMSG:
+		case EHOSTUNREACH:
+		case ENETUNREACH:
+		case ENETDOWN:
+		case EAGAIN:
+			return true;
+		default:
+			return false;
+		}
+	}
+	if (code != NULL && (strcmp(code, "SlowDown") == 0 || strcmp(code, "RequestTimeout") == 0 ||
+			     strcmp(code, "InternalError") == 0 ||
+			     strcmp(code, "ServiceUnavailable") == 0))
+		return true;
+	switch (status) {
+	case 408:
+	case 429:
+	case 500:
+	case 502:
+	case 503:
+	case 504:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool code_is(const char *code, const char *want)
+{
+	return code != NULL && strcmp(code, want) == 0;
+}
+
+int s3_status_errno(long status, const char *code)
+{
+	if (code_is(code, "NoSuchBucket"))
+		return -ENXIO;
+	if (code_is(code, "AuthorizationHeaderMalformed") || code_is(code, "PermanentRedirect") ||
+	    code_is(code, "IllegalLocationConstraintException") || status == 301 || status == 307)
+		return -EINVAL;
+	if (status == 401 || status == 403)
+		return -EACCES;
+	if (status == 404)
+		return -ENOENT;
+	return -EIO;
+}
+
+void s3_hint(long status, const char *code, const struct s3_error *e, const char *bucket_region,
+	     const char *region, const char *bucket, char *buf, size_t n)
+{
+	const char *right = e != NULL && e->region[0] != '\0' ? e->region : bucket_region;
+
+	buf[0] = '\0';
+	if (code_is(code, "SignatureDoesNotMatch") || code_is(code, "InvalidAccessKeyId") ||
+	    code_is(code, "InvalidClientTokenId") || code_is(code, "Forbidden") ||
+	    (status == 403 && (code == NULL || code[0] == '\0'))) {
+		snprintf(buf, n, "check the access key and secret");
+	} else if (code_is(code, "AccessDenied")) {
+		snprintf(buf, n, "check the access key and secret, and that they may use bucket %s",
+			 bucket);
+	} else if (code_is(code, "AuthorizationHeaderMalformed") ||
+		   code_is(code, "PermanentRedirect") ||
+		   code_is(code, "IllegalLocationConstraintException") || status == 301 ||
+		   status == 307) {
+		if (right != NULL && right[0] != '\0' && strcmp(right, region) != 0)
+			snprintf(buf, n, "wrong region: bucket %s is in %s, not %s; set region = %s",
+				 bucket, right, region, right);
+		else
+			snprintf(buf, n,
+				 "wrong region or endpoint for bucket %s: check region and endpoint",
+				 bucket);
+	} else if (code_is(code, "NoSuchBucket")) {
+		snprintf(buf, n, "bucket %s does not exist: check the bucket name and the endpoint",
+			 bucket);
+	} else if (code_is(code, "ExpiredToken") || code_is(code, "InvalidToken") ||
+		   code_is(code, "TokenRefreshRequired")) {
+		snprintf(buf, n, "the session token is invalid or has expired");
+	} else if (code_is(code, "RequestTimeTooSkewed")) {
+		snprintf(buf, n, "the system clock is off: synchronise it");
+	} else if (code_is(code, "BadDigest") || code_is(code, "XAmzContentSHA256Mismatch")) {
+		snprintf(buf, n, "the body changed while it was sent");
+	} else if (code_is(code, "EntityTooSmall")) {
+		snprintf(buf, n, "a part is below the server's minimum: raise part-size");
+	}
+}
+
+uint64_t s3_backoff_ms(int attempt, double r)
+{
+	uint64_t d = S3_BACKOFF_BASE_MS;
+
+	for (int i = 1; i < attempt && d < S3_BACKOFF_MAX_MS; i++)
+		d *= 2;
+	if (d > S3_BACKOFF_MAX_MS)
+		d = S3_BACKOFF_MAX_MS;
+	if (r < 0)
+		r = 0;
+	if (r > 1)
+		r = 1;
+	/* "Equal jitter": at least half the step, so retries do spread out
+	 * without ever hammering at once. */
+	return d / 2 + (uint64_t)((double)(d / 2) * r);
+}
+
+/* The S3 code an answer without an <Error> body stands for (HEAD has none). */
+static const char *status_code(long status)
+{
+	switch (status) {
+	case 301:
+		return "PermanentRedirect";
+	case 307:
+		return "TemporaryRedirect";
+	case 400:
+		return "BadRequest";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "NotFound";
+	case 405:
+		return "MethodNotAllowed";
+	case 409:
+		return "Conflict";
+	case 412:
+		return "PreconditionFailed";
+	case 500:
+		return "InternalError";
+	case 503:
+		return "ServiceUnavailable";
+	default:
+		return "";
+	}
+}
+
+/* ---- addressing ---- */
+
+int s3_endpoint_split(const char *endpoint, char **scheme, char **authority, char **base)
+{
+	const char *sep = strstr(endpoint, "://"), *host, *slash;
+	size_t slen, alen, blen;
+	char *s = NULL, *a = NULL, *b = NULL;
+
+	if (sep == NULL)
+		return -EINVAL;
+	slen = (size_t)(sep - endpoint);
+	if (!(slen == 4 && strncasecmp(endpoint, "http", 4) == 0) &&
+	    !(slen == 5 && strncasecmp(endpoint, "https", 5) == 0))
+		return -EINVAL;
+	host = sep + 3;
+	slash = strchr(host, '/');
+	alen = slash ? (size_t)(slash - host) : strlen(host);
+	if (alen == 0 || memchr(host, '@', alen) != NULL || memchr(host, '?', alen) != NULL)
+		return -EINVAL;
+	/* curl leaves a default port out of Host; what is signed must match. */
+	if (slen == 4 && alen > 3 && strncmp(host + alen - 3, ":80", 3) == 0)
+		alen -= 3;
+	else if (slen == 5 && alen > 4 && strncmp(host + alen - 4, ":443", 4) == 0)
+		alen -= 4;
+	blen = slash ? strlen(slash) : 0;
+	while (blen > 0 && slash[blen - 1] == '/')
+		blen--;
+	s = strndup(endpoint, slen);
+	a = strndup(host, alen);
+	b = strndup(slash ? slash : "", blen);
+	if (s == NULL || a == NULL || b == NULL) {
+		free(s);
+		free(a);
+		free(b);
+		return -ENOMEM;
+	}
+	for (char *p = s; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	*scheme = s;
+	*authority = a;
+	*base = b;
+	return 0;
+}
+
+/* ---- calls ---- */
+
+static void call_free(struct s3_call *k)
+{
+	free((char *)k->req.method);
+	free((char *)k->req.op);
+	free((char *)k->req.key);
+	free((char *)k->req.label);
+	free((char *)k->req.what);
+	free((char *)k->req.content_md5);
+	free((char *)k->req.content_type);
+	free((char *)k->req.payload_hash);
+	for (size_t i = 0; i < k->req.n_params; i++) {
+		free((char *)k->params[i].name);
+		free((char *)k->params[i].value);
+	}
+	free(k->params);
+	free(k);
+}
+
+static bool dup_opt(const char *in, const char **out)
+{
+	if (in == NULL) {
+		*out = NULL;
+		return true;
+	}
+	*out = strdup(in);
+	return *out != NULL;
+}
+
+static struct s3_call *call_new(struct s3_client *c, const struct s3_request *req)
+{
+	struct s3_call *k = calloc(1, sizeof(*k));
+	bool ok;
+
+	if (k == NULL)
+		return NULL;
+	k->c = c;
+	k->req = *req;
+	k->req.n_params = 0;
+	k->req.params = NULL;
+	ok = dup_opt(req->method, &k->req.method) && dup_opt(req->op, &k->req.op) &&
+	     dup_opt(req->key, &k->req.key) && dup_opt(req->label, &k->req.label) &&
+	     dup_opt(req->what, &k->req.what) && dup_opt(req->content_md5, &k->req.content_md5) &&
+	     dup_opt(req->content_type, &k->req.content_type) &&
+	     dup_opt(req->payload_hash, &k->req.payload_hash);
+	if (ok && req->n_params > 0) {
+		k->params = calloc(req->n_params, sizeof(*k->params));
+		ok = k->params != NULL;
+		for (size_t i = 0; ok && i < req->n_params; i++) {
+			ok = dup_opt(req->params[i].name, &k->params[i].name) &&
+			     dup_opt(req->params[i].value, &k->params[i].value);
+			k->req.n_params = i + 1;
+		}
+		k->req.params = k->params;
+	}
+	if (!ok) {
+		call_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+/* "PUT generations/x/wal/y (part 2 of 7)" */
+static void call_title(const struct s3_call *k, char *buf, size_t n)
+{
+	const struct s3_request *r = &k->req;
+
+	snprintf(buf, n, "%s %s%s%s%s", r->op ? r->op : r->method,
+			r->label ? r->label : (r->key ? r->key : "/"), r->what ? " (" : "",
+			r->what ? r->what : "", r->what ? ")" : "");
+}
+
+/* Answers k and frees it; the slot it held (if any) was released before. */
+static void call_finish(struct s3_call *k, struct s3_response *resp)
+{
+	struct s3_client *c = k->c;
+
+	resp->attempts = k->attempts;
+	c->pending--;
+	k->cb(k->arg, resp);
+	call_free(k);
+}
+
+static void call_fail(struct s3_call *k, int rc, const char *why)
+{
+	struct s3_response resp = {0};
+	char title[MESSAGE_MAX], msg[MESSAGE_MAX];
+
+	call_title(k, title, sizeof(title));
+	snprintf(msg, sizeof(msg), "%s: %s", title, why ? why : strerror(-rc));
+	resp.rc = rc;
+	resp.code = "";
+	resp.message = msg;
+	call_finish(k, &resp);
+}
+
+static uint64_t next_random(struct s3_client *c)
+{
+	/* xorshift64: jitter only, nothing secret depends on it. */
+	c->rng ^= c->rng << 13;
+	c->rng ^= c->rng >> 7;
+	c->rng ^= c->rng << 17;
+	return c->rng;
+}
+
+static char *build_path(const struct s3_client *c, const char *key)
+{
+	size_t n = strlen(c->base) + strlen(c->bucket) + (key ? strlen(key) : 0) + 4;
+	char *p = malloc(n);
+
+	if (p == NULL)
+		return NULL;
+	if (c->path_style)
+		snprintf(p, n, "%s/%s%s%s", c->base, c->bucket, key ? "/" : "", key ? key : "");
+	else
+		snprintf(p, n, "%s/%s", c->base, key ? key : "");
+	return p;
+}
+
+static long total_timeout_ms(const struct s3_client *c, const struct s3_call *k)
+{
+	int64_t t = 10 * c->stall_ms;
+
+	if (k->req.body != S3_BODY_NONE)
+		t += (int64_t)(k->req.body_len * 1000 / UPLOAD_RATE_FLOOR);
+	if (k->req.sink == S3_SINK_FD)
+		t += RECEIVE_ALLOWANCE_MS;
+	return t > 0x7fffffff ? 0x7fffffff : (long)t;
+}
+
+static void on_http_done(struct http_response *resp, void *data);
+
+/* Signs and sends one attempt. 0, or a negative errno with why set. */
+static int call_send(struct s3_call *k, const char **why)
+{
+	struct s3_client *c = k->c;
+	const struct s3_request *r = &k->req;
+	struct sigv4_header sh[2];
+	struct sigv4_request sr;
+	struct sigv4_signed *sig = NULL;
+	struct http_request_opts o;
+	char *path = build_path(c, r->key), *host, *url = NULL;
+	char *lines[2 + SIGV4_MAX_ADDED + 1] = {0};
+	size_t n_sh = 0, n_lines = 0;
+	int rc;
+
+	if (c->path_style) {
+		host = strdup(c->authority);
+	} else if ((host = malloc(strlen(c->bucket) + strlen(c->authority) + 2)) != NULL) {
+		sprintf(host, "%s.%s", c->bucket, c->authority);
+	}
+	if (path == NULL || host == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (r->content_md5 != NULL)
+		sh[n_sh++] = (struct sigv4_header){"Content-MD5", r->content_md5};
+	if (r->content_type != NULL)
+		sh[n_sh++] = (struct sigv4_header){"Content-Type", r->content_type};
+	memset(&sr, 0, sizeof(sr));
+	sr.method = r->method;
+	sr.host = host;
+	sr.path = path;
+	sr.params = r->params;
+	sr.n_params = r->n_params;
+	sr.headers = sh;
+	sr.n_headers = n_sh;
+	sr.payload_hash = r->body == S3_BODY_FD ? r->payload_hash : NULL;
+	sr.body = r->body == S3_BODY_MEMORY ? r->body_buf : NULL;
+	sr.body_len = r->body == S3_BODY_MEMORY ? (size_t)r->body_len : 0;
+	sr.region = c->region;
+	sr.service = "s3";
+	sr.access_key_id = c->creds.access_key_id;
+	sr.secret_key = c->creds.secret_access_key;
+	sr.session_token = c->creds.session_token;
+	sr.time = time(NULL);
+	rc = sigv4_sign(&sr, &sig, why);
+	if (rc != 0)
+		goto out;
+	url = malloc(strlen(c->scheme) + strlen(host) + strlen(sig->target) + 4);
+	if (url == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	sprintf(url, "%s://%s%s", c->scheme, host, sig->target);
+	for (size_t i = 0; i < n_sh + sig->n_added; i++) {
+		const struct sigv4_header *h = i < n_sh ? &sh[i] : &sig->added[i - n_sh];
+
+		lines[n_lines] = malloc(strlen(h->name) + strlen(h->value) + 3);
+		if (lines[n_lines] == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		sprintf(lines[n_lines++], "%s: %s", h->name, h->value);
+	}
+	memset(&o, 0, sizeof(o));
+	o.method = r->method;
+	o.url = url;
+	o.headers = (const char *const *)lines;
+	switch (r->body) {
+	case S3_BODY_NONE:
+		o.body_source = HTTP_BODY_NONE;
+		break;
+	case S3_BODY_MEMORY:
+		o.body_source = HTTP_BODY_MEMORY;
+		o.body = r->body_buf;
+		o.body_len = r->body_len;
+		break;
+	case S3_BODY_FD:
+		o.body_source = HTTP_BODY_FD;
+		o.body_fd = r->body_fd;
+		o.body_offset = r->body_offset;
+		o.body_len = r->body_len;
+		break;
+	}
+	if (r->sink == S3_SINK_FD) {
+		o.sink = HTTP_SINK_FD;
+		o.sink_fd = r->sink_fd;
+		o.sink_offset = 0;
+		/* A retry starts the file over: no bytes of the failed attempt stay. */
+		if (k->attempts > 1 && ftruncate(r->sink_fd, 0) != 0) {
+			rc = -errno;
+			*why = "cannot truncate the download file";
+			goto out;
+		}
+	} else {
+		o.sink = HTTP_SINK_MEMORY;
+		o.max_body = r->max_body;
+	}
+	o.timeout_ms = total_timeout_ms(c, k);
+	/* Connecting gets less: a blackholed endpoint should not hold a
+	 * shutdown's last flush for minutes. */
+	o.connect_timeout_ms = (long)(c->stall_ms < CONNECT_TIMEOUT_MAX_MS ? c->stall_ms
+									 : CONNECT_TIMEOUT_MAX_MS);
+	o.low_speed_limit = 1;
+	o.low_speed_time = (long)(c->stall_ms / 1000 > 0 ? c->stall_ms / 1000 : 1);
+	o.ca_file = c->ca_file;
+	o.insecure = c->insecure;
+	o.expect_continue = r->body != S3_BODY_NONE && r->body_len >= EXPECT_CONTINUE_MIN;
+	rc = http_client_request(c->http, &o, on_http_done, k, &k->http);
+	if (rc != 0)
+		*why = NULL;
+	else
+		k->sent_ms = uv_now(c->loop);
+out:
+	for (size_t i = 0; i < n_lines; i++)
+		free(lines[i]);
+	free(url);
+	sigv4_signed_free(sig);
+	free(path);
+	free(host);
+	return rc;
+}
+
+static void pump(struct s3_client *c);
+
+static void on_timer(uv_timer_t *t)
+{
+	struct s3_client *c = t->data;
+	uint64_t now = uv_now(c->loop), due = UINT64_MAX;
+	struct s3_call *k, *next;
+
+	for (k = c->waiting.head; k != NULL; k = next) {
+		next = k->next;
+		if (k->due_ms <= now) {
+			list_remove(&c->waiting, k);
+			list_push(&c->ready, k);
+		}
+	}
+	pump(c);
+	if (c->state != CLIENT_RUNNING)
+		return;
+	for (k = c->waiting.head; k != NULL; k = k->next)
+		if (k->due_ms < due)
+			due = k->due_ms;
+	if (due != UINT64_MAX)
+		uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+/* Sends ready calls while the bound allows. */
+static void pump(struct s3_client *c)
+{
+	struct s3_call *k;
+
+	while (c->state == CLIENT_RUNNING && c->in_flight < c->max_in_flight &&
+	       (k = c->ready.head) != NULL) {
+		const char *why = NULL;
+		int rc;
+
+		list_remove(&c->ready, k);
+		k->attempts++;
+		rc = call_send(k, &why);
+		if (rc == 0) {
+			list_push(&c->sending, k);
+			c->in_flight++;
+		} else {
+			call_fail(k, rc, why);
+		}
+	}
+}
+
+/* Appends ": MESSAGE" and " (notes)" to a title; notes are joined with "; ". */
+static void compose(char *msg, size_t n, const char *title, const char *detail, const char *hint,
+		    int gave_up)
+{
+	char notes[MESSAGE_MAX] = "";
+
+	if (hint != NULL && hint[0] != '\0')
+		snprintf(notes, sizeof(notes), "%s", hint);
+	if (gave_up > 1)
+		snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes),
+			 "%sgave up after %d attempts", notes[0] ? "; " : "", gave_up);
+	snprintf(msg, n, "%s: %s%s%s%s", title, detail, notes[0] ? " (" : "", notes,
+		 notes[0] ? ")" : "");
+}
+
+static void on_http_done(struct http_response *hr, void *data)
+{
+	struct s3_call *k = data;
+	struct s3_client *c = k->c;
+	struct s3_response resp = {0};
+	struct s3_error e;
+	bool have_e = false;
+	char title[MESSAGE_MAX], detail[MESSAGE_MAX], hint[MESSAGE_MAX] = "", msg[MESSAGE_MAX];
+	const char *code = "";
+	int rc = 0;
+
+	memset(&e, 0, sizeof(e));
+	list_remove(&c->sending, k);
+	c->in_flight--;
+	k->http = NULL;
+	resp.http = hr;
+	resp.status = hr->status;
+	call_title(k, title, sizeof(title));
+	if (c->state != CLIENT_RUNNING || hr->result == -ECANCELED) {
+		snprintf(msg, sizeof(msg), "%s: cancelled: the replica's S3 client is closing", title);
+		resp.rc = -ECANCELED;
+		resp.code = "";
+		resp.message = msg;
+		call_finish(k, &resp);
+		return;
+	}
+	if (hr->result != 0) {
+		rc = hr->result;
+		snprintf(detail, sizeof(detail), "%s", hr->error ? hr->error : strerror(-rc));
+	} else if (hr->status >= 200 && hr->status < 300) {
+		if ((k->req.flags & S3_REQ_ERROR_IN_BODY) && hr->body != NULL &&
+		    s3_xml_parse_error(hr->body, hr->body_len, &e) == 0) {
+			have_e = true;
+			code = e.code;
+			rc = -EIO;
+		}
+	} else {
+		have_e = hr->body != NULL && s3_xml_parse_error(hr->body, hr->body_len, &e) == 0;
+		code = have_e && e.code[0] != '\0' ? e.code : status_code(hr->status);
+		rc = s3_status_errno(hr->status, code);
+	}
+	LOG_DEBUG(c->log_name, NULL, "%s: %ld%s%s in %" PRIu64 " ms (attempt %d)", title, hr->status,
+		  code[0] ? " " : "", code, uv_now(c->loop) - k->sent_ms, k->attempts);
+	if (rc == 0) {
+		resp.rc = 0;
+		resp.code = "";
+		call_finish(k, &resp);
+		pump(c);
+		return;
+	}
+	if (hr->result == 0) {
+		s3_hint(hr->status, code, have_e ? &e : NULL,
+			http_response_header(hr, "x-amz-bucket-region"), c->region, c->bucket, hint,
+			sizeof(hint));
+		snprintf(detail, sizeof(detail), "%ld %s%s%s", hr->status, code[0] ? code : "error",
+			 have_e && e.message[0] ? ": " : "", have_e ? e.message : "");
+	}
+	if (s3_retryable(hr->result, hr->status, code) && k->attempts < c->max_attempts) {
+		uint64_t delay = s3_backoff_ms(k->attempts, (double)(next_random(c) % 1000) / 999.0);
+
+		compose(msg, sizeof(msg), title, detail, hint, 0);
+		LOG_WARN(c->log_name, NULL, "%s; retrying in %" PRIu64 " ms (attempt %d of %d)", msg,
+			 delay, k->attempts + 1, c->max_attempts);
+		k->due_ms = uv_now(c->loop) + delay;
+		list_push(&c->waiting, k);
+		uv_timer_start(&c->timer, on_timer, 0, 0);
+		pump(c);
+		return;
+	}
+	/* Retryable but out of attempts: say so, the user then knows it was tried. */
+	compose(msg, sizeof(msg), title, detail, hint,
+		s3_retryable(hr->result, hr->status, code) ? k->attempts : 0);
+	resp.rc = rc;
+	resp.code = code;
+	resp.message = msg;
+	resp.s3err = have_e ? &e : NULL;
+	call_finish(k, &resp);
+	pump(c);
+}
+
+/* ---- public ---- */
+
+int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_request_cb cb,
+		      void *arg)
+{
+	struct s3_call *k;
+
+	if (c == NULL || c->state != CLIENT_RUNNING)
+		return -ESHUTDOWN;
+	if (cb == NULL || req->method == NULL ||
+	    (req->body == S3_BODY_FD && req->payload_hash == NULL) ||
+	    (req->body == S3_BODY_MEMORY && req->body_buf == NULL && req->body_len > 0) ||
+	    (req->sink == S3_SINK_FD && req->sink_fd < 0))
+		return -EINVAL;
+	k = call_new(c, req);
+	if (k == NULL)
+		return -ENOMEM;
+	k->cb = cb;
+	k->arg = arg;
+	list_push(&c->ready, k);
+	c->pending++;
+	/* Sent from the loop, never from inside this call. */
+	uv_timer_start(&c->timer, on_timer, 0, 0);
+	return 0;
+}
+
+size_t s3_client_pending(const struct s3_client *c)
+{
+	return c->pending;
+}
+
+static void client_free(struct s3_client *c)
+{
+	free(c->scheme);
+	free(c->authority);
+	free(c->base);
+	free(c->bucket);
+	free(c->region);
+	free(c->ca_file);
+	free(c->log_name);
+	s3_credentials_free(&c->creds);
+	free(c);
+}
+
+static void close_part_done(struct s3_client *c)
+{
+	struct s3_call *k;
+	void (*cb)(void *);
+	void *arg;
+
+	if (--c->closing_parts > 0)
+		return;
+	while ((k = c->cancelled.head) != NULL) {
+		list_remove(&c->cancelled, k);
+		call_fail(k, -ECANCELED, "cancelled: the replica's S3 client is closing");
+	}
+	cb = c->close_cb;
+	arg = c->close_arg;
+	client_free(c);
+	if (cb != NULL)
+		cb(arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	close_part_done(h->data);
+}
+
+static void on_http_closed(void *data)
+{
+	close_part_done(data);
+}
+
+void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg)
+{
+	if (c->state != CLIENT_RUNNING)
+		return;
+	c->state = CLIENT_CLOSING;
+	c->close_cb = cb;
+	c->close_arg = arg;
+	list_move_all(&c->ready, &c->cancelled);
+	list_move_all(&c->waiting, &c->cancelled);
+	c->closing_parts = 2;
+	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+	http_client_close(c->http, on_http_closed, c);
+}
+
+int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3_client **out,
+		  char *err, size_t errlen)
+{
+	struct s3_client *c;
+	const char *region = cfg->region && cfg->region[0] ? cfg->region : S3_DEFAULT_REGION;
+	int rc;
+
+	if (cfg->bucket == NULL || cfg->bucket[0] == '\0' || strchr(cfg->bucket, '/') != NULL) {
+		snprintf(err, errlen, "invalid bucket name \"%s\"", cfg->bucket ? cfg->bucket : "");
+		return -EINVAL;
+	}
+	if (cfg->creds == NULL) {
+		snprintf(err, errlen, "no credentials");
+		return -EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->loop = loop;
+	c->state = CLIENT_RUNNING;
+	if (cfg->endpoint != NULL && cfg->endpoint[0] != '\0') {
+		rc = s3_endpoint_split(cfg->endpoint, &c->scheme, &c->authority, &c->base);
+		if (rc != 0) {
+			if (rc == -EINVAL)
+				snprintf(err, errlen, "invalid endpoint \"%s\"", cfg->endpoint);
+			free(c);
+			return rc;
+		}
+		c->path_style = cfg->force_path_style;
+	} else {
+		const char *suffix =
+			strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
+
+		c->scheme = strdup("https");
+		c->authority = malloc(strlen(region) + strlen(suffix) + 5);
+		if (c->authority != NULL)
+			sprintf(c->authority, "s3.%s.%s", region, suffix);
+		c->base = strdup("");
+		c->path_style = cfg->force_path_style;
+	}
+	/* A dotted bucket name breaks the wildcard certificate of a virtual host. */
+	if (c->scheme != NULL && strcmp(c->scheme, "https") == 0 && strchr(cfg->bucket, '.') != NULL)
+		c->path_style = true;
+	c->bucket = strdup(cfg->bucket);
+	c->region = strdup(region);
+	c->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
+	c->log_name = cfg->log_name ? strdup(cfg->log_name) : NULL;
+	c->insecure = cfg->skip_verify;
+	c->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : S3_DEFAULT_MAX_IN_FLIGHT;
+	c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : S3_DEFAULT_MAX_ATTEMPTS;
+	c->stall_ms = cfg->stall_timeout_ms > 0 ? cfg->stall_timeout_ms : S3_DEFAULT_STALL_TIMEOUT_MS;
+	if (c->stall_ms < 1000)
+		c->stall_ms = 1000;
+	c->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+	if (c->rng == 0)
+		c->rng = 0x9e3779b97f4a7c15ull;
+	rc = 0;
+	if (c->scheme == NULL || c->authority == NULL || c->base == NULL || c->bucket == NULL ||
+	    c->region == NULL || (cfg->ca_file && c->ca_file == NULL) ||
+	    (cfg->log_name && c->log_name == NULL))
+		rc = -ENOMEM;
+	if (rc == 0) {
+		c->creds.access_key_id = strdup(cfg->creds->access_key_id);
+		c->creds.secret_access_key = strdup(cfg->creds->secret_access_key);
+		c->creds.session_token =
+			cfg->creds->session_token ? strdup(cfg->creds->session_token) : NULL;
+		snprintf(c->creds.source, sizeof(c->creds.source), "%s", cfg->creds->source);
+		if (c->creds.access_key_id == NULL || c->creds.secret_access_key == NULL ||
+		    (cfg->creds->session_token && c->creds.session_token == NULL))
+			rc = -ENOMEM;
+	}
+	if (rc == 0)
+		rc = http_client_new(loop, &c->http);
+	if (rc != 0) {
+		client_free(c);
+		return rc;
+	}
+	uv_timer_init(loop, &c->timer);
+	c->timer.data = c;
+	*out = c;
+	return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * Where an S3 replica's credentials come from. The first source that has
+ * an access key wins:
+ *
+ *   1. the replica's configuration: access-key-id and secret-access-key;
+ *   2. LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY;
+ *   3. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_SESSION_TOKEN
+ *      when set (temporary credentials);
+ *   4. the shared credentials file, AWS_SHARED_CREDENTIALS_FILE or
+ *      ~/.aws/credentials, profile AWS_PROFILE or "default"
+ *      (aws_access_key_id, aws_secret_access_key, aws_session_token).
+ *
+ * A source given only half (a key id without its secret, or the reverse)
+ * is an error naming the missing half rather than a reason to look
+ * further: a typo should not silently pick up other credentials. An empty
+ * value counts as unset. Nothing found is -ENOENT with a message listing
+ * every place looked at. The environment and the file are read when the
+ * function is called (once, when a backend is created).
+ *
+ * Secrets: no message written here ever contains a secret key or a token;
+ * s3_credentials_free() wipes them before freeing.
+ */
+#ifndef LITESTREAM_S3_CREDENTIALS_H
+#define LITESTREAM_S3_CREDENTIALS_H
+
+#include <stddef.h>
+
+struct s3_credentials {
+	char *access_key_id;
+	char *secret_access_key;
+	char *session_token; /* NULL with long-term credentials */
+	/* Where they came from, for logs (never a secret): "the replica
+	 * configuration", "LITESTREAM_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID",
+	 * "/root/.aws/credentials [default]". */
+	char source[512];
+};
+
+/*
+ * Looks the credentials up in the order above; config_key_id and
+ * config_secret are the replica's keys (NULL or "" when unset). On success
+ * fills *out (which then owns its strings) and returns 0. On failure
+ * returns -ENOENT (nothing found), -EINVAL (half a pair, a profile without
+ * its keys or an AWS_PROFILE that is not in the file), -ENOMEM or an error
+ * reading the file, with a message in err; *out is untouched.
+ */
+int s3_credentials_resolve(const char *config_key_id, const char *config_secret,
+			   struct s3_credentials *out, char *err, size_t errlen);
+
+/*
+ * One profile of a shared credentials file (INI: [profile] sections, key =
+ * value lines, '#' and ';' comment lines, indented lines belong to a
+ * nested block and are skipped; keys are case-insensitive). 0; -ENOENT when
+ * the file or the profile does not exist; -EINVAL when the profile lacks
+ * aws_access_key_id or aws_secret_access_key; -ENOMEM or a read error.
+ * err says which. *out is untouched on failure.
+ */
+int s3_credentials_from_file(const char *path, const char *profile, struct s3_credentials *out,
+			     char *err, size_t errlen);
+
+/* Wipes and frees the strings of c and zeroes it; c itself is the caller's. */
+void s3_credentials_free(struct s3_credentials *c);
+
+#endif

@@ -1,0 +1,760 @@
+/*
+ * S3's XML with expat; see xml.h for the contract.
+ *
+ * One small engine serves every document: it keeps the names of the open
+ * elements (a stack S3_XML_DEPTH_MAX deep), collects the text of the
+ * element being read, and hands each closed element to the document's
+ * end() hook with its depth, its parent's name and its text. A document
+ * reads only the few paths it cares about, e.g. ListBucketResult >
+ * Contents > Key at depth 3, and ignores everything else, so extra
+ * elements a server adds (rgw's <Type>, AWS's <ChecksumAlgorithm>) are
+ * harmless.
+ *
+ * When the root turns out to be <Error> the engine fills the caller's
+ * struct s3_error instead and the parse ends with -EREMOTEIO.
+ */
+#include "s3/xml.h"
+
+#include <errno.h>
+#include <expat.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NAME_MAX_CHARS 64
+#define MAX_DELETE_KEYS 1000
+
+struct xml_ctx;
+
+struct xml_doc {
+	const char *root;
+	void (*start)(struct xml_ctx *x, int depth, const char *name);
+	void (*end)(struct xml_ctx *x, int depth, const char *name, const char *parent,
+		    const char *text);
+};
+
+struct xml_ctx {
+	XML_Parser parser;
+	const struct xml_doc *doc;
+	void *data;
+	char names[S3_XML_DEPTH_MAX][NAME_MAX_CHARS];
+	int depth;
+	char text[S3_XML_TEXT_MAX + 1];
+	size_t text_len;
+	bool is_error;          /* the root is <Error> */
+	struct s3_error *s3err; /* filled when is_error; may be NULL */
+	struct s3_error scratch;
+	int rc;                 /* first failure, 0 while all is well */
+	char why[160];
+};
+
+static void xml_fail(struct xml_ctx *x, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void xml_fail(struct xml_ctx *x, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (x->rc != 0)
+		return;
+	x->rc = rc;
+	va_start(ap, fmt);
+	vsnprintf(x->why, sizeof(x->why), fmt, ap);
+	va_end(ap);
+	XML_StopParser(x->parser, XML_FALSE);
+}
+
+static void copy_field(char *dst, size_t n, const char *src)
+{
+	snprintf(dst, n, "%s", src);
+}
+
+static void error_end(struct xml_ctx *x, int depth, const char *name, const char *text)
+{
+	struct s3_error *e = x->s3err ? x->s3err : &x->scratch;
+
+	if (depth != 2)
+		return;
+	if (strcmp(name, "Code") == 0)
+		copy_field(e->code, sizeof(e->code), text);
+	else if (strcmp(name, "Message") == 0)
+		copy_field(e->message, sizeof(e->message), text);
+	else if (strcmp(name, "Region") == 0)
+		copy_field(e->region, sizeof(e->region), text);
+	else if (strcmp(name, "Endpoint") == 0)
+		copy_field(e->endpoint, sizeof(e->endpoint), text);
+	else if (strcmp(name, "BucketName") == 0)
+		copy_field(e->bucket, sizeof(e->bucket), text);
+	else if (strcmp(name, "Key") == 0)
+		copy_field(e->key, sizeof(e->key), text);
+	else if (strcmp(name, "RequestId") == 0)
+		copy_field(e->request_id, sizeof(e->request_id), text);
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+	struct xml_ctx *x = ud;
+
+	(void)attrs;
+	if (x->rc != 0)
+		return;
+	if (x->depth >= S3_XML_DEPTH_MAX) {
+		xml_fail(x, -EBADMSG, "elements nested deeper than %d", S3_XML_DEPTH_MAX);
+		return;
+	}
+	snprintf(x->names[x->depth], NAME_MAX_CHARS, "%s", name);
+	x->depth++;
+	x->text_len = 0;
+	x->text[0] = '\0';
+	if (x->depth == 1) {
+		if (strcmp(name, "Error") == 0) {
+			x->is_error = true;
+			if (x->s3err != NULL)
+				memset(x->s3err, 0, sizeof(*x->s3err));
+			return;
+		}
+		if (x->doc->root == NULL || strcmp(name, x->doc->root) != 0) {
+			xml_fail(x, -EBADMSG, "expected <%s>, found <%.40s>",
+				 x->doc->root ? x->doc->root : "Error", name);
+			return;
+		}
+	}
+	if (!x->is_error && x->doc->start != NULL)
+		x->doc->start(x, x->depth, name);
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+	struct xml_ctx *x = ud;
+	int depth = x->depth;
+
+	if (x->rc != 0)
+		return;
+	x->text[x->text_len] = '\0';
+	if (x->is_error)
+		error_end(x, depth, x->names[depth - 1], x->text);
+	else if (x->doc->end != NULL)
+		x->doc->end(x, depth, x->names[depth - 1], depth >= 2 ? x->names[depth - 2] : "",
+			    x->text);
+	(void)name;
+	x->depth--;
+	x->text_len = 0;
+	x->text[0] = '\0';
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+	struct xml_ctx *x = ud;
+
+	if (x->rc != 0 || len <= 0)
+		return;
+	if (x->text_len + (size_t)len > S3_XML_TEXT_MAX) {
+		xml_fail(x, -EBADMSG, "a text node longer than %d bytes", S3_XML_TEXT_MAX);
+		return;
+	}
+	memcpy(x->text + x->text_len, s, (size_t)len);
+	x->text_len += (size_t)len;
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+			       const XML_Char *pubid, int has_internal_subset)
+{
+	(void)name;
+	(void)sysid;
+	(void)pubid;
+	(void)has_internal_subset;
+	xml_fail(ud, -EBADMSG, "a DOCTYPE is not allowed");
+}
+
+/* Runs doc over xml; returns 0, -EREMOTEIO (an <Error>), -EBADMSG or -ENOMEM. */
+static int xml_run(const struct xml_doc *doc, void *data, const char *xml, size_t len,
+		   struct s3_error *s3err, char *err, size_t errlen)
+{
+	struct xml_ctx *x = calloc(1, sizeof(*x));
+	int rc;
+
+	if (x == NULL)
+		return -ENOMEM;
+	if (len > INT_MAX) {
+		free(x);
+		snprintf(err, errlen, "XML document of %zu bytes is too large", len);
+		return -EBADMSG;
+	}
+	x->doc = doc;
+	x->data = data;
+	x->s3err = s3err;
+	x->parser = XML_ParserCreate(NULL);
+	if (x->parser == NULL) {
+		free(x);
+		return -ENOMEM;
+	}
+	XML_SetUserData(x->parser, x);
+	XML_SetElementHandler(x->parser, on_start, on_end);
+	XML_SetCharacterDataHandler(x->parser, on_text);
+	XML_SetStartDoctypeDeclHandler(x->parser, on_doctype);
+	if (XML_Parse(x->parser, xml ? xml : "", (int)len, XML_TRUE) != XML_STATUS_OK && x->rc == 0) {
+		enum XML_Error code = XML_GetErrorCode(x->parser);
+
+		x->rc = code == XML_ERROR_NO_MEMORY ? -ENOMEM : -EBADMSG;
+		snprintf(x->why, sizeof(x->why), "line %lu: %s",
+			 (unsigned long)XML_GetCurrentLineNumber(x->parser), XML_ErrorString(code));
+	}
+	rc = x->rc;
+	if (rc == 0 && x->is_error)
+		rc = -EREMOTEIO;
+	if (rc != 0 && rc != -EREMOTEIO)
+		snprintf(err, errlen, "malformed %s document: %s", doc->root ? doc->root : "Error",
+			 x->why);
+	XML_ParserFree(x->parser);
+	free(x);
+	return rc;
+}
+
+/* ---- percent-decoding (EncodingType url) ---- */
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* In place: %XX becomes the byte, '+' a space (as Go's QueryUnescape does for S3). */
+static void url_decode(char *s)
+{
+	char *out = s;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+			*out++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
+			s += 2;
+		} else if (*s == '+') {
+			*out++ = ' ';
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/* ---- ListBucketResult ---- */
+
+struct list_state {
+	struct s3_list_page page;
+	size_t objects_cap, prefixes_cap;
+	bool url_encoded;
+};
+
+static void list_start(struct xml_ctx *x, int depth, const char *name)
+{
+	struct list_state *st = x->data;
+	struct s3_list_page *p = &st->page;
+
+	if (depth != 2 || strcmp(name, "Contents") != 0)
+		return;
+	if (p->n_objects == st->objects_cap) {
+		size_t cap = st->objects_cap ? st->objects_cap * 2 : 64;
+		struct s3_object *v = realloc(p->objects, cap * sizeof(*v));
+
+		if (v == NULL) {
+			xml_fail(x, -ENOMEM, "out of memory");
+			return;
+		}
+		p->objects = v;
+		st->objects_cap = cap;
+	}
+	memset(&p->objects[p->n_objects], 0, sizeof(p->objects[0]));
+	p->n_objects++;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*out = (uint64_t)v;
+	return true;
+}
+
+static char *dup_or_fail(struct xml_ctx *x, const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		xml_fail(x, -ENOMEM, "out of memory");
+	return d;
+}
+
+static void list_end(struct xml_ctx *x, int depth, const char *name, const char *parent,
+		     const char *text)
+{
+	struct list_state *st = x->data;
+	struct s3_list_page *p = &st->page;
+
+	if (depth == 2) {
+		if (strcmp(name, "IsTruncated") == 0) {
+			p->truncated = strcmp(text, "true") == 0;
+		} else if (strcmp(name, "NextContinuationToken") == 0 && text[0] != '\0') {
+			free(p->next_token);
+			p->next_token = dup_or_fail(x, text);
+		} else if (strcmp(name, "EncodingType") == 0) {
+			st->url_encoded = strcmp(text, "url") == 0;
+		} else if (strcmp(name, "Contents") == 0) {
+			if (p->objects[p->n_objects - 1].key == NULL)
+				xml_fail(x, -EBADMSG, "<Contents> without a <Key>");
+		}
+		return;
+	}
+	if (depth != 3)
+		return;
+	if (strcmp(parent, "Contents") == 0) {
+		struct s3_object *o = &p->objects[p->n_objects - 1];
+
+		if (strcmp(name, "Key") == 0) {
+			free(o->key);
+			o->key = dup_or_fail(x, text);
+		} else if (strcmp(name, "Size") == 0) {
+			if (!parse_u64(text, &o->size))
+				xml_fail(x, -EBADMSG, "invalid <Size> \"%.40s\"", text);
+		} else if (strcmp(name, "LastModified") == 0) {
+			if (s3_xml_parse_time(text, &o->mtime_ms) != 0)
+				xml_fail(x, -EBADMSG, "invalid <LastModified> \"%.40s\"", text);
+		} else if (strcmp(name, "ETag") == 0) {
+			free(o->etag);
+			o->etag = dup_or_fail(x, text);
+		}
+	} else if (strcmp(parent, "CommonPrefixes") == 0 && strcmp(name, "Prefix") == 0) {
+		if (p->n_prefixes == st->prefixes_cap) {
+			size_t cap = st->prefixes_cap ? st->prefixes_cap * 2 : 16;
+			char **v = realloc(p->prefixes, cap * sizeof(*v));
+
+			if (v == NULL) {
+				xml_fail(x, -ENOMEM, "out of memory");
+				return;
+			}
+			p->prefixes = v;
+			st->prefixes_cap = cap;
+		}
+		if ((p->prefixes[p->n_prefixes] = dup_or_fail(x, text)) != NULL)
+			p->n_prefixes++;
+	}
+}
+
+static const struct xml_doc list_doc = {"ListBucketResult", list_start, list_end};
+
+void s3_list_page_free(struct s3_list_page *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n_objects; i++) {
+		free(p->objects[i].key);
+		free(p->objects[i].etag);
+	}
+	free(p->objects);
+	for (size_t i = 0; i < p->n_prefixes; i++)
+		free(p->prefixes[i]);
+	free(p->prefixes);
+	free(p->next_token);
+	memset(p, 0, sizeof(*p));
+}
+
+int s3_xml_parse_list(const char *xml, size_t len, struct s3_list_page *out, struct s3_error *s3err,
+		      char *err, size_t errlen)
+{
+	struct list_state st;
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	rc = xml_run(&list_doc, &st, xml, len, s3err, err, errlen);
+	if (rc == 0 && st.page.truncated && st.page.next_token == NULL) {
+		snprintf(err, errlen, "malformed ListBucketResult document: truncated without a "
+				      "NextContinuationToken");
+		rc = -EBADMSG;
+	}
+	if (rc != 0) {
+		s3_list_page_free(&st.page);
+		return rc;
+	}
+	for (size_t i = 0; i < st.page.n_objects; i++) {
+		if (st.page.objects[i].etag == NULL && (st.page.objects[i].etag = strdup("")) == NULL)
+			rc = -ENOMEM;
+		else if (st.url_encoded)
+			url_decode(st.page.objects[i].key);
+	}
+	if (rc != 0) {
+		s3_list_page_free(&st.page);
+		return rc;
+	}
+	if (st.url_encoded) {
+		for (size_t i = 0; i < st.page.n_prefixes; i++)
+			url_decode(st.page.prefixes[i]);
+		if (st.page.next_token != NULL)
+			url_decode(st.page.next_token);
+	}
+	*out = st.page;
+	return 0;
+}
+
+/* ---- one field under the root: UploadId, ETag ---- */
+
+struct field_state {
+	const char *want; /* element name at depth 2 */
+	char *value;
+	bool seen;
+};
+
+static void field_end(struct xml_ctx *x, int depth, const char *name, const char *parent,
+		      const char *text)
+{
+	struct field_state *st = x->data;
+
+	(void)parent;
+	if (depth == 2 && strcmp(name, st->want) == 0 && !st->seen) {
+		st->seen = true;
+		st->value = dup_or_fail(x, text);
+	}
+}
+
+static const struct xml_doc initiate_doc = {"InitiateMultipartUploadResult", NULL, field_end};
+static const struct xml_doc complete_doc = {"CompleteMultipartUploadResult", NULL, field_end};
+
+int s3_xml_parse_initiate(const char *xml, size_t len, char **upload_id, struct s3_error *s3err,
+			  char *err, size_t errlen)
+{
+	struct field_state st = {"UploadId", NULL, false};
+	int rc = xml_run(&initiate_doc, &st, xml, len, s3err, err, errlen);
+
+	if (rc == 0 && (st.value == NULL || st.value[0] == '\0')) {
+		snprintf(err, errlen, "malformed InitiateMultipartUploadResult document: no UploadId");
+		rc = -EBADMSG;
+	}
+	if (rc != 0) {
+		free(st.value);
+		return rc;
+	}
+	*upload_id = st.value;
+	return 0;
+}
+
+int s3_xml_parse_complete(const char *xml, size_t len, char **etag, struct s3_error *s3err,
+			  char *err, size_t errlen)
+{
+	struct field_state st = {"ETag", NULL, false};
+	int rc = xml_run(&complete_doc, &st, xml, len, s3err, err, errlen);
+
+	if (rc == 0 && st.value == NULL && (st.value = strdup("")) == NULL)
+		rc = -ENOMEM;
+	if (rc != 0) {
+		free(st.value);
+		return rc;
+	}
+	*etag = st.value;
+	return 0;
+}
+
+/* ---- DeleteResult ---- */
+
+struct delete_state {
+	struct s3_delete_result res;
+	size_t cap;
+};
+
+static void delete_start(struct xml_ctx *x, int depth, const char *name)
+{
+	struct delete_state *st = x->data;
+	struct s3_delete_result *r = &st->res;
+
+	if (depth != 2)
+		return;
+	if (strcmp(name, "Deleted") == 0) {
+		r->n_deleted++;
+	} else if (strcmp(name, "Error") == 0) {
+		if (r->n_failures == st->cap) {
+			size_t cap = st->cap ? st->cap * 2 : 8;
+			struct s3_delete_failure *v = realloc(r->failures, cap * sizeof(*v));
+
+			if (v == NULL) {
+				xml_fail(x, -ENOMEM, "out of memory");
+				return;
+			}
+			r->failures = v;
+			st->cap = cap;
+		}
+		memset(&r->failures[r->n_failures], 0, sizeof(r->failures[0]));
+		r->n_failures++;
+	}
+}
+
+static void delete_end(struct xml_ctx *x, int depth, const char *name, const char *parent,
+		       const char *text)
+{
+	struct delete_state *st = x->data;
+	struct s3_delete_failure *f;
+	char **slot = NULL;
+
+	if (depth != 3 || strcmp(parent, "Error") != 0 || st->res.n_failures == 0)
+		return;
+	f = &st->res.failures[st->res.n_failures - 1];
+	if (strcmp(name, "Key") == 0)
+		slot = &f->key;
+	else if (strcmp(name, "Code") == 0)
+		slot = &f->code;
+	else if (strcmp(name, "Message") == 0)
+		slot = &f->message;
+	if (slot != NULL) {
+		free(*slot);
+		*slot = dup_or_fail(x, text);
+	}
+}
+
+static const struct xml_doc delete_doc = {"DeleteResult", delete_start, delete_end};
+
+void s3_delete_result_free(struct s3_delete_result *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n_failures; i++) {
+		free(r->failures[i].key);
+		free(r->failures[i].code);
+		free(r->failures[i].message);
+	}
+	free(r->failures);
+	memset(r, 0, sizeof(*r));
+}
+
+int s3_xml_parse_delete(const char *xml, size_t len, struct s3_delete_result *out,
+			struct s3_error *s3err, char *err, size_t errlen)
+{
+	struct delete_state st;
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	rc = xml_run(&delete_doc, &st, xml, len, s3err, err, errlen);
+	/* Every failure names its key and code, so callers need no NULL checks. */
+	for (size_t i = 0; rc == 0 && i < st.res.n_failures; i++) {
+		struct s3_delete_failure *f = &st.res.failures[i];
+
+		if ((f->key == NULL && (f->key = strdup("")) == NULL) ||
+		    (f->code == NULL && (f->code = strdup("")) == NULL) ||
+		    (f->message == NULL && (f->message = strdup("")) == NULL))
+			rc = -ENOMEM;
+	}
+	if (rc != 0) {
+		s3_delete_result_free(&st.res);
+		return rc;
+	}
+	*out = st.res;
+	return 0;
+}
+
+/* ---- Error ---- */
+
+static const struct xml_doc error_doc = {NULL, NULL, NULL};
+
+int s3_xml_parse_error(const char *xml, size_t len, struct s3_error *out)
+{
+	struct s3_error e;
+	char err[64];
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	rc = xml_run(&error_doc, NULL, xml, len, &e, err, sizeof(err));
+	if (rc != -EREMOTEIO) {
+		memset(out, 0, sizeof(*out));
+		return rc == -ENOMEM ? -ENOMEM : -EBADMSG;
+	}
+	*out = e;
+	return 0;
+}
+
+/* ---- time ---- */
+
+static bool digits(const char *s, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+int s3_xml_parse_time(const char *s, int64_t *ms)
+{
+	struct tm tm;
+	int year, mon, day, hour, min, sec, frac_ms = 0, off_min = 0;
+	const char *p;
+	time_t t;
+
+	if (strlen(s) < 20 || !digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &mon) ||
+	    s[7] != '-' || !digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
+	    !digits(s + 11, 2, &hour) || s[13] != ':' || !digits(s + 14, 2, &min) || s[16] != ':' ||
+	    !digits(s + 17, 2, &sec))
+		return -EINVAL;
+	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+		return -EINVAL;
+	p = s + 19;
+	if (*p == '.') {
+		int scale = 100;
+
+		p++;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			frac_ms += (*p - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om;
+
+		if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+			return -EINVAL;
+		off_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p != '\0')
+		return -EINVAL;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = year - 1900;
+	tm.tm_mon = mon - 1;
+	tm.tm_mday = day;
+	tm.tm_hour = hour;
+	tm.tm_min = min;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (t == (time_t)-1 && !(year == 1969 && mon == 12 && day == 31))
+		return -EINVAL;
+	*ms = ((int64_t)t - (int64_t)off_min * 60) * 1000 + frac_ms;
+	return 0;
+}
+
+/* ---- request bodies ---- */
+
+struct obuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void ob_add(struct obuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void ob_puts(struct obuf *b, const char *s)
+{
+	ob_add(b, s, strlen(s));
+}
+
+/* XML text: the five special characters become entities. */
+static void ob_escape(struct obuf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '&':
+			ob_puts(b, "&amp;");
+			break;
+		case '<':
+			ob_puts(b, "&lt;");
+			break;
+		case '>':
+			ob_puts(b, "&gt;");
+			break;
+		case '"':
+			ob_puts(b, "&quot;");
+			break;
+		case '\'':
+			ob_puts(b, "&apos;");
+			break;
+		default:
+			ob_add(b, s, 1);
+			break;
+		}
+	}
+}
+
+static int ob_finish(struct obuf *b, char **out, size_t *len)
+{
+	if (b->oom) {
+		free(b->p);
+		return -ENOMEM;
+	}
+	*out = b->p;
+	*len = b->len;
+	return 0;
+}
+
+int s3_xml_complete_body(const struct s3_part *parts, size_t n, char **out, size_t *len)
+{
+	struct obuf b = {0};
+	char num[16];
+
+	if (n == 0 || n > 10000)
+		return -EINVAL;
+	ob_puts(&b, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%d", parts[i].number);
+		ob_puts(&b, "<Part><PartNumber>");
+		ob_puts(&b, num);
+		ob_puts(&b, "</PartNumber><ETag>");
+		ob_escape(&b, parts[i].etag);
+		ob_puts(&b, "</ETag></Part>");
+	}
+	ob_puts(&b, "</CompleteMultipartUpload>");
+	return ob_finish(&b, out, len);
+}
+
+int s3_xml_delete_body(const char *const *keys, size_t n, char **out, size_t *len)
+{
+	struct obuf b = {0};
+
+	if (n == 0 || n > MAX_DELETE_KEYS)
+		return -EINVAL;
+	ob_puts(&b, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+	for (size_t i = 0; i < n; i++) {
+		ob_puts(&b, "<Object><Key>");
+		ob_escape(&b, keys[i]);
+		ob_puts(&b, "</Key></Object>");
+	}
+	ob_puts(&b, "</Delete>");
+	return ob_finish(&b, out, len);
+}

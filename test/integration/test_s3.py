@@ -1,0 +1,517 @@
+"""litestream against a real S3 server: Ceph's RADOS Gateway on loopback
+(the s3_server fixture), real SQLite databases written by real processes,
+the real binary, and a real S3 client (awscli) to check what was stored.
+
+Faults come from mitmproxy standing between the program and the server
+(s3proxy_addon.py): 503 SlowDown bursts, connections reset before or after
+the server stored an upload, answers delayed beyond the program's stall
+timeout, and AWS's answer to a wrong region (the test server accepts any
+region, AWS does not). After each, the restore must equal the source and
+the segments must tile each WAL index exactly: no range shipped twice under
+two names, none missing.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+
+import pytest
+
+from lsutil import Replicator, assert_same, start_writers, wait_for, wait_writers
+from test_replicate import make_db
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ADDON = os.path.join(HERE, "s3proxy_addon.py")
+MITMDUMP = shutil.which("mitmdump")
+LZ4 = shutil.which("lz4")
+PART = 5 * 1024 * 1024
+
+
+# ---- helpers -----------------------------------------------------------------
+
+def new_prefix():
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def ls_env(**extra):
+    """The environment for litestream: none of the caller's AWS or
+    LITESTREAM settings, no shared credentials file."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") and not k.startswith("LITESTREAM_")}
+    env["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent/credentials"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def creds_env(s3, **extra):
+    return ls_env(LITESTREAM_ACCESS_KEY_ID=s3.access_key,
+                  LITESTREAM_SECRET_ACCESS_KEY=s3.secret_key, **extra)
+
+
+def write_conf(path, db, s3, prefix, endpoint=None, db_extra="", **replica):
+    keys = {
+        "bucket": s3.bucket,
+        "path": prefix,
+        "endpoint": endpoint or s3.endpoint,
+        "region": s3.region,
+        "force-path-style": "true",
+        "access-key-id": s3.access_key,
+        "secret-access-key": s3.secret_key,
+        "sync-interval": "200ms",
+    }
+    keys.update({k.replace("_", "-"): v for k, v in replica.items()})
+    lines = "\n".join(f"{k} = {v}" for k, v in keys.items())
+    path.write_text(f"""[litestream]
+log-level = info
+socket = {db.parent / "ls.sock"}
+
+[db app]
+path = {db}
+monitor-interval = 100ms
+{db_extra}
+
+[replica s3]
+db = app
+type = s3
+{lines}
+""")
+    return path
+
+
+def list_objects(s3, prefix):
+    """{key: (size, etag, last_modified)} of everything under prefix/."""
+    r = s3.aws("s3api", "list-objects-v2", "--bucket", s3.bucket, "--prefix", prefix + "/")
+    out = json.loads(r.stdout) if r.stdout.strip() else {}
+    return {o["Key"]: (o["Size"], o["ETag"], o["LastModified"]) for o in out.get("Contents", [])}
+
+
+def download(s3, prefix, dest, bucket=None):
+    s3.aws("s3", "cp", "--recursive", "--only-show-errors",
+           f"s3://{bucket or s3.bucket}/{prefix}", str(dest))
+    return dest
+
+
+def lz4_decompress(path):
+    r = subprocess.run([LZ4, "-d", "-c", str(path)], capture_output=True, timeout=60)
+    assert r.returncode == 0, f"lz4 -d {path}: {r.stderr.decode(errors='replace')}"
+    return r.stdout
+
+
+def segments_of(root):
+    """{(generation, index): [(offset, path), ...]} for the offset-named
+    segments under a downloaded replica, by offset."""
+    out = {}
+    gens = root / "generations"
+    for gen in sorted(os.listdir(gens)) if gens.exists() else []:
+        wal = gens / gen / "wal"
+        for name in sorted(os.listdir(wal)) if wal.exists() else []:
+            assert name.endswith(".wal.lz4") and "_" in name, f"unexpected object {gen}/wal/{name}"
+            index, offset = name[:-len(".wal.lz4")].split("_")
+            out.setdefault((gen, int(index, 16)), []).append((int(offset, 16), wal / name))
+    for v in out.values():
+        v.sort()
+    return out
+
+
+def check_tiling(root):
+    """Each WAL index's segments follow one another exactly: the next starts
+    where the previous ends (decompressed), so no range was shipped twice
+    under another name and none is missing. Returns the segment count."""
+    n = 0
+    for (gen, index), segs in segments_of(root).items():
+        expect = 0
+        for offset, path in segs:
+            assert offset == expect, (f"{gen} index {index:08x}: segment at {offset} "
+                                      f"where {expect} was expected ({path.name})")
+            expect += len(lz4_decompress(path))
+            n += 1
+    return n
+
+
+def shadow_dir(db):
+    return db.parent / f".{db.name}-litestream"
+
+
+def restore_conf(run, conf, db, out, env=None):
+    r = run("restore", "-config", conf, "-o", out, db, env=env or ls_env())
+    assert r.returncode == 0, f"restore failed: {r.stderr}"
+    return r
+
+
+def restore_url(run, s3, prefix, out):
+    r = run("restore", "-o", out, s3.replica_url(prefix), env=creds_env(s3))
+    assert r.returncode == 0, f"restore failed: {r.stderr}"
+    return r
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Proxy:
+    """mitmdump in reverse-proxy mode in front of the S3 server, running
+    s3proxy_addon.py; set() replaces its fault plan."""
+
+    def __init__(self, s3, directory):
+        self.dir = directory
+        self.plan = os.path.join(directory, "plan.json")
+        self.log = os.path.join(directory, "proxy.log")
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.set([])
+        env = dict(os.environ, S3PROXY_PLAN=self.plan, S3PROXY_LOG=self.log)
+        self.out = open(os.path.join(directory, "mitmdump.out"), "ab")
+        self.proc = subprocess.Popen(
+            [MITMDUMP, "-q", "--mode", f"reverse:{s3.endpoint}", "--listen-host", "127.0.0.1",
+             "--listen-port", str(self.port), "--set", "keep_host_header=true",
+             "--set", "connection_strategy=lazy", "-s", ADDON],
+            stdout=self.out, stderr=self.out, env=env)
+
+        def up():
+            assert self.proc.poll() is None, f"mitmdump exited: {self.output()}"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, timeout=30, what="mitmdump to listen")
+
+    def output(self):
+        with open(os.path.join(self.dir, "mitmdump.out"), errors="replace") as f:
+            return f.read()
+
+    def set(self, rules, region=None):
+        tmp = self.plan + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"rules": rules, "region": region}, f)
+        os.replace(tmp, self.plan)
+        if os.path.exists(self.log):
+            os.unlink(self.log)
+
+    def actions(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+@pytest.fixture(scope="module")
+def proxy(s3_server, tmp_path_factory):
+    if MITMDUMP is None:
+        pytest.skip("mitmdump is not installed (Debian package mitmproxy)")
+    p = Proxy(s3_server, str(tmp_path_factory.mktemp("proxy")))
+    yield p
+    p.stop()
+
+
+@pytest.fixture(autouse=True)
+def need_lz4():
+    if LZ4 is None:
+        pytest.skip("the lz4 command is not installed (Debian package lz4)")
+
+
+def big_db(db, mib):
+    """A database of about mib MiB of incompressible rows, written before
+    litestream starts (so its first snapshot is that big)."""
+    make_db(db)
+    wait_writers(start_writers(db, [["--seed", 40, "--count", 1, "--big-every", 1,
+                                     "--big-bytes", mib << 20]]))
+
+
+# ---- replication and restore ---------------------------------------------------
+
+def test_replicate_under_writes_and_restore(litestream_bin, run, tmp_path, s3_server):
+    """URL mode, credentials from LITESTREAM_*: two writers, SIGTERM, restore.
+    Listings come in pages of 2 objects, so every listing walks continuation
+    tokens."""
+    db, prefix = tmp_path / "app.db", new_prefix()
+    make_db(db)
+    rep = Replicator(litestream_bin, [db, s3_server.replica_url(prefix)], tmp_path / "log",
+                     env=creds_env(s3_server, LITESTREAM_S3_MAX_KEYS=2))
+    wait_writers(start_writers(db, [["--seed", 1, "--count", 500, "--big-every", 250,
+                                     "--big-bytes", 1 << 20],
+                                    ["--seed", 2, "--count", 500]]))
+    assert rep.stop() == 0, rep.text()
+    log = rep.text()
+    assert "ERROR" not in log, log
+    assert s3_server.secret_key not in log
+    assert f"replicating to s3://{s3_server.bucket}/{prefix}" in log
+    r = run("restore", "-o", tmp_path / "restored.db", s3_server.replica_url(prefix),
+            env=creds_env(s3_server, LITESTREAM_S3_MAX_KEYS=2))
+    assert r.returncode == 0, r.stderr
+    assert_same(db, tmp_path / "restored.db")
+    assert len(list_objects(s3_server, prefix)) > 4  # so the pages were many
+
+
+def test_staged_uploads_do_not_pile_up(litestream_bin, tmp_path, s3_server):
+    db, prefix = tmp_path / "app.db", new_prefix()
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix)
+    make_db(db)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 14, "--count", 100, "--sleep", 0.005]]))
+    assert rep.stop() == 0, rep.text()
+    stage = shadow_dir(db) / "tmp"
+    left = [p.name for p in stage.iterdir()] if stage.exists() else []
+    assert left == [], f"{len(left)} staged files left in {stage}"
+
+
+def test_restart_resumes_without_reuploading(litestream_bin, run, tmp_path, s3_server):
+    db, prefix = tmp_path / "app.db", new_prefix()
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix)
+    make_db(db)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log1", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 3, "--count", 150]]))
+    assert rep.stop() == 0, rep.text()
+    before = list_objects(s3_server, prefix)
+    assert any(".snapshot.lz4" in k for k in before) and any(".wal.lz4" in k for k in before)
+
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log2", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 4, "--count", 150]]))
+    assert rep.stop() == 0, rep.text()
+    after = list_objects(s3_server, prefix)
+    # Nothing shipped before was written again, and the same generation went on.
+    for key, meta in before.items():
+        assert after.get(key) == meta, f"{key} rewritten or removed"
+    assert len(after) > len(before)
+    log = rep.text()
+    assert "resuming at" in log and "new generation" not in log, log
+    assert "ERROR" not in log, log
+    restore_conf(run, conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
+def test_objects_read_back_with_awscli(litestream_bin, run, tmp_path, s3_server):
+    """What the program stored, read with another S3 client and the lz4
+    command, is byte for byte the shadow WAL's ranges and the database."""
+    db, prefix = tmp_path / "app.db", new_prefix()
+    # No checkpoint anywhere, so the database file stays what was snapshotted
+    # and every shadow WAL index stays on disk.
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix,
+                      db_extra="checkpoint-interval = 1h\nmin-checkpoint-page-count = 100000\n"
+                               "max-checkpoint-page-count = 200000")
+    make_db(db)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 5, "--count", 300, "--no-autocheckpoint"]]))
+    assert rep.stop() == 0, rep.text()
+
+    got = download(s3_server, prefix, tmp_path / "s3")
+    gen = (shadow_dir(db) / "generation").read_text().strip()
+    snapshots = list((got / "generations" / gen / "snapshots").iterdir())
+    assert [p.name for p in snapshots] == ["00000000.snapshot.lz4"]
+    assert lz4_decompress(snapshots[0]) == db.read_bytes()
+
+    compared = 0
+    for (g, index), segs in segments_of(got).items():
+        assert g == gen
+        shadow = (shadow_dir(db) / "generations" / gen / "wal" / f"{index:08x}.wal").read_bytes()
+        for offset, path in segs:
+            data = lz4_decompress(path)
+            assert len(data) > 0
+            assert data == shadow[offset:offset + len(data)], f"{path.name} differs from the shadow wal"
+            compared += 1
+    assert compared >= 1
+    assert check_tiling(got) == compared
+
+
+def test_multipart_snapshot(litestream_bin, run, tmp_path, s3_server):
+    """A snapshot above part-size goes up in parts, is verified by HEAD, and restores."""
+    db, prefix = tmp_path / "app.db", new_prefix()
+    big_db(db, 11)
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix, part_size="5MB")
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 6, "--count", 50]]))
+    assert rep.stop() == 0, rep.text()
+    assert "ERROR" not in rep.text(), rep.text()
+
+    snaps = {k: v for k, v in list_objects(s3_server, prefix).items() if k.endswith(".snapshot.lz4")}
+    assert len(snaps) == 1
+    key, (size, etag, _) = next(iter(snaps.items()))
+    parts = (size + PART - 1) // PART
+    assert size > PART and parts >= 3
+    assert etag.strip('"').endswith(f"-{parts}"), etag
+    r = s3_server.aws("s3api", "list-multipart-uploads", "--bucket", s3_server.bucket,
+                      "--prefix", prefix + "/")
+    assert not (json.loads(r.stdout).get("Uploads") if r.stdout.strip() else None)
+    restore_conf(run, conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
+def test_virtual_host_style_and_credentials_file(litestream_bin, run, tmp_path, s3_server):
+    """BUCKET.s3.localhost:PORT addressing (rgw's DNS name; curl resolves
+    *.localhost itself), credentials from a profile of a shared
+    credentials file."""
+    db, prefix = tmp_path / "app.db", new_prefix()
+    creds = tmp_path / "credentials"
+    creds.write_text(f"[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n\n"
+                     f"[backup]\naws_access_key_id = {s3_server.access_key}\n"
+                     f"aws_secret_access_key = {s3_server.secret_key}\n")
+    env = ls_env(AWS_SHARED_CREDENTIALS_FILE=creds, AWS_PROFILE="backup")
+    url = (f"s3://{s3_server.bucket}/{prefix}?endpoint=http://s3.localhost:{s3_server.port}"
+           f"&force-path-style=false")
+    make_db(db)
+    rep = Replicator(litestream_bin, [db, url], tmp_path / "log", env=env)
+    wait_writers(start_writers(db, [["--seed", 12, "--count", 100]]))
+    assert rep.stop() == 0, rep.text()
+    assert "ERROR" not in rep.text(), rep.text()
+    assert any(k.endswith(".snapshot.lz4") for k in list_objects(s3_server, prefix))
+    r = run("restore", "-o", tmp_path / "restored.db", url, env=env)
+    assert r.returncode == 0, r.stderr
+    assert_same(db, tmp_path / "restored.db")
+
+
+def test_retention_deletes_old_objects(litestream_bin, run, tmp_path, s3_server):
+    """Retention removes old snapshots and segments with DeleteObjects; the
+    replica still restores."""
+    db, prefix = tmp_path / "app.db", new_prefix()
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix,
+                      db_extra="min-checkpoint-page-count = 20",
+                      snapshot_interval="1s", retention="1s", retention_check_interval="500ms")
+    make_db(db)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 13, "--count", 400, "--sleep", 0.01]]))
+    wait_for(lambda: "retention: removed" in rep.text(), timeout=30, what="a retention pass")
+    assert rep.stop() == 0, rep.text()
+    assert "ERROR" not in rep.text(), rep.text()
+    keys = list_objects(s3_server, prefix)
+    snaps = sorted(k for k in keys if k.endswith(".snapshot.lz4"))
+    assert snaps and not snaps[0].endswith("/00000000.snapshot.lz4"), snaps
+    restore_conf(run, conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
+# ---- misconfiguration: reported, nothing lost, fixed by a restart ----------------
+
+MISTAKES = {
+    "wrong-secret": ({"secret_access_key": "not-the-secret"},
+                     ["403 SignatureDoesNotMatch", "check the access key and secret"]),
+    "wrong-region": ({"region": "eu-west-3"},
+                     ["400 AuthorizationHeaderMalformed",
+                      "is in us-east-1, not eu-west-3; set region = us-east-1"]),
+    "missing-bucket": ({"bucket": "litestream-no-such-bucket"},
+                       ["404 NoSuchBucket", "bucket litestream-no-such-bucket does not exist"]),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_misconfiguration_then_fixed(litestream_bin, run, tmp_path, s3_server, proxy, mistake):
+    bad, expected = MISTAKES[mistake]
+    db, prefix = tmp_path / "app.db", new_prefix()
+    # The region check is AWS's, played by the proxy.
+    proxy.set([], region=s3_server.region)
+    endpoint = proxy.endpoint if mistake == "wrong-region" else None
+    bad_conf = write_conf(tmp_path / "bad.conf", db, s3_server, prefix, endpoint=endpoint, **bad)
+    good_conf = write_conf(tmp_path / "good.conf", db, s3_server, prefix, endpoint=endpoint)
+    make_db(db)
+
+    rep = Replicator(litestream_bin, ["-config", bad_conf], tmp_path / "log1", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 7, "--count", 200]]))
+    wait_for(lambda: all(e in rep.text() for e in expected), timeout=30,
+             what=f"{expected} in the log")
+    assert rep.proc.poll() is None, "the daemon exited"
+    r = run("restore", "-config", bad_conf, "-o", tmp_path / "nope.db", db, env=ls_env())
+    assert r.returncode != 0
+    for e in expected:
+        assert e in r.stderr, r.stderr
+    assert not (tmp_path / "nope.db").exists()
+    rep.stop()
+    log = rep.text()
+    assert s3_server.secret_key not in log and "not-the-secret" not in log
+    # What could not be shipped waits in the shadow WAL.
+    gen = (shadow_dir(db) / "generation").read_text().strip()
+    assert any(p.stat().st_size > 0
+               for p in (shadow_dir(db) / "generations" / gen / "wal").iterdir())
+
+    rep = Replicator(litestream_bin, ["-config", good_conf], tmp_path / "log2", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 8, "--count", 50]]))
+    assert rep.stop() == 0, rep.text()
+    assert "ERROR" not in rep.text(), rep.text()
+    restore_conf(run, good_conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+    proxy.set([])
+
+
+# ---- faults between the program and S3 ------------------------------------------
+
+FAULTS = {
+    # A burst longer than the backend's own attempts: the replica retries too.
+    "slowdown-burst": [{"match": "^PUT ", "action": "status", "status": 503, "code": "SlowDown",
+                        "skip": 2, "count": 7}],
+    "reset-before-upload": [{"match": "^PUT ", "action": "reset", "skip": 1, "count": 3}],
+    "reset-after-upload": [{"match": "^PUT ", "action": "reset_after", "skip": 1, "count": 3}],
+    # Beyond the stall timeout (1s here) and curl's few seconds of speed
+    # averaging: the attempt is abandoned and sent again.
+    "delay-beyond-timeout": [{"match": "^PUT ", "action": "delay", "delay_ms": 8000, "skip": 1,
+                              "count": 1}],
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault(litestream_bin, run, tmp_path, s3_server, proxy, fault):
+    db, prefix = tmp_path / "app.db", new_prefix()
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix, endpoint=proxy.endpoint)
+    make_db(db)
+    proxy.set(FAULTS[fault])
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log",
+                     env=ls_env(LITESTREAM_S3_STALL_TIMEOUT="1s"))
+    wait_writers(start_writers(db, [["--seed", 9, "--count", 300],
+                                    ["--seed", 10, "--count", 300]]))
+    action = FAULTS[fault][0]["action"]
+    wait_for(lambda: sum(a["action"] == action for a in proxy.actions()) >=
+             FAULTS[fault][0]["count"], timeout=30, what="every fault injected")
+    assert rep.stop() == 0, rep.text()
+    proxy.set([])
+    log = rep.text()
+    assert "retrying in" in log, log
+    if fault == "slowdown-burst":
+        assert "gave up after 5 attempts" in log and "replica healthy again" in log, log
+    if fault == "delay-beyond-timeout":
+        assert "Operation too slow" in log or "timed out" in log, log
+
+    restore_url(run, s3_server, prefix, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+    # Each segment once: one name per (index, offset), and the ranges tile.
+    names = [k.rsplit("/", 1)[1] for k in list_objects(s3_server, prefix) if "/wal/" in k]
+    assert len(names) == len(set(names)) and names
+    assert check_tiling(download(s3_server, prefix, tmp_path / "s3")) == len(names)
+
+
+def test_multipart_faults(litestream_bin, run, tmp_path, s3_server, proxy):
+    """A part refused twice, and the completion's answer lost after the
+    server completed the upload: retried, verified by HEAD, restorable."""
+    db, prefix = tmp_path / "app.db", new_prefix()
+    big_db(db, 11)
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix, endpoint=proxy.endpoint,
+                      part_size="5MB")
+    proxy.set([{"match": r"^PUT .*partNumber=2&", "action": "status", "status": 503,
+                "code": "SlowDown", "count": 2},
+               {"match": r"^POST .*\?uploadId=", "action": "reset_after", "count": 1}])
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 11, "--count", 50]]))
+    wait_for(lambda: "snapshot written" in rep.text(), timeout=30, what="the snapshot")
+    assert rep.stop() == 0, rep.text()
+    acted = [a["action"] for a in proxy.actions()]
+    proxy.set([])
+    assert acted.count("status") == 2 and acted.count("reset_after") == 1, acted
+    assert "ERROR" not in rep.text(), rep.text()
+    snaps = [v for k, v in list_objects(s3_server, prefix).items() if k.endswith(".snapshot.lz4")]
+    assert len(snaps) == 1 and "-" in snaps[0][1]
+    r = s3_server.aws("s3api", "list-multipart-uploads", "--bucket", s3_server.bucket,
+                      "--prefix", prefix + "/")
+    assert not (json.loads(r.stdout).get("Uploads") if r.stdout.strip() else None)
+    restore_conf(run, conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
