@@ -52,7 +52,7 @@ int timefmt_parse(const char *s, int64_t *ms)
 		sign = 1;
 		p++;
 	} else if ((*p == '+' || *p == '-') && digits(p + 1, 2, &oh) && p[3] == ':' &&
-		   digits(p + 4, 2, &om)) {
+		   digits(p + 4, 2, &om) && oh <= 23 && om <= 59) {
 		sign = *p == '-' ? -1 : 1;
 		p += 6;
 	} else {

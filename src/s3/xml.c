@@ -15,6 +15,8 @@
  */
 #include "s3/xml.h"
 
+#include "timefmt.h"
+
 #include <errno.h>
 #include <expat.h>
 #include <limits.h>
@@ -582,71 +584,10 @@ int s3_xml_parse_error(const char *xml, size_t len, struct s3_error *out)
 
 /* ---- time ---- */
 
-static bool digits(const char *s, int n, int *out)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
+/* LastModified is RFC 3339, which timefmt parses for every command. */
 int s3_xml_parse_time(const char *s, int64_t *ms)
 {
-	struct tm tm;
-	int year, mon, day, hour, min, sec, frac_ms = 0, off_min = 0;
-	const char *p;
-	time_t t;
-
-	if (strlen(s) < 20 || !digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &mon) ||
-	    s[7] != '-' || !digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
-	    !digits(s + 11, 2, &hour) || s[13] != ':' || !digits(s + 14, 2, &min) || s[16] != ':' ||
-	    !digits(s + 17, 2, &sec))
-		return -EINVAL;
-	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
-		return -EINVAL;
-	p = s + 19;
-	if (*p == '.') {
-		int scale = 100;
-
-		p++;
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		for (; *p >= '0' && *p <= '9'; p++) {
-			frac_ms += (*p - '0') * scale;
-			scale /= 10;
-		}
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int oh, om;
-
-		if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
-			return -EINVAL;
-		off_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-		p += 6;
-	} else {
-		return -EINVAL;
-	}
-	if (*p != '\0')
-		return -EINVAL;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = year - 1900;
-	tm.tm_mon = mon - 1;
-	tm.tm_mday = day;
-	tm.tm_hour = hour;
-	tm.tm_min = min;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (t == (time_t)-1 && !(year == 1969 && mon == 12 && day == 31))
-		return -EINVAL;
-	*ms = ((int64_t)t - (int64_t)off_min * 60) * 1000 + frac_ms;
-	return 0;
+	return timefmt_parse(s, ms);
 }
 
 /* ---- request bodies ---- */
