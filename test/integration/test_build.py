@@ -2,6 +2,7 @@
 library is missing (simulated with a pkg-config directory that lacks it)."""
 import glob
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -21,9 +22,14 @@ def test_configure_names_missing_package(tmp_path, pc, package):
         for f in glob.glob(os.path.join(d, "*.pc")):
             if os.path.basename(f) != f"{pc}.pc" and not (fake / os.path.basename(f)).exists():
                 os.symlink(f, fake / os.path.basename(f))
-    build = tmp_path / "build"
-    build.mkdir()
-    r = subprocess.run([os.path.join(srcdir, "configure")], cwd=build, capture_output=True, text=True,
+    # A configured source tree refuses a second build directory, so run a
+    # copy of what configure needs.
+    src = tmp_path / "src-copy"
+    (src / "src").mkdir(parents=True)
+    shutil.copytree(os.path.join(srcdir, "build-aux"), src / "build-aux")
+    for f in ("configure", "Makefile.in", "autoconfig.h.in", "src/main.c"):
+        shutil.copy2(os.path.join(srcdir, f), src / f)
+    r = subprocess.run(["./configure"], cwd=src, capture_output=True, text=True,
                        env=dict(os.environ, PKG_CONFIG_LIBDIR=str(fake)), timeout=300)
     assert r.returncode != 0
     assert f"install the Debian package {package}" in r.stderr, r.stderr[-2000:]
