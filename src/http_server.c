@@ -49,7 +49,7 @@ const struct http_server_limits http_server_default_limits = {
 
 #define READ_BUF_SIZE 4096
 #define LINGER_MS 2000
-#define LISTEN_BACKLOG 256
+#define LISTEN_BACKLOG 1024
 
 /* ---- the request parser -------------------------------------------------- */
 
