@@ -42,6 +42,7 @@ struct item {
 	bool src_is_tmp;      /* downloaded by us: remove after use */
 	char *out;            /* decompressed */
 	uint64_t out_size;
+	bool done;            /* fetched and decompressed */
 	int rc;
 	char err[320];
 };
@@ -62,6 +63,10 @@ struct restore {
 	int rc;               /* first error */
 	uint64_t bytes_total, bytes_done;
 	int64_t started_ms, last_progress_ms;
+	/* Applying, in order, as objects arrive (the download goes on). */
+	struct walapply *a;
+	int db_fd;
+	size_t applied;       /* items applied so far */
 };
 
 static int fail(struct restore *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -237,6 +242,45 @@ static void progress(struct restore *r, bool last)
 	fflush(stderr);
 }
 
+/*
+ * Verifies and maps, in order, every object that has arrived since the
+ * last call (walapply.h), while later ones are still downloading; pages
+ * are written once, at the end (finish()).
+ */
+static void apply_ready(struct restore *r)
+{
+	char err[512];
+	int rc = 0;
+
+	while (r->rc == 0 && r->applied < r->n_items && r->items[r->applied].done) {
+		struct item *it = &r->items[r->applied];
+		if (it->snapshot) {
+			r->db_fd = open(r->tmp_db, O_RDWR | O_CLOEXEC);
+			if (r->db_fd < 0)
+				rc = fail(r, -errno, "open %s: %s", r->tmp_db, strerror(errno));
+			else if ((rc = walapply_new(r->db_fd, &r->a, err, sizeof(err))) != 0)
+				fail(r, rc, "%s: %s", it->key, err);
+		} else {
+			size_t i = r->applied;
+			if (i == 1 || r->items[i - 1].index != it->index)
+				walapply_index_begin(r->a, it->index);
+			rc = walapply_segment(r->a, it->out, it->offset, 0, it->key, err, sizeof(err));
+			if (rc == 0 && (i + 1 == r->n_items || r->items[i + 1].index != it->index)) {
+				rc = walapply_index_end(r->a, err, sizeof(err));
+				if (rc == 0)
+					say(r, "verified wal index %08x", it->index);
+			}
+			if (rc != 0)
+				fail(r, rc, "%s", err);
+		}
+		if (rc != 0) {
+			r->rc = rc;
+			return;
+		}
+		r->applied++;
+	}
+}
+
 static void on_decompressed(uv_work_t *req, int status)
 {
 	struct item *it = req->data;
@@ -251,10 +295,13 @@ static void on_decompressed(uv_work_t *req, int status)
 	r->in_flight--;
 	r->done++;
 	r->bytes_done += it->stored;
-	if (it->rc != 0 && r->rc == 0)
+	if (it->rc != 0 && r->rc == 0) {
 		r->rc = fail(r, it->rc, "%s", it->err);
-	else if (it->rc == 0)
+	} else if (it->rc == 0) {
+		it->done = true;
 		say(r, "fetched %s (%llu bytes)", it->key, (unsigned long long)it->out_size);
+		apply_ready(r);
+	}
 	progress(r, false);
 	start_items(r);
 }
@@ -450,27 +497,21 @@ int restore_apply(const char *db_path, const struct restore_segment *segs, size_
 	return rc;
 }
 
-static int build(struct restore *r)
+/* Every object is applied: write the pages and make the file durable. */
+static int finish(struct restore *r)
 {
-	struct restore_segment *segs = calloc(r->n_items ? r->n_items : 1, sizeof(*segs));
+	char err[512];
 	int rc;
 
-	if (segs == NULL)
-		return fail(r, -ENOMEM, "out of memory");
-	for (size_t i = 1; i < r->n_items; i++) {
-		segs[i - 1].path = r->items[i].out;
-		segs[i - 1].name = r->items[i].key;
-		segs[i - 1].index = r->items[i].index;
-		segs[i - 1].offset = r->items[i].offset;
-	}
-	rc = restore_apply(r->tmp_db, segs, r->n_items - 1, r->o->verbose, r->err, r->errlen);
-	free(segs);
-	if (rc != 0 && strncmp(r->err, "snapshot", 8) == 0) {
-		char why[512];
-		snprintf(why, sizeof(why), "%s", r->err);
-		fail(r, rc, "%s: %s", r->items[0].key, why);
-	}
-	return rc;
+	if (r->applied != r->n_items || r->a == NULL)
+		return fail(r, -EIO, "restore: %zu of %zu objects applied", r->applied, r->n_items);
+	if ((rc = walapply_finish(r->a, err, sizeof(err))) != 0)
+		return fail(r, rc, "%s", err);
+	say(r, "applied %llu frames as %llu page writes", (unsigned long long)walapply_frames(r->a),
+	    (unsigned long long)walapply_pages_written(r->a));
+	if (fsync(r->db_fd) != 0)
+		return fail(r, -errno, "fsync %s: %s", r->tmp_db, strerror(errno));
+	return 0;
 }
 
 int restore_build_local(const struct restore_object *objs, size_t n, const char *out_path,
@@ -559,6 +600,11 @@ static int install(struct restore *r)
 
 static void cleanup(struct restore *r)
 {
+	walapply_free(r->a);
+	r->a = NULL;
+	if (r->db_fd >= 0)
+		close(r->db_fd);
+	r->db_fd = -1;
 	for (size_t i = 0; i < r->n_items; i++) {
 		struct item *it = &r->items[i];
 		if (it->out != NULL && !it->snapshot)
@@ -592,6 +638,7 @@ int restore_run(const struct restore_source *sources, size_t n_sources, const st
 	int rc;
 
 	memset(&r, 0, sizeof(r));
+	r.db_fd = -1;
 	r.o = opts;
 	r.err = err;
 	r.errlen = errlen;
@@ -630,7 +677,7 @@ int restore_run(const struct restore_source *sources, size_t n_sources, const st
 	if (rc == 0)
 		rc = fetch_all(&r);
 	if (rc == 0)
-		rc = build(&r);
+		rc = finish(&r);
 	if (rc == 0)
 		rc = integrity_check(&r);
 	if (rc == 0)
