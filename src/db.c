@@ -714,7 +714,7 @@ static void start_job(struct db *db)
 	db->last_start_ms = now_ms(CLOCK_MONOTONIC);
 	job->final = db->state == DB_STOPPING;
 	job->requested = db->checkpoint_wanted;
-	job->may_checkpoint = db->snapshot_readers == 0;
+	job->may_checkpoint = db->snapshot_readers == 0 && db->snapshot_waiters == 0;
 	job->last_checkpoint_ms = db->last_checkpoint_ms;
 	snprintf(job->new_generation_reason, sizeof(job->new_generation_reason), "%s",
 		 db->new_generation_reason);
@@ -801,6 +801,16 @@ void db_snapshot_end(struct db *db)
 	db->snapshot_readers--;
 	if (db->snapshot_readers == 0 && db->checkpoint_wanted != CHECKPOINT_NONE)
 		db_request_sync(db);
+}
+
+void db_snapshot_wait(struct db *db)
+{
+	db->snapshot_waiters++;
+}
+
+void db_snapshot_unwait(struct db *db)
+{
+	db->snapshot_waiters--;
 }
 
 bool db_snapshot_allowed(const struct db *db)

@@ -126,6 +126,7 @@ struct db {
 	enum db_checkpoint_mode checkpoint_wanted;
 	char new_generation_reason[128]; /* asked by a replica; "" if none */
 	int snapshot_readers;      /* snapshot jobs reading the file: no checkpoint */
+	int snapshot_waiters;      /* snapshots waiting for a checkpointing job to end */
 	char *image_path;          /* db_request_image(), pending */
 	db_image_cb image_cb;
 	void *image_arg;
@@ -185,6 +186,14 @@ void db_request_new_generation(struct db *db, const char *reason);
 void db_snapshot_begin(struct db *db);
 void db_snapshot_end(struct db *db);
 bool db_snapshot_allowed(const struct db *db);
+
+/*
+ * A snapshot is waiting for db_snapshot_allowed(): jobs started meanwhile
+ * do not checkpoint, so a database checkpointing at every sync cannot
+ * starve it. Balanced by db_snapshot_unwait().
+ */
+void db_snapshot_wait(struct db *db);
+void db_snapshot_unwait(struct db *db);
 
 /*
  * Stops watching, waits for the running job, runs one last sync (never a

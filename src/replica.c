@@ -389,6 +389,11 @@ static void on_snapshot_wait(uv_timer_t *t)
 {
 	struct replica *r = t->data;
 
+	/* ship_snapshot() waits again if it still has to; step() may not go there. */
+	if (r->snapshot_waiting) {
+		r->snapshot_waiting = false;
+		db_snapshot_unwait(r->db);
+	}
 	if (r->state == REPLICA_BUSY) {
 		r->state = REPLICA_IDLE;
 		step(r);
@@ -402,9 +407,17 @@ static void ship_snapshot(struct replica *r)
 
 	/* A checkpoint must not rewrite the file while it is read. */
 	if (!db_snapshot_allowed(r->db)) {
+		if (!r->snapshot_waiting) {
+			r->snapshot_waiting = true;
+			db_snapshot_wait(r->db);
+		}
 		r->state = REPLICA_BUSY;
 		uv_timer_start(&r->retry_timer, on_snapshot_wait, SNAPSHOT_WAIT_MS, 0);
 		return;
+	}
+	if (r->snapshot_waiting) {
+		r->snapshot_waiting = false;
+		db_snapshot_unwait(r->db);
 	}
 	job = job_new(r, JOB_SNAPSHOT);
 	if (job == NULL) {
@@ -1176,6 +1189,10 @@ static void on_replica_handle_closed(uv_handle_t *h)
 
 void replica_close(struct replica *r, void (*cb)(struct replica *r))
 {
+	if (r->snapshot_waiting) {
+		r->snapshot_waiting = false;
+		db_snapshot_unwait(r->db);
+	}
 	r->closing = true;
 	r->close_cb = cb;
 	r->state = REPLICA_CLOSED;

@@ -79,6 +79,7 @@ struct replica {
 	struct db_pos pos;     /* shipped up to here; generation "" = nothing yet */
 	bool wanted;           /* the database moved while busy */
 	bool snapshot_wanted;  /* replica_request_snapshot() */
+	bool snapshot_waiting; /* counted in db->snapshot_waiters */
 	bool closing;
 	int failures;          /* consecutive */
 	int64_t last_ship_ms;  /* monotonic: when the last segment upload began */
