@@ -320,6 +320,7 @@ static void on_segment_compressed(uv_work_t *req, int status)
 static void ship_segment(struct replica *r, uint64_t end)
 {
 	r->last_ship_ms = mono_ms();
+	r->tick = false;
 	struct replica_job *job = job_new(r, JOB_SEGMENT);
 	char name[NAME_MAX_LEN], *src;
 
@@ -513,6 +514,9 @@ static void step(struct replica *r)
 				caught_up(r);
 				return;
 			}
+			/* A positive sync-interval ships the current index only on its tick. */
+			if (r->cfg->sync_interval_ms > 0 && r->flush_cb == NULL && !r->tick)
+				return;
 			if (r->cfg->sync_interval_ms == 0 && r->flush_cb == NULL) {
 				int64_t since = mono_ms() - r->last_ship_ms;
 				if (since < SHIP_MIN_GAP_MS) {
@@ -1044,6 +1048,8 @@ static void on_sync_timer(uv_timer_t *t)
 {
 	struct replica *r = t->data;
 
+	if (r->cfg->sync_interval_ms > 0)
+		r->tick = true; /* kept until a segment goes, even if busy now */
 	if (r->state == REPLICA_IDLE)
 		step(r);
 }

@@ -83,6 +83,7 @@ struct replica {
 	bool closing;
 	int failures;          /* consecutive */
 	int64_t last_ship_ms;  /* monotonic: when the last segment upload began */
+	bool tick;             /* sync-interval > 0: the timer fired since the last segment */
 	bool retention_wanted; /* the retention check is due */
 	struct retention_plan *retention; /* keys being removed */
 	bool validation_wanted;

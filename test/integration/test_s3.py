@@ -243,9 +243,10 @@ def test_replicate_under_writes_and_restore(litestream_bin, run, tmp_path, s3_se
     make_db(db)
     rep = Replicator(litestream_bin, [db, s3_server.replica_url(prefix)], tmp_path / "log",
                      env=creds_env(s3_server, LITESTREAM_S3_MAX_KEYS=2))
+    # Long enough to span several 1 s sync ticks (one PUT per tick).
     wait_writers(start_writers(db, [["--seed", 1, "--count", 500, "--big-every", 250,
-                                     "--big-bytes", 1 << 20],
-                                    ["--seed", 2, "--count", 500]]))
+                                     "--big-bytes", 1 << 20, "--sleep", 0.008],
+                                    ["--seed", 2, "--count", 500, "--sleep", 0.008]]))
     assert rep.stop() == 0, rep.text()
     log = rep.text()
     assert "ERROR" not in log, log
