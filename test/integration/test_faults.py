@@ -3,6 +3,7 @@ errors are logged, nothing is lost, and replication catches up once the
 fault clears. Uses a small tmpfs mounted by the test (needs root)."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -25,7 +26,13 @@ def small_fs(tmp_path):
 
 
 def remount(mnt, mode):
-    subprocess.run(["mount", "-o", f"remount,{mode}", str(mnt)], check=True)
+    # "busy" while the sidecar has a file open for writing there: retry.
+    for _ in range(100):
+        r = subprocess.run(["mount", "-o", f"remount,{mode}", str(mnt)], capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"remount {mode} {mnt}: {r.stderr}")
 
 
 def test_read_only_replica_then_recovers(litestream_bin, run, tmp_path, small_fs):
