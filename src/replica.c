@@ -275,30 +275,45 @@ static int queue(struct replica *r, struct replica_job *job, uv_after_work_cb af
 
 /* ---- segments ------------------------------------------------------------ */
 
-static void on_segment_put(void *arg, int rc, const char *err)
+/*
+ * The backend answered an upload (segment or snapshot). Only an
+ * acknowledged object moves the position; the staged copy goes either way
+ * (the file backend renamed it already; S3 uploaded it).
+ */
+static void on_put(void *arg, int rc, const char *err)
 {
 	struct replica_job *job = arg;
 	struct replica *r = job->r;
 
+	unlink(job->stage);
 	if (rc != 0) {
-		unlink(job->stage);
 		failed(r, job->key, rc, err);
-	} else {
-		/* A staged copy the backend did not consume (S3 uploads it). */
-		unlink(job->stage);
+		free(job);
+		return;
+	}
+	r->stats.put_count++;
+	r->stats.put_bytes += job->out_bytes;
+	if (job->kind == JOB_SEGMENT) {
 		r->pos = job->from;
 		r->pos.offset = job->end;
-		r->stats.put_count++;
-		r->stats.put_bytes += job->out_bytes;
 		r->stats.segments++;
 		r->stats.wal_bytes += job->in_bytes;
-		succeeded(r);
 		LOG_DEBUG(db_name(r), r->name, "wrote %s (%llu bytes of wal)", job->key,
 			  (unsigned long long)job->in_bytes);
-		r->state = REPLICA_IDLE;
-		progressed(r);
-		step(r);
+	} else {
+		if (strcmp(r->pos.generation, job->from.generation) != 0) {
+			r->pos = job->from;
+			r->pos.offset = 0;
+		}
+		r->stats.snapshots++;
+		r->snapshot_wanted = false;
+		LOG_INFO(db_name(r), r->name, "snapshot written: %s (%llu bytes)", job->key,
+			 (unsigned long long)job->in_bytes);
 	}
+	succeeded(r);
+	r->state = REPLICA_IDLE;
+	progressed(r);
+	step(r);
 	free(job);
 }
 
@@ -314,7 +329,7 @@ static void on_segment_compressed(uv_work_t *req, int status)
 		free(job);
 		return;
 	}
-	r->backend->ops->put(r->backend, job->key, job->stage, on_segment_put, job);
+	r->backend->ops->put(r->backend, job->key, job->stage, on_put, job);
 }
 
 static void ship_segment(struct replica *r, uint64_t end)
@@ -342,34 +357,6 @@ static void ship_segment(struct replica *r, uint64_t end)
 
 /* ---- snapshots ----------------------------------------------------------- */
 
-static void on_snapshot_put(void *arg, int rc, const char *err)
-{
-	struct replica_job *job = arg;
-	struct replica *r = job->r;
-
-	if (rc != 0) {
-		unlink(job->stage);
-		failed(r, job->key, rc, err);
-	} else {
-		unlink(job->stage);
-		if (strcmp(r->pos.generation, job->from.generation) != 0) {
-			r->pos = job->from;
-			r->pos.offset = 0;
-		}
-		r->stats.put_count++;
-		r->stats.put_bytes += job->out_bytes;
-		r->stats.snapshots++;
-		r->snapshot_wanted = false;
-		succeeded(r);
-		LOG_INFO(db_name(r), r->name, "snapshot written: %s (%llu bytes)", job->key,
-			 (unsigned long long)job->in_bytes);
-		r->state = REPLICA_IDLE;
-		progressed(r);
-		step(r);
-	}
-	free(job);
-}
-
 static void on_snapshot_compressed(uv_work_t *req, int status)
 {
 	struct replica_job *job = req->data;
@@ -383,7 +370,7 @@ static void on_snapshot_compressed(uv_work_t *req, int status)
 		free(job);
 		return;
 	}
-	r->backend->ops->put(r->backend, job->key, job->stage, on_snapshot_put, job);
+	r->backend->ops->put(r->backend, job->key, job->stage, on_put, job);
 }
 
 static void on_snapshot_wait(uv_timer_t *t)
