@@ -369,10 +369,11 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 		/*
 		 * Not every frame went in, so the WAL cannot restart: for a
 		 * PASSIVE one, writers went on meanwhile (wait for more frames);
-		 * under the write lock, a reader holds old frames (pause).
+		 * under the write lock, a reader holds old frames (pause briefly:
+		 * a second let a nonstop writer push the WAL past its bound).
 		 */
 		if (forced)
-			db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + 1000;
+			db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + 100;
 		db->passive_index = db->shadow.index;
 		db->passive_floor = (uint64_t)log_frames;
 		goto relock;
