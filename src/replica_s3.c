@@ -15,7 +15,8 @@
  *           "-N" form before the object counts as stored (rgw answers the
  *           completion with an empty ETag). A failure after the upload
  *           began aborts it, so no parts are left behind to pay for.
- *   get     GetObject streamed into the local file.
+ *   get     GetObject streamed into the local file, as ranged GETs of
+ *           part-size bytes, several at a time for a large object.
  *   remove  DeleteObjects, at most 1000 keys per request.
  *
  * Objects appear whole (DESIGN.md, rule 4): S3 shows an object only once
@@ -40,6 +41,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +50,7 @@
 #include <unistd.h>
 
 #define MAX_PARTS_IN_FLIGHT 4
+#define MAX_RANGES_IN_FLIGHT 4
 #define MAX_PARTS 10000
 #define DELETE_BATCH 1000
 #define LIST_MAX_BODY (8 * 1024 * 1024)
@@ -117,6 +121,11 @@ struct list_op {
 	char *prefix; /* of the object keys listed: "" or ending with '/' */
 	char *token;  /* continuation token of the next page */
 	long pages;
+	/* The page the last answer held, parsed when it was checked. */
+	struct s3_list_page page;
+	struct s3_error page_err;
+	int page_rc;
+	char page_why[256];
 	struct backend_list list;
 	size_t cap;
 	backend_list_cb cb;
@@ -131,6 +140,7 @@ static void list_finish(struct list_op *op, int rc, const char *err)
 		backend_list_free(&op->list);
 	op->cb(op->arg, rc, rc ? err : NULL, &op->list);
 	backend_list_free(&op->list);
+	s3_list_page_free(&op->page);
 	free(op->dir);
 	free(op->prefix);
 	free(op->token);
@@ -195,52 +205,66 @@ static int list_take(struct list_op *op, const struct s3_list_page *p)
 
 static void list_page(struct list_op *op);
 
+/*
+ * Parses an answer as it arrives: a ListBucketResult that does not parse
+ * (cut short where HTTP could not tell) fails the attempt, which is then
+ * retried. An <Error> document is kept for on_list_page() to report.
+ */
+static const char *check_list_page(const struct http_response *h, void *arg, char *buf, size_t n)
+{
+	struct list_op *op = arg;
+
+	s3_list_page_free(&op->page);
+	memset(&op->page, 0, sizeof(op->page));
+	op->page_rc = s3_xml_parse_list(h->body, h->body_len, &op->page, &op->page_err,
+					op->page_why, sizeof(op->page_why));
+	if (op->page_rc == 0 || op->page_rc == -EREMOTEIO)
+		return NULL;
+	snprintf(buf, n, "%s", op->page_why);
+	return buf;
+}
+
 static void on_list_page(void *arg, const struct s3_response *r)
 {
 	struct list_op *op = arg;
-	struct s3_list_page page;
-	struct s3_error e;
-	char why[256], msg[640];
+	struct s3_list_page *page = &op->page;
+	char msg[640];
 	int rc;
 
 	if (r->rc != 0) {
 		list_finish(op, r->rc, r->message);
 		return;
 	}
-	rc = s3_xml_parse_list(r->http->body, r->http->body_len, &page, &e, why, sizeof(why));
-	if (rc == -EREMOTEIO)
-		snprintf(why, sizeof(why), "%s %s", e.code, e.message);
-	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "LIST %s/: %s", op->dir, why);
-		list_finish(op, rc == -EREMOTEIO ? -EIO : rc, msg);
+	if (op->page_rc != 0) {
+		if (op->page_rc == -EREMOTEIO)
+			snprintf(msg, sizeof(msg), "LIST %s/: %s %s", op->dir, op->page_err.code,
+				 op->page_err.message);
+		else
+			snprintf(msg, sizeof(msg), "LIST %s/: %s", op->dir, op->page_why);
+		list_finish(op, op->page_rc == -EREMOTEIO ? -EIO : op->page_rc, msg);
 		return;
 	}
-	rc = list_take(op, &page);
-	if (rc == 0 && page.truncated) {
-		/* A server that hands back the same token would loop forever. */
-		if ((op->token != NULL && strcmp(op->token, page.next_token) == 0) ||
-		    ++op->pages >= MAX_LIST_PAGES) {
-			snprintf(msg, sizeof(msg), "LIST %s/: the listing does not advance", op->dir);
-			s3_list_page_free(&page);
-			list_finish(op, -EIO, msg);
-			return;
-		}
-		free(op->token);
-		op->token = page.next_token;
-		page.next_token = NULL;
-	}
+	rc = list_take(op, page);
 	if (rc != 0) {
-		s3_list_page_free(&page);
 		list_finish(op, rc, "out of memory");
 		return;
 	}
-	if (page.truncated) {
-		s3_list_page_free(&page);
-		list_page(op);
+	if (!page->truncated) {
+		list_finish(op, 0, NULL);
 		return;
 	}
-	s3_list_page_free(&page);
-	list_finish(op, 0, NULL);
+	/* A server that hands back the same token would loop forever. */
+	if (page->next_token == NULL ||
+	    (op->token != NULL && strcmp(op->token, page->next_token) == 0) ||
+	    ++op->pages >= MAX_LIST_PAGES) {
+		snprintf(msg, sizeof(msg), "LIST %s/: the listing does not advance", op->dir);
+		list_finish(op, -EIO, msg);
+		return;
+	}
+	free(op->token);
+	op->token = page->next_token;
+	page->next_token = NULL;
+	list_page(op);
 }
 
 static void list_page(struct list_op *op)
@@ -266,6 +290,8 @@ static void list_page(struct list_op *op)
 	req.n_params = 3 + (op->sb->max_keys[0] != '\0') + (op->token != NULL);
 	req.sink = S3_SINK_MEMORY;
 	req.max_body = LIST_MAX_BODY;
+	req.check = check_list_page;
+	req.check_arg = op;
 	rc = sb_send(op->sb, &req, on_list_page, op);
 	if (rc != 0) {
 		snprintf(msg, sizeof(msg), "LIST %s/: %s", op->dir, refused(rc));
@@ -824,57 +850,230 @@ static void s3_put(struct backend *b, const char *key, const char *local_path, b
 
 /* ---- get ----------------------------------------------------------------- */
 
+/*
+ * A download is a series of ranged GETs of part-size bytes. The first asks
+ * for bytes 0..part-size-1: for most objects (segments) that is the whole
+ * object and the only request. Its Content-Range names the object's size;
+ * the rest of a larger object (a snapshot) then comes in further ranges,
+ * up to MAX_RANGES_IN_FLIGHT at a time, each written at its own offset of
+ * the file. Every range must answer with exactly the bytes asked for and
+ * the ETag of the first, so an object replaced meanwhile is noticed rather
+ * than spliced. A server that ignores Range answers the first request
+ * with 200 and the whole object, which is just as good.
+ */
 struct get_op {
 	struct s3_backend *sb;
 	uv_fs_t fs;
 	char *key, *full, *local;
 	int fd;
+	uint64_t chunk;      /* bytes per range */
+	uint64_t size;       /* the object's size, once the first answer came */
+	uint64_t next;       /* where the next range starts */
+	char *etag;          /* the first answer's ETag, or NULL */
+	unsigned in_flight;
+	unsigned ranges;     /* sent so far, for messages */
+	int rc;              /* the first failure */
+	char err[640];
 	backend_done_cb cb;
 	void *arg;
 };
 
-static void get_finish(struct get_op *op, int rc, const char *err)
+struct get_range {
+	struct get_op *op;
+	uint64_t first, last;
+};
+
+static void get_finish(struct get_op *op)
 {
 	struct s3_backend *sb = op->sb;
 
+	/* A first attempt that got more than its range (a server ignoring
+	 * Range, then not) must not leave bytes past the object's end. */
+	if (op->rc == 0 && op->fd >= 0 && ftruncate(op->fd, (off_t)op->size) != 0) {
+		op->rc = -errno;
+		snprintf(op->err, sizeof(op->err), "GET %s: truncate %s: %s", op->key, op->local,
+			 strerror(errno));
+	}
 	if (op->fd >= 0)
 		close(op->fd);
-	op->cb(op->arg, rc, rc ? (err ? err : strerror(-rc)) : NULL);
+	op->cb(op->arg, op->rc, op->rc ? (op->err[0] ? op->err : strerror(-op->rc)) : NULL);
 	free(op->key);
 	free(op->full);
 	free(op->local);
+	free(op->etag);
 	free(op);
 	op_end(sb);
 }
 
-static void on_got(void *arg, const struct s3_response *r)
+static void get_fail(struct get_op *op, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Records the first failure; later ones add nothing the user needs. */
+static void get_fail(struct get_op *op, int rc, const char *fmt, ...)
 {
-	get_finish(arg, r->rc, r->message);
+	va_list ap;
+
+	if (op->rc != 0)
+		return;
+	op->rc = rc;
+	va_start(ap, fmt);
+	vsnprintf(op->err, sizeof(op->err), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A range's answer must hold exactly the bytes asked for, of an object no
+ * smaller than the first answer said; anything else (a body cut short
+ * where HTTP could not tell, a proxy mangling ranges) fails the attempt,
+ * which is then retried. A 200 to the first range is the whole object.
+ */
+static const char *check_range(const struct http_response *h, void *arg, char *buf, size_t n)
+{
+	const struct get_range *g = arg;
+	const char *cr = http_response_header(h, "Content-Range");
+	uint64_t first, last, total;
+
+	if (h->status == 200 && g->first == 0)
+		return NULL;
+	if (h->status == 206 && s3_parse_content_range(cr, &first, &last, &total) == 0 &&
+	    first == g->first && h->body_bytes == last - first + 1 &&
+	    (g->op->size == 0 ? last == g->last || last + 1 == total
+			      : last == g->last && total == g->op->size))
+		return NULL;
+	snprintf(buf, n, "answer %ld with Content-Range \"%s\" and %" PRIu64 " bytes for bytes %" PRIu64
+		 "-%" PRIu64, h->status, cr ? cr : "", h->body_bytes, g->first, g->last);
+	return buf;
+}
+
+static void on_range(void *arg, const struct s3_response *r);
+
+static int send_range(struct get_op *op, uint64_t first, uint64_t last)
+{
+	struct get_range *g = malloc(sizeof(*g));
+	struct s3_request req = {0};
+	char range[64], what[64];
+	int rc;
+
+	if (g == NULL)
+		return -ENOMEM;
+	g->op = op;
+	g->first = first;
+	g->last = last;
+	snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, first, last);
+	req.method = "GET";
+	req.key = op->full;
+	req.label = op->key;
+	if (op->ranges > 0) {
+		snprintf(what, sizeof(what), "bytes %" PRIu64 "-%" PRIu64 " of %" PRIu64, first, last,
+			 op->size);
+		req.what = what;
+	}
+	req.range = range;
+	req.sink = S3_SINK_FD;
+	req.sink_fd = op->fd;
+	req.sink_offset = (int64_t)first;
+	req.check = check_range;
+	req.check_arg = g;
+	rc = sb_send(op->sb, &req, on_range, g);
+	if (rc != 0) {
+		free(g);
+		return rc;
+	}
+	op->in_flight++;
+	op->ranges++;
+	return 0;
+}
+
+/* Sends ranges until enough are in flight or the object is covered. */
+static void get_fill(struct get_op *op)
+{
+	while (op->rc == 0 && op->next < op->size && op->in_flight < MAX_RANGES_IN_FLIGHT) {
+		uint64_t last = op->size - op->next > op->chunk ? op->next + op->chunk - 1
+								: op->size - 1;
+		int rc = send_range(op, op->next, last);
+
+		if (rc != 0) {
+			get_fail(op, rc, "GET %s: %s", op->key, refused(rc));
+			break;
+		}
+		op->next = last + 1;
+	}
+	if (op->in_flight == 0)
+		get_finish(op);
+}
+
+/* The first answer: the object's size and ETag. */
+static void first_answer(struct get_op *op, const struct s3_response *r)
+{
+	const struct http_response *h = r->http;
+	const char *cr = h != NULL ? http_response_header(h, "Content-Range") : NULL;
+	uint64_t first, last, total;
+
+	if (r->rc != 0 && h != NULL && r->status == 416 &&
+	    s3_parse_content_range(cr, &first, &last, &total) == 0 && total == 0) {
+		/* bytes=0-N of an empty object: there is nothing to fetch. */
+		op->size = 0;
+		return;
+	}
+	if (r->rc != 0) {
+		get_fail(op, r->rc, "%s", r->message);
+		return;
+	}
+	op->etag = h->etag ? strdup(h->etag) : NULL;
+	if (h->status == 200) { /* Range ignored: the whole object came */
+		op->size = op->next = h->body_bytes;
+		return;
+	}
+	(void)s3_parse_content_range(cr, &first, &last, &total); /* checked already */
+	op->size = total;
+	op->next = last + 1;
+}
+
+/* A later answer must come from the same object as the first. */
+static void later_answer(struct get_op *op, const struct s3_response *r)
+{
+	const char *etag;
+
+	if (r->rc != 0) {
+		get_fail(op, r->rc, "%s", r->message);
+		return;
+	}
+	etag = r->http->etag ? r->http->etag : "";
+	if (op->etag != NULL && strcmp(etag, op->etag) != 0)
+		get_fail(op, -EIO, "GET %s: the object changed while it was downloaded (ETag %s, then %s)",
+			 op->key, op->etag, etag);
+}
+
+static void on_range(void *arg, const struct s3_response *r)
+{
+	struct get_range *g = arg;
+	struct get_op *op = g->op;
+
+	op->in_flight--;
+	if (g->first == 0)
+		first_answer(op, r);
+	else
+		later_answer(op, r);
+	free(g);
+	get_fill(op);
 }
 
 static void on_get_open(uv_fs_t *fs)
 {
 	struct get_op *op = fs->data;
-	struct s3_request req = {0};
-	char msg[640];
 	int rc = (int)fs->result;
 
 	uv_fs_req_cleanup(fs);
 	if (rc < 0) {
-		snprintf(msg, sizeof(msg), "GET %s: create %s: %s", op->key, op->local, uv_strerror(rc));
-		get_finish(op, rc, msg);
+		get_fail(op, rc, "GET %s: create %s: %s", op->key, op->local, uv_strerror(rc));
+		get_finish(op);
 		return;
 	}
 	op->fd = rc;
-	req.method = "GET";
-	req.key = op->full;
-	req.label = op->key;
-	req.sink = S3_SINK_FD;
-	req.sink_fd = op->fd;
-	rc = sb_send(op->sb, &req, on_got, op);
+	rc = send_range(op, 0, op->chunk - 1);
 	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "GET %s: %s", op->key, refused(rc));
-		get_finish(op, rc, msg);
+		get_fail(op, rc, "GET %s: %s", op->key, refused(rc));
+		get_finish(op);
 	}
 }
 
@@ -883,7 +1082,6 @@ static void s3_get(struct backend *b, const char *key, const char *local_path, b
 {
 	struct s3_backend *sb = (struct s3_backend *)b;
 	struct get_op *op = calloc(1, sizeof(*op));
-	char msg[640];
 	int rc;
 
 	if (op == NULL) {
@@ -892,6 +1090,7 @@ static void s3_get(struct backend *b, const char *key, const char *local_path, b
 	}
 	op->sb = sb;
 	op->fd = -1;
+	op->chunk = sb->part_size;
 	op->cb = cb;
 	op->arg = arg;
 	op->fs.data = op;
@@ -900,15 +1099,16 @@ static void s3_get(struct backend *b, const char *key, const char *local_path, b
 	op->local = strdup(local_path);
 	op_begin(sb);
 	if (op->key == NULL || op->full == NULL || op->local == NULL) {
-		get_finish(op, -ENOMEM, "out of memory");
+		get_fail(op, -ENOMEM, "out of memory");
+		get_finish(op);
 		return;
 	}
 	/* Opened on the threadpool: a slow disk does not stall the loop. */
 	rc = uv_fs_open(b->loop, &op->fs, op->local, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600,
 			on_get_open);
 	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "GET %s: create %s: %s", key, local_path, uv_strerror(rc));
-		get_finish(op, rc, msg);
+		get_fail(op, rc, "GET %s: create %s: %s", key, local_path, uv_strerror(rc));
+		get_finish(op);
 	}
 }
 

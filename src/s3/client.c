@@ -233,6 +233,48 @@ uint64_t s3_backoff_ms(int attempt, double r)
 	return d / 2 + (uint64_t)((double)(d / 2) * r);
 }
 
+/* A decimal number at *p, advancing *p; false without digits or on overflow. */
+static bool parse_u64(const char **p, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *s = *p;
+
+	if (!isdigit((unsigned char)*s))
+		return false;
+	for (; isdigit((unsigned char)*s); s++) {
+		uint64_t d = (uint64_t)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*p = s;
+	*out = v;
+	return true;
+}
+
+int s3_parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint64_t *total)
+{
+	const char *p = v;
+
+	if (v == NULL || strncasecmp(p, "bytes ", 6) != 0)
+		return -EINVAL;
+	p += 6;
+	while (*p == ' ')
+		p++;
+	if (*p == '*') {
+		*first = *last = UINT64_MAX;
+		p++;
+	} else if (!parse_u64(&p, first) || *p++ != '-' || !parse_u64(&p, last) || *last < *first) {
+		return -EINVAL;
+	}
+	if (*p++ != '/' || !parse_u64(&p, total) || *p != '\0')
+		return -EINVAL;
+	if (*first != UINT64_MAX && *last >= *total)
+		return -EINVAL;
+	return 0;
+}
+
 /* The S3 code an answer without an <Error> body stands for (HEAD has none). */
 static const char *status_code(long status)
 {
@@ -317,6 +359,7 @@ static void call_free(struct s3_call *k)
 	free((char *)k->req.what);
 	free((char *)k->req.content_md5);
 	free((char *)k->req.content_type);
+	free((char *)k->req.range);
 	free((char *)k->req.payload_hash);
 	for (size_t i = 0; i < k->req.n_params; i++) {
 		free((char *)k->params[i].name);
@@ -351,7 +394,7 @@ static struct s3_call *call_new(struct s3_client *c, const struct s3_request *re
 	     dup_opt(req->key, &k->req.key) && dup_opt(req->label, &k->req.label) &&
 	     dup_opt(req->what, &k->req.what) && dup_opt(req->content_md5, &k->req.content_md5) &&
 	     dup_opt(req->content_type, &k->req.content_type) &&
-	     dup_opt(req->payload_hash, &k->req.payload_hash);
+	     dup_opt(req->range, &k->req.range) && dup_opt(req->payload_hash, &k->req.payload_hash);
 	if (ok && req->n_params > 0) {
 		k->params = calloc(req->n_params, sizeof(*k->params));
 		ok = k->params != NULL;
@@ -444,12 +487,12 @@ static int call_send(struct s3_call *k, const char **why)
 {
 	struct s3_client *c = k->c;
 	const struct s3_request *r = &k->req;
-	struct sigv4_header sh[2];
+	struct sigv4_header sh[3];
 	struct sigv4_request sr;
 	struct sigv4_signed *sig = NULL;
 	struct http_request_opts o;
 	char *path = build_path(c, r->key), *host, *url = NULL;
-	char *lines[2 + SIGV4_MAX_ADDED + 1] = {0};
+	char *lines[3 + SIGV4_MAX_ADDED + 1] = {0};
 	size_t n_sh = 0, n_lines = 0;
 	int rc;
 
@@ -466,6 +509,8 @@ static int call_send(struct s3_call *k, const char **why)
 		sh[n_sh++] = (struct sigv4_header){"Content-MD5", r->content_md5};
 	if (r->content_type != NULL)
 		sh[n_sh++] = (struct sigv4_header){"Content-Type", r->content_type};
+	if (r->range != NULL)
+		sh[n_sh++] = (struct sigv4_header){"Range", r->range};
 	memset(&sr, 0, sizeof(sr));
 	sr.method = r->method;
 	sr.host = host;
@@ -525,9 +570,10 @@ static int call_send(struct s3_call *k, const char **why)
 	if (r->sink == S3_SINK_FD) {
 		o.sink = HTTP_SINK_FD;
 		o.sink_fd = r->sink_fd;
-		o.sink_offset = 0;
-		/* A retry starts the file over: no bytes of the failed attempt stay. */
-		if (k->attempts > 1 && ftruncate(r->sink_fd, 0) != 0) {
+		o.sink_offset = r->sink_offset;
+		/* A retry starts the file over: no bytes of the failed attempt stay.
+		 * A range is written again over itself; the rest is another's. */
+		if (k->attempts > 1 && r->range == NULL && ftruncate(r->sink_fd, r->sink_offset) != 0) {
 			rc = -errno;
 			*why = "cannot truncate the download file";
 			goto out;
@@ -631,8 +677,8 @@ static void on_http_done(struct http_response *hr, void *data)
 	struct s3_error e;
 	bool have_e = false;
 	char title[MESSAGE_MAX], detail[MESSAGE_MAX], hint[MESSAGE_MAX] = "", msg[MESSAGE_MAX];
-	const char *code = "";
-	int rc = 0;
+	const char *code = "", *bad;
+	int rc = 0, result = hr->result;
 
 	memset(&e, 0, sizeof(e));
 	list_remove(&c->sending, k);
@@ -658,6 +704,11 @@ static void on_http_done(struct http_response *hr, void *data)
 			have_e = true;
 			code = e.code;
 			rc = -EIO;
+		} else if (k->req.check != NULL &&
+			   (bad = k->req.check(hr, k->req.check_arg, detail, sizeof(detail))) != NULL) {
+			rc = result = -EBADMSG;
+			if (bad != detail)
+				snprintf(detail, sizeof(detail), "%s", bad);
 		}
 	} else {
 		have_e = hr->body != NULL && s3_xml_parse_error(hr->body, hr->body_len, &e) == 0;
@@ -673,14 +724,14 @@ static void on_http_done(struct http_response *hr, void *data)
 		pump(c);
 		return;
 	}
-	if (hr->result == 0) {
+	if (result == 0) {
 		s3_hint(hr->status, code, have_e ? &e : NULL,
 			http_response_header(hr, "x-amz-bucket-region"), c->region, c->bucket, hint,
 			sizeof(hint));
 		snprintf(detail, sizeof(detail), "%ld %s%s%s", hr->status, code[0] ? code : "error",
 			 have_e && e.message[0] ? ": " : "", have_e ? e.message : "");
 	}
-	if (s3_retryable(hr->result, hr->status, code) && k->attempts < c->max_attempts) {
+	if (s3_retryable(result, hr->status, code) && k->attempts < c->max_attempts) {
 		uint64_t delay = s3_backoff_ms(k->attempts, (double)(next_random(c) % 1000) / 999.0);
 
 		compose(msg, sizeof(msg), title, detail, hint, 0);
@@ -694,7 +745,7 @@ static void on_http_done(struct http_response *hr, void *data)
 	}
 	/* Retryable but out of attempts: say so, the user then knows it was tried. */
 	compose(msg, sizeof(msg), title, detail, hint,
-		s3_retryable(hr->result, hr->status, code) ? k->attempts : 0);
+		s3_retryable(result, hr->status, code) ? k->attempts : 0);
 	resp.rc = rc;
 	resp.code = code;
 	resp.message = msg;
@@ -715,7 +766,7 @@ int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_requ
 	if (cb == NULL || req->method == NULL ||
 	    (req->body == S3_BODY_FD && req->payload_hash == NULL) ||
 	    (req->body == S3_BODY_MEMORY && req->body_buf == NULL && req->body_len > 0) ||
-	    (req->sink == S3_SINK_FD && req->sink_fd < 0))
+	    (req->sink == S3_SINK_FD && (req->sink_fd < 0 || req->sink_offset < 0)))
 		return -EINVAL;
 	k = call_new(c, req);
 	if (k == NULL)

@@ -23,7 +23,8 @@
  *
  * Everything else (403, 404, other 4xx) is answered at once. A file sink is
  * truncated before a retry, so a retried download never holds the bytes of
- * two attempts.
+ * two attempts; a ranged download (range set) writes its range again over
+ * the same bytes instead, leaving the rest of the file to the other ranges.
  *
  * Timeouts, per attempt: no byte moving in either direction for longer
  * than the stall timeout (curl averages the speed over a few seconds, so a
@@ -89,6 +90,15 @@ enum s3_request_flags {
 	S3_REQ_ERROR_IN_BODY = 1u << 0,
 };
 
+/*
+ * Judges a 2xx answer before it counts as a success: NULL when it is good,
+ * else what is wrong with it (in buf, n bytes, or a constant). The attempt
+ * then failed like a garbled reply (-EBADMSG) and is retried. It catches
+ * what HTTP cannot: a body delimited by the connection's close and cut
+ * short, a range that is not the one asked for.
+ */
+typedef const char *(*s3_check_fn)(const struct http_response *h, void *arg, char *buf, size_t n);
+
 struct s3_request {
 	const char *method;   /* GET, HEAD, PUT, POST, DELETE */
 	const char *op;       /* the verb messages use ("LIST"), NULL: method */
@@ -99,6 +109,7 @@ struct s3_request {
 	size_t n_params;
 	const char *content_md5;  /* base64, or NULL */
 	const char *content_type; /* or NULL */
+	const char *range;        /* Range header ("bytes=0-1023"), or NULL */
 
 	enum s3_body body;
 	const void *body_buf;     /* S3_BODY_MEMORY: hashed here when signing */
@@ -108,9 +119,12 @@ struct s3_request {
 	const char *payload_hash; /* S3_BODY_FD: the hex SHA-256, computed off the loop */
 
 	enum s3_sink sink;
-	int sink_fd;              /* S3_SINK_FD: written from offset 0 */
+	int sink_fd;              /* S3_SINK_FD: written from sink_offset */
+	int64_t sink_offset;      /* S3_SINK_FD: where the body's first byte goes */
 	size_t max_body;          /* S3_SINK_MEMORY cap; 0: HTTP_DEFAULT_MAX_BODY */
 	unsigned flags;           /* enum s3_request_flags */
+	s3_check_fn check;        /* or NULL */
+	void *check_arg;          /* borrowed, like the body */
 };
 
 /* What the callback gets; valid until it returns. */
@@ -168,6 +182,13 @@ int s3_status_errno(long status, const char *code);
 
 /* The delay before attempt `attempt` + 1 (attempt >= 1), jitter from r (0..1). */
 uint64_t s3_backoff_ms(int attempt, double r);
+
+/*
+ * Parses a Content-Range header: "bytes FIRST-LAST/TOTAL" (a 206's) or a
+ * 416's, which has '*' for FIRST-LAST (*first and *last are then set to
+ * UINT64_MAX). 0, or -EINVAL for anything else, a '*' TOTAL included.
+ */
+int s3_parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint64_t *total);
 
 /*
  * Splits an endpoint into scheme ("http"/"https"), authority (host[:port],

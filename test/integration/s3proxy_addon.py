@@ -23,14 +23,18 @@ expression; after letting `skip` of them through it acts on the next `count`
     reset_after   forward (the server stores what it was sent), then close
                   the client's connection instead of answering
     delay         hold the request `delay_ms` before forwarding it
+    truncate      forward, then answer with the status and headers the server
+                  sent (its Content-Length included) but only the first half
+                  of the body, and close the connection: a transfer cut off
+                  in the middle
 
 With "region", every request whose SigV4 credential scope names another
 region is refused as AWS refuses it: 400 AuthorizationHeaderMalformed with
 the bucket's region in <Region> (the test server itself accepts any
 region).
 
-Each request appends one JSON line to S3PROXY_LOG: method, path, and the
-action taken ("pass" when none).
+Each request appends one JSON line to S3PROXY_LOG: method, path, its Range
+header (or null), and the action taken ("pass" when none).
 """
 import asyncio
 import json
@@ -87,6 +91,7 @@ class S3Proxy:
         if LOG:
             with open(LOG, "a") as f:
                 f.write(json.dumps({"method": flow.request.method, "path": flow.request.path,
+                                    "range": flow.request.headers.get("range"),
                                     "action": action}) + "\n")
 
     async def request(self, flow: http.HTTPFlow):
@@ -115,8 +120,25 @@ class S3Proxy:
         elif action == "delay":
             await asyncio.sleep(rule.get("delay_ms", 1000) / 1000.0)
 
+    def responseheaders(self, flow: http.HTTPFlow):
+        if flow.metadata.get("s3proxy") != "truncate":
+            return
+        # Streamed, so the headers go out as the server sent them (a
+        # Content-Length, or chunked encoding); the body is held back and
+        # only its first half sent, then response() kills the connection
+        # before the message could end.
+        held = []
+
+        def cut(data):
+            if data:
+                held.append(data)
+                return b""
+            whole = b"".join(held)
+            return whole[: len(whole) // 2]
+        flow.response.stream = cut
+
     def response(self, flow: http.HTTPFlow):
-        if flow.metadata.get("s3proxy") == "reset_after":
+        if flow.metadata.get("s3proxy") in ("reset_after", "truncate"):
             flow.kill()
 
 

@@ -142,6 +142,30 @@ static void test_endpoint(void **state)
 	assert_int_equal(s3_endpoint_split("http://user:pw@host", &s, &a, &b), -EINVAL);
 }
 
+static void test_content_range(void **state)
+{
+	uint64_t f, l, t;
+
+	(void)state;
+	assert_int_equal(s3_parse_content_range("bytes 0-1023/4096", &f, &l, &t), 0);
+	assert_true(f == 0 && l == 1023 && t == 4096);
+	assert_int_equal(s3_parse_content_range("Bytes 4095-4095/4096", &f, &l, &t), 0);
+	assert_true(f == 4095 && l == 4095 && t == 4096);
+	assert_int_equal(s3_parse_content_range("bytes 0-1470000000/18446744073709551615", &f, &l, &t),
+			 0);
+	assert_true(t == UINT64_MAX);
+	/* A 416's form. */
+	assert_int_equal(s3_parse_content_range("bytes */0", &f, &l, &t), 0);
+	assert_true(f == UINT64_MAX && l == UINT64_MAX && t == 0);
+	/* Malformed, inconsistent or unknown totals. */
+	const char *bad[] = {"", "bytes", "bytes 0-10", "bytes 0-10/", "bytes 0-10/*",
+			     "bytes 10-5/20", "bytes 0-20/20", "items 0-1/2", "bytes -1-2/3",
+			     "bytes 0-1/2 ", "bytes 0-1/2x", "bytes 0-99999999999999999999/1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(s3_parse_content_range(bad[i], &f, &l, &t), -EINVAL);
+	assert_int_equal(s3_parse_content_range(NULL, &f, &l, &t), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -150,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_hints),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_endpoint),
+		cmocka_unit_test(test_content_range),
 	};
 	return cmocka_run_group_tests_name("s3_client", tests, NULL, NULL);
 }
