@@ -41,6 +41,7 @@ struct replica_job {
 	char src[PATH_MAX];   /* shadow WAL, database, or downloaded segment */
 	int src_fd;           /* snapshot: the database's own descriptor (never closed here) */
 	char stage[PATH_MAX]; /* compressed file to upload */
+	bool stage_is_object; /* stage is where the backend keeps the object: fsync it */
 	char key[256];
 	struct db_pos from;   /* segment: where it starts; snapshot: gen and index */
 	uint64_t end;         /* segment: offset where it ends */
@@ -181,7 +182,9 @@ static void compress_job(struct replica_job *job)
 		goto done;
 	}
 	rc = lz4io_compress(in, off, len, out, &job->out_bytes);
-	if (rc == 0 && fsync(out) != 0)
+	/* A temporary copy for an upload need not survive a crash: the shadow
+	 * WAL it came from does, and the upload is made again from it. */
+	if (rc == 0 && job->stage_is_object && fsync(out) != 0)
 		rc = -errno;
 	if (close(out) != 0 && rc == 0)
 		rc = -errno;
@@ -247,19 +250,24 @@ static struct replica_job *job_new(struct replica *r, enum job_kind kind)
 	return job;
 }
 
-/* Where to write the compressed file for key before put(). */
-static void stage_for(struct replica *r, const char *key, char *buf, size_t n)
+/*
+ * Where to write the compressed file for key before put(): true when that
+ * is the backend's own place for it (put() then only renames it), false
+ * for a temporary file under the shadow directory.
+ */
+static bool stage_for(struct replica *r, const char *key, char *buf, size_t n)
 {
 	char *p = r->backend->ops->stage_path ? r->backend->ops->stage_path(r->backend, key) : NULL;
 
 	if (p != NULL) {
 		snprintf(buf, n, "%s", p);
 		free(p);
-		return;
+		return true;
 	}
 	static unsigned counter;
 	snprintf(buf, n, "%s/tmp/%s-%u-%ld.lz4", r->db->shadow.meta_dir, r->name, counter++,
 		 (long)getpid());
+	return false;
 }
 
 static int queue(struct replica *r, struct replica_job *job, uv_after_work_cb after)
@@ -350,7 +358,7 @@ static void ship_segment(struct replica *r, uint64_t end)
 	free(src);
 	segment_name(name, sizeof(name), r->pos.index, r->pos.offset);
 	snprintf(job->key, sizeof(job->key), "generations/%s/wal/%s", r->pos.generation, name);
-	stage_for(r, job->key, job->stage, sizeof(job->stage));
+	job->stage_is_object = stage_for(r, job->key, job->stage, sizeof(job->stage));
 	r->state = REPLICA_BUSY;
 	queue(r, job, on_segment_compressed);
 }
@@ -417,7 +425,7 @@ static void ship_snapshot(struct replica *r)
 	snprintf(job->src, sizeof(job->src), "%s", r->db->path);
 	snapshot_name(name, sizeof(name), job->from.index);
 	snprintf(job->key, sizeof(job->key), "generations/%s/snapshots/%s", job->from.generation, name);
-	stage_for(r, job->key, job->stage, sizeof(job->stage));
+	job->stage_is_object = stage_for(r, job->key, job->stage, sizeof(job->stage));
 	r->state = REPLICA_BUSY;
 	db_snapshot_begin(r->db);
 	if (queue(r, job, on_snapshot_compressed) != 0)

@@ -1313,6 +1313,21 @@ static const struct backend_ops s3_ops = {
 	.free = s3_free,
 };
 
+/*
+ * The credentials again, from the environment and the shared credentials
+ * file (set only when the configuration names none, which cannot change).
+ */
+static int reload_creds(void *arg, struct s3_credentials *out)
+{
+	struct s3_backend *sb = arg;
+	char why[640];
+	int rc = s3_credentials_resolve(NULL, NULL, out, why, sizeof(why));
+
+	if (rc != 0)
+		LOG_WARN(sb->name, NULL, "reloading credentials: %s", why);
+	return rc;
+}
+
 int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
 		   char *err, size_t errlen)
 {
@@ -1382,6 +1397,10 @@ int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct bac
 	cc.creds = &creds;
 	cc.log_name = sb->name;
 	cc.stall_timeout_ms = stall_ms;
+	if (cfg->access_key_id == NULL || cfg->access_key_id[0] == '\0') {
+		cc.reload_creds = reload_creds;
+		cc.reload_arg = sb;
+	}
 	rc = s3_client_new(loop, &cc, &sb->client, why, sizeof(why));
 	if (rc != 0) {
 		snprintf(err, errlen, "replica %s: %s", cfg->name,

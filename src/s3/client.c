@@ -60,6 +60,7 @@ struct s3_call {
 	int attempts;
 	uint64_t due_ms;   /* waiting: loop time of the next attempt */
 	uint64_t sent_ms;  /* loop time the current attempt started */
+	unsigned creds_gen; /* the client's creds_gen when the attempt was signed */
 	struct http_request *http;
 	s3_request_cb cb;
 	void *arg;
@@ -73,6 +74,11 @@ struct s3_client {
 	char *scheme, *authority, *base, *bucket, *region, *ca_file, *log_name;
 	bool path_style, insecure;
 	struct s3_credentials creds;
+	unsigned creds_gen;          /* bumped whenever creds are replaced */
+	unsigned creds_reloads;      /* reload_creds calls so far */
+	uint64_t creds_reloaded_ms;  /* loop time of the last one */
+	int (*reload_creds)(void *arg, struct s3_credentials *out);
+	void *reload_arg;
 	unsigned max_in_flight, in_flight;
 	int max_attempts;
 	int64_t stall_ms;
@@ -231,6 +237,22 @@ uint64_t s3_backoff_ms(int attempt, double r)
 	/* "Equal jitter": at least half the step, so retries do spread out
 	 * without ever hammering at once. */
 	return d / 2 + (uint64_t)((double)(d / 2) * r);
+}
+
+bool s3_creds_rejected(long status, const char *code)
+{
+	static const char *const codes[] = {"InvalidAccessKeyId", "SignatureDoesNotMatch",
+					    "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+					    "AccessDenied", "InvalidClientTokenId"};
+
+	if (status != 400 && status != 401 && status != 403)
+		return false;
+	if (status == 401)
+		return true;
+	for (size_t i = 0; code != NULL && i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(code, codes[i]) == 0)
+			return true;
+	return false;
 }
 
 /* A decimal number at *p, advancing *p; false without digits or on overflow. */
@@ -527,6 +549,7 @@ static int call_send(struct s3_call *k, const char **why)
 	sr.access_key_id = c->creds.access_key_id;
 	sr.secret_key = c->creds.secret_access_key;
 	sr.session_token = c->creds.session_token;
+	k->creds_gen = c->creds_gen;
 	sr.time = time(NULL);
 	rc = sigv4_sign(&sr, &sig, why);
 	if (rc != 0)
@@ -669,6 +692,45 @@ static void compose(char *msg, size_t n, const char *title, const char *detail, 
 		 notes[0] ? ")" : "");
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/*
+ * After k's credentials were rejected: true when other credentials are (or
+ * just became) the client's, so k is worth sending again at once.
+ */
+static bool fresher_creds(struct s3_client *c, const struct s3_call *k)
+{
+	struct s3_credentials fresh;
+	uint64_t now = uv_now(c->loop);
+	int rc;
+
+	if (k->creds_gen != c->creds_gen)
+		return true; /* signed before the last replacement */
+	if (c->reload_creds == NULL ||
+	    (c->creds_reloads > 0 && now - c->creds_reloaded_ms < S3_CREDS_RELOAD_MIN_MS))
+		return false;
+	c->creds_reloads++;
+	c->creds_reloaded_ms = now;
+	memset(&fresh, 0, sizeof(fresh));
+	rc = c->reload_creds(c->reload_arg, &fresh);
+	if (rc != 0)
+		return false;
+	if (same_str(fresh.access_key_id, c->creds.access_key_id) &&
+	    same_str(fresh.secret_access_key, c->creds.secret_access_key) &&
+	    same_str(fresh.session_token, c->creds.session_token)) {
+		s3_credentials_free(&fresh);
+		return false;
+	}
+	s3_credentials_free(&c->creds);
+	c->creds = fresh;
+	c->creds_gen++;
+	LOG_INFO(c->log_name, NULL, "credentials reloaded from %s", c->creds.source);
+	return true;
+}
+
 static void on_http_done(struct http_response *hr, void *data)
 {
 	struct s3_call *k = data;
@@ -730,6 +792,15 @@ static void on_http_done(struct http_response *hr, void *data)
 			sizeof(hint));
 		snprintf(detail, sizeof(detail), "%ld %s%s%s", hr->status, code[0] ? code : "error",
 			 have_e && e.message[0] ? ": " : "", have_e ? e.message : "");
+	}
+	if (result == 0 && s3_creds_rejected(hr->status, code) && fresher_creds(c, k)) {
+		compose(msg, sizeof(msg), title, detail, hint, 0);
+		LOG_WARN(c->log_name, NULL, "%s; sending again with the new credentials", msg);
+		k->due_ms = uv_now(c->loop);
+		list_push(&c->waiting, k);
+		uv_timer_start(&c->timer, on_timer, 0, 0);
+		pump(c);
+		return;
 	}
 	if (s3_retryable(result, hr->status, code) && k->attempts < c->max_attempts) {
 		uint64_t delay = s3_backoff_ms(k->attempts, (double)(next_random(c) % 1000) / 999.0);
@@ -908,6 +979,8 @@ int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3
 		c->creds.session_token =
 			cfg->creds->session_token ? strdup(cfg->creds->session_token) : NULL;
 		snprintf(c->creds.source, sizeof(c->creds.source), "%s", cfg->creds->source);
+		c->reload_creds = cfg->reload_creds;
+		c->reload_arg = cfg->reload_arg;
 		if (c->creds.access_key_id == NULL || c->creds.secret_access_key == NULL ||
 		    (cfg->creds->session_token && c->creds.session_token == NULL))
 			rc = -ENOMEM;

@@ -39,6 +39,10 @@
  * strings are copied; body buffers and file descriptors are borrowed until
  * the callback returns. Everything runs on the loop thread.
  *
+ * Credentials that stop working (rotated, expired) are looked up again
+ * through reload_creds, so a renewed key or session token is picked up
+ * without a restart.
+ *
  * Lifecycle: s3_client_new() ... s3_client_close(). Close cancels every
  * request (queued, backing off or on the wire: their callbacks run with
  * -ECANCELED), closes the http client and the timer, frees the client and
@@ -80,7 +84,20 @@ struct s3_client_config {
 	unsigned max_in_flight;   /* 0: S3_DEFAULT_MAX_IN_FLIGHT */
 	int64_t stall_timeout_ms; /* 0: S3_DEFAULT_STALL_TIMEOUT_MS; at least 1000 */
 	int max_attempts;         /* 0: S3_DEFAULT_MAX_ATTEMPTS */
+	/*
+	 * Optional: looks the credentials up again (a key rotated in the
+	 * shared credentials file, a session token renewed there). Called when
+	 * an answer rejects the credentials (see s3_creds_rejected()), at most
+	 * once per S3_CREDS_RELOAD_MIN_MS; 0 with *out filled (the client takes
+	 * its strings), or a negative errno. Credentials that differ from the
+	 * ones in use replace them, and the rejected request is sent again at
+	 * once, as is every request that was signed with the old ones.
+	 */
+	int (*reload_creds)(void *arg, struct s3_credentials *out);
+	void *reload_arg;
 };
+
+#define S3_CREDS_RELOAD_MIN_MS 5000
 
 enum s3_body { S3_BODY_NONE, S3_BODY_MEMORY, S3_BODY_FD };
 enum s3_sink { S3_SINK_MEMORY, S3_SINK_FD };
@@ -179,6 +196,9 @@ void s3_hint(long status, const char *code, const struct s3_error *e, const char
 
 /* The errno for an S3 error answer (see above). */
 int s3_status_errno(long status, const char *code);
+
+/* Whether an answer says the credentials are wrong or expired. */
+bool s3_creds_rejected(long status, const char *code);
 
 /* The delay before attempt `attempt` + 1 (attempt >= 1), jitter from r (0..1). */
 uint64_t s3_backoff_ms(int attempt, double r);

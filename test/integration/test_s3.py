@@ -407,6 +407,38 @@ def test_retention_deletes_old_objects(litestream_bin, run, tmp_path, s3_server)
     assert_same(db, tmp_path / "restored.db")
 
 
+def test_rotated_credentials_picked_up_without_restart(litestream_bin, run, tmp_path, s3_server):
+    """Credentials from the shared credentials file that the server rejects:
+    the daemon reports it and keeps the data; once the file holds working
+    ones (a rotated key, a renewed session), it reads them again by itself
+    and catches up."""
+    db, prefix = tmp_path / "app.db", new_prefix()
+    creds = tmp_path / "credentials"
+
+    def write_creds(secret):
+        tmp = tmp_path / "credentials.tmp"
+        tmp.write_text(f"[default]\naws_access_key_id = {s3_server.access_key}\n"
+                       f"aws_secret_access_key = {secret}\n")
+        os.replace(tmp, creds)
+    write_creds("an-old-secret")
+    make_db(db)
+    rep = Replicator(litestream_bin, [db, s3_server.replica_url(prefix)], tmp_path / "log",
+                     env=ls_env(AWS_SHARED_CREDENTIALS_FILE=creds))
+    writer = start_writers(db, [["--seed", 18, "--count", 300, "--sleep", 0.01]])
+    wait_for(lambda: "403 SignatureDoesNotMatch" in rep.text(), timeout=30,
+             what="the rejected credentials to be reported")
+    write_creds(s3_server.secret_key)
+    wait_writers(writer)
+    wait_for(lambda: "replica healthy again" in rep.text(), timeout=30,
+             what="the replica to recover")
+    assert rep.stop() == 0, rep.text()
+    log = rep.text()
+    assert f"credentials reloaded from {creds} [default]" in log, log
+    assert s3_server.secret_key not in log and "an-old-secret" not in log
+    restore_url(run, s3_server, prefix, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
 # ---- misconfiguration: reported, nothing lost, fixed by a restart ----------------
 
 MISTAKES = {

@@ -103,7 +103,7 @@ mon data = $D/mon.a
 [osd.0]
 osd data = $D/osd.0
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$PORT
+rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw data = $D/rgw
 rgw dns name = s3.localhost
 rgw thread pool size = 32

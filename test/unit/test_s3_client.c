@@ -166,6 +166,22 @@ static void test_content_range(void **state)
 	assert_int_equal(s3_parse_content_range(NULL, &f, &l, &t), -EINVAL);
 }
 
+static void test_creds_rejected(void **state)
+{
+	(void)state;
+	assert_true(s3_creds_rejected(403, "SignatureDoesNotMatch"));
+	assert_true(s3_creds_rejected(403, "InvalidAccessKeyId"));
+	assert_true(s3_creds_rejected(400, "ExpiredToken"));
+	assert_true(s3_creds_rejected(400, "TokenRefreshRequired"));
+	assert_true(s3_creds_rejected(403, "AccessDenied"));
+	assert_true(s3_creds_rejected(401, ""));
+	assert_false(s3_creds_rejected(403, "RequestTimeTooSkewed"));
+	assert_false(s3_creds_rejected(400, "AuthorizationHeaderMalformed"));
+	assert_false(s3_creds_rejected(404, "NoSuchBucket"));
+	assert_false(s3_creds_rejected(503, "SlowDown"));
+	assert_false(s3_creds_rejected(403, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_endpoint),
 		cmocka_unit_test(test_content_range),
+		cmocka_unit_test(test_creds_rejected),
 	};
 	return cmocka_run_group_tests_name("s3_client", tests, NULL, NULL);
 }
