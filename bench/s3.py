@@ -1096,6 +1096,33 @@ def run_timed(cmd, env=None):
     return secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, out
 
 
+def single_get(port, bucket, key, out):
+    """Seconds to GET key whole on one connection into out (fsynced); the
+    file is removed afterwards."""
+    s3 = S3(port, bucket)
+    path = f"/{bucket}/{key}"
+    t0 = now()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", _q(path, safe="/-_.~"), headers=s3._headers("GET", path, {}))
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise BenchError(f"single GET {key}: HTTP {resp.status}: {resp.read()[:300]!r}")
+        with open(out, "wb") as f:
+            while True:
+                chunk = resp.read(1 << 20)
+                if not chunk:
+                    break
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        conn.close()
+    elapsed = now() - t0
+    os.unlink(out)
+    return elapsed
+
+
 def phase_snapshot_restore(ctx, size_mb):
     work = os.path.join(ctx.root, "snapshot")
     os.mkdir(work)
@@ -1157,6 +1184,10 @@ def phase_snapshot_restore(ctx, size_mb):
     subprocess.run(["sync", cp_out])
     cp_sync_s = cp_s + (now() - t0)
     os.unlink(cp_out)
+    # The other baseline: the snapshot object fetched as one streamed GET
+    # on one connection (what restore did before ranged GETs), written to
+    # a file and fsynced.
+    one_get_s = single_get(ctx.rgw.port, BUCKET, snap[0], os.path.join(work, "one-get.lz4"))
     out = os.path.join(work, "restored.db")
     rs_s, rs_cpu, rs_rss, _ = run_timed([ctx.binary, "restore", "-o", out, url], env=sidecar_env())
     conn = sqlite3.connect(out)
@@ -1172,6 +1203,9 @@ def phase_snapshot_restore(ctx, size_mb):
         "cp_s": cp_s, "cp_mb_s": db_bytes / MB / cp_s, "cp_sync_s": cp_sync_s,
         "cp_sync_mb_s": db_bytes / MB / cp_sync_s,
     })
+    res["one_get_s"] = one_get_s
+    res["one_get_mb_s"] = snap[1] / MB / one_get_s
+    res["restore_vs_one_get"] = one_get_s / rs_s
     res["restore_vs_cp"] = res["restore_mb_s"] / res["cp_mb_s"]
     res["restore_vs_cp_sync"] = res["restore_mb_s"] / res["cp_sync_mb_s"]
     os.unlink(out)
@@ -1393,6 +1427,9 @@ def main():
     print(f"  restore from S3           : {snap['restore_mb_s']:.1f} MB/s ({snap['restore_s']:.2f} s; CPU "
           f"{snap['restore_cpu_s']:.2f} s, max RSS {snap['restore_rss_kib'] / 1024:.1f} MiB); cp "
           f"{snap['cp_mb_s']:.1f} MB/s ({snap['cp_s']:.2f} s), cp + sync {snap['cp_sync_mb_s']:.1f} MB/s")
+    print(f"    {'':<24}  the snapshot object as one GET on one connection: "
+          f"{snap['one_get_mb_s']:.1f} MB/s ({snap['one_get_s']:.2f} s); restore (ranged GETs, "
+          f"then decompress and apply) takes {1 / snap['restore_vs_one_get']:.2f} x that time")
     print(f"    {'':<24}  restore / cp = {snap['restore_vs_cp']:.3f}; restore / (cp + sync) = "
           f"{snap['restore_vs_cp_sync']:.3f}; restored {snap['rows']} rows, identical (sha256)")
     problems = req["problems"] + lag["1s"]["problems"] + lag["0"]["problems"] + snap["problems"]
@@ -1432,6 +1469,7 @@ def main():
         "snapshot_sidecar_cpu_s": r2(snap["cpu_s"]), "snapshot_sidecar_hwm_mib": r2(snap["hwm_kib"] / 1024),
         "restore_s": r2(snap["restore_s"]), "restore_mb_s": r2(snap["restore_mb_s"]),
         "cp_mb_s": r2(snap["cp_mb_s"]), "restore_vs_cp": round(snap["restore_vs_cp"], 3),
+        "one_get_s": r2(snap["one_get_s"]), "restore_vs_one_get": round(snap["restore_vs_one_get"], 3),
         "restore_vs_cp_sync": round(snap["restore_vs_cp_sync"], 3),
         "restore_rss_mib": r2(snap["restore_rss_kib"] / 1024),
         "sidecar_problems": len(problems), "total_s": r2(now() - t_start),

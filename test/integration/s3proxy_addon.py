@@ -27,6 +27,9 @@ expression; after letting `skip` of them through it acts on the next `count`
                   sent (its Content-Length included) but only the first half
                   of the body, and close the connection: a transfer cut off
                   in the middle
+    short         forward, then answer with the first half of the body as a
+                  complete message (its Content-Length made to match): a
+                  body cut short where HTTP cannot tell
 
 With "region", every request whose SigV4 credential scope names another
 region is refused as AWS refuses it: 400 AuthorizationHeaderMalformed with
@@ -129,17 +132,25 @@ class S3Proxy:
         # before the message could end.
         held = []
 
+        # No empty chunks: mitmproxy would frame one as chunked encoding's
+        # last chunk, and the cut-off body would look complete.
         def cut(data):
             if data:
                 held.append(data)
-                return b""
+                return []
             whole = b"".join(held)
-            return whole[: len(whole) // 2]
+            return [whole[: len(whole) // 2]] if len(whole) > 1 else []
         flow.response.stream = cut
 
     def response(self, flow: http.HTTPFlow):
-        if flow.metadata.get("s3proxy") in ("reset_after", "truncate"):
+        action = flow.metadata.get("s3proxy")
+        if action in ("reset_after", "truncate"):
             flow.kill()
+        elif action == "short":
+            body = flow.response.raw_content or b""
+            flow.response.headers.pop("transfer-encoding", None)
+            flow.response.raw_content = body[: len(body) // 2]
+            flow.response.headers["content-length"] = str(len(flow.response.raw_content))
 
 
 addons = [S3Proxy()]

@@ -504,6 +504,8 @@ FAULTS = {
                               "count": 1}],
     # The start-up LIST (finding the replica's position) cut short twice.
     "truncated-list": [{"match": r"^GET .*list-type=2", "action": "truncate", "count": 2}],
+    # ... or answered with half a document that HTTP sees as whole.
+    "short-list": [{"match": r"^GET .*list-type=2", "action": "short", "count": 2}],
 }
 
 
@@ -526,6 +528,13 @@ def test_fault(litestream_bin, run, tmp_path, s3_server, proxy, fault):
     assert "retrying in" in log, log
     if fault == "slowdown-burst":
         assert "gave up after 5 attempts" in log and "replica healthy again" in log, log
+    if fault in ("slowdown-burst", "truncated-list", "short-list"):
+        # Every injected fault is one failed attempt in the log: a retry
+        # (WARN), or the last attempt given up (an ERROR of the replica).
+        lines = log.splitlines()
+        failed = [ln for ln in lines if " WARN " in ln and "retrying in" in ln]
+        failed += [ln for ln in lines if " ERROR " in ln and "gave up after" in ln]
+        assert len(failed) == FAULTS[fault][0]["count"], "\n".join(failed)
     if fault == "delay-beyond-timeout":
         assert "Operation too slow" in log or "timed out" in log, log
 
@@ -624,6 +633,7 @@ RANGE_FAULTS = {
                   "skip": 1, "count": 2}],
     "reset": [{"match": SNAPSHOT_GET, "action": "reset", "skip": 2, "count": 1}],
     "truncated": [{"match": SNAPSHOT_GET, "action": "truncate", "skip": 1, "count": 2}],
+    "short": [{"match": SNAPSHOT_GET, "action": "short", "skip": 1, "count": 1}],
 }
 
 
@@ -670,5 +680,5 @@ def test_large_snapshot_restores_in_ranges(run, tmp_path, s3_server, proxy, big_
     assert all(a["range"] in want for a in faulted), faulted
     # (A reset before any answer, on a kept-alive connection, curl itself
     # sends again on a fresh one.)
-    if fault in ("slowdown", "truncated"):
+    if fault in ("slowdown", "truncated", "short"):
         assert "retrying in" in r.stderr, r.stderr
