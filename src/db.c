@@ -685,7 +685,7 @@ static bool plan_housekeeping(struct db *db, struct db_job *job)
 	job->min_index = db->pos.index;
 	for (size_t i = 0; i < db->n_replicas; i++) {
 		struct db_pos p;
-		if (!replica_position(db->replicas[i], &p))
+		if (!replica_shadow_floor(db->replicas[i], &p))
 			return false; /* position not known yet: keep everything */
 		if (strcmp(p.generation, db->pos.generation) == 0) {
 			if (!have_min || p.index < job->min_index)

@@ -294,6 +294,8 @@ static void on_put(void *arg, int rc, const char *err)
 	struct replica *r = job->r;
 
 	unlink(job->stage);
+	if (job->kind == JOB_SNAPSHOT)
+		r->snapshot_shipping = false;
 	if (rc != 0) {
 		failed(r, job->key, rc, err);
 		free(job);
@@ -315,6 +317,7 @@ static void on_put(void *arg, int rc, const char *err)
 		}
 		r->stats.snapshots++;
 		r->snapshot_wanted = false;
+		r->last_snapshot = job->from;
 		LOG_INFO(db_name(r), r->name, "snapshot written: %s (%llu bytes)", job->key,
 			 (unsigned long long)job->in_bytes);
 	}
@@ -374,6 +377,7 @@ static void on_snapshot_compressed(uv_work_t *req, int status)
 	if (status == UV_ECANCELED)
 		job->rc = -ECANCELED;
 	if (job->rc != 0) {
+		r->snapshot_shipping = false;
 		failed(r, job->key, job->rc, job->err);
 		free(job);
 		return;
@@ -427,9 +431,13 @@ static void ship_snapshot(struct replica *r)
 	snprintf(job->key, sizeof(job->key), "generations/%s/snapshots/%s", job->from.generation, name);
 	job->stage_is_object = stage_for(r, job->key, job->stage, sizeof(job->stage));
 	r->state = REPLICA_BUSY;
+	r->snapshot_shipping = true;
+	r->snapshot_from = job->from;
 	db_snapshot_begin(r->db);
-	if (queue(r, job, on_snapshot_compressed) != 0)
+	if (queue(r, job, on_snapshot_compressed) != 0) {
+		r->snapshot_shipping = false;
 		db_snapshot_end(r->db);
+	}
 }
 
 /* ---- deciding what to ship next ---------------------------------------- */
@@ -486,9 +494,13 @@ static void step(struct replica *r)
 		return;
 	}
 	r->wanted = false;
-	/* An asked-for snapshot of the current generation, once caught up with it. */
-	if (r->snapshot_wanted && strcmp(r->pos.generation, d->generation) == 0 &&
-	    db_pos_cmp(&r->pos, d) == 0) {
+	/*
+	 * An asked-for snapshot of the current generation. It need not wait
+	 * until the replica has caught up (under steady writes with a
+	 * sync-interval it never quite has): the segments of its index and
+	 * after still follow from the replica's position.
+	 */
+	if (r->snapshot_wanted && strcmp(r->pos.generation, d->generation) == 0) {
 		ship_snapshot(r);
 		return;
 	}
@@ -632,7 +644,20 @@ static void on_retention_timer(uv_timer_t *t)
 
 static void on_snapshot_timer(uv_timer_t *t)
 {
-	replica_request_snapshot(t->data);
+	struct replica *r = t->data;
+	const struct db_pos *d = &r->db->pos;
+
+	/* A second snapshot of the same index restores to nothing the first
+	 * one does not (an idle database above all): it would only cost a
+	 * whole upload, and move that snapshot's time past points in time it
+	 * serves. */
+	if (r->db->pos_valid && strcmp(r->last_snapshot.generation, d->generation) == 0 &&
+	    r->last_snapshot.index == d->index) {
+		LOG_DEBUG(db_name(r), r->name, "snapshot-interval: index %08x already has a snapshot",
+			  d->index);
+		return;
+	}
+	replica_request_snapshot(r);
 }
 
 /* ---- validation -------------------------------------------------------------- */
@@ -1118,11 +1143,25 @@ void replica_notify(struct replica *r)
 
 bool replica_position(const struct replica *r, struct db_pos *out)
 {
+	if (!r->located)
+		return false;
+	*out = r->pos;
+	return true;
+}
+
+bool replica_shadow_floor(const struct replica *r, struct db_pos *out)
+{
 	const struct validation *v = r->validation;
 
 	if (!r->located)
 		return false;
 	*out = r->pos;
+	/* A snapshot into another generation (or the first one) moves the
+	 * position to its index once stored: that index must still be here. */
+	if (r->snapshot_shipping && strcmp(r->snapshot_from.generation, out->generation) != 0) {
+		*out = r->snapshot_from;
+		out->offset = 0;
+	}
 	/* A validation still needs the shadow index it compares against. */
 	if (v != NULL && v->phase != V_IMAGE && strcmp(v->at.generation, out->generation) == 0 &&
 	    v->at.index < out->index)

@@ -79,6 +79,9 @@ struct replica {
 	struct db_pos pos;     /* shipped up to here; generation "" = nothing yet */
 	bool wanted;           /* the database moved while busy */
 	bool snapshot_wanted;  /* replica_request_snapshot() */
+	bool snapshot_shipping; /* a snapshot job is in flight, taken at snapshot_from */
+	struct db_pos snapshot_from;
+	struct db_pos last_snapshot; /* the last one this process stored; generation "" = none */
 	bool snapshot_waiting; /* counted in db->snapshot_waiters */
 	bool closing;
 	int failures;          /* consecutive */
@@ -110,10 +113,19 @@ void replica_start(struct replica *r);
 void replica_notify(struct replica *r);
 
 /*
- * The replica's position, if it knows it. A replica still locating returns
- * false: the database then keeps every shadow file.
+ * The replica's position (what it has shipped), if it knows it; false
+ * while it is still locating.
  */
 bool replica_position(const struct replica *r, struct db_pos *out);
+
+/*
+ * The oldest shadow WAL position the replica still needs: its position,
+ * moved back to a snapshot's index while that snapshot is on its way (the
+ * replica goes on from there once it is stored) and to a validation's.
+ * False while the replica is still locating: the database then keeps
+ * every shadow file.
+ */
+bool replica_shadow_floor(const struct replica *r, struct db_pos *out);
 
 /* Ships a snapshot of the database's current state at the next step. */
 void replica_request_snapshot(struct replica *r);
