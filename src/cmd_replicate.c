@@ -3,6 +3,12 @@
  * its replicas until SIGINT or SIGTERM. On a signal it stops watching,
  * syncs each database one last time (never checkpointing), flushes every
  * replica and exits 0.
+ *
+ * With -exec CMD (or the `exec` key) it also runs the application as its
+ * child: a signal goes to the child first, and when the child exits,
+ * for whatever reason, litestream syncs and flushes the same way and
+ * exits with the child's status (0 when the child ended on the signal it
+ * was passed).
  */
 #include "commands.h"
 #include "control.h"
@@ -10,6 +16,8 @@
 #include "flags.h"
 #include "log.h"
 #include "replica.h"
+#include "shellwords.h"
+#include "subprocess.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -35,13 +43,17 @@ struct app {
 	size_t running;  /* databases not yet closed */
 	uv_signal_t sigint, sigterm;
 	int signals;
+	int forwarded;   /* the signal passed on to the child, 0 if none */
+	bool stopping;
 	int exit_code;
 	struct control *control;
+	struct subprocess child;
 };
 
-static const char *config_path, *socket_flag;
+static const char *config_path, *socket_flag, *exec_flag;
 static const struct flag replicate_flags[] = {
 	{"config", FLAG_STRING, &config_path, "PATH", "Specifies the configuration file. Defaults to " CONFIG_DEFAULT_PATH "."},
+	{"exec", FLAG_STRING, &exec_flag, "CMD", "Executes a subcommand. Litestream will exit when the child process exits. Useful for simple process management."},
 	{"socket", FLAG_STRING, &socket_flag, "PATH", "Serves status and metrics on this Unix socket (overrides the configuration's socket)."},
 	{0},
 };
@@ -113,17 +125,56 @@ static void on_db_stopped(struct db *db)
 		replica_flush(&w->replicas[i], on_flushed);
 }
 
+/* The last sync and flush of every database, then the loop ends. */
+static void shut_down(struct app *app)
+{
+	if (app->stopping)
+		return;
+	app->stopping = true;
+	for (size_t i = 0; i < app->n_dbs; i++)
+		db_stop(&app->dbs[i].db, on_db_stopped);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct app *app = h->data;
 
 	if (app->signals++ > 0) {
 		LOG_WARN(NULL, NULL, "second signal received, exiting now");
+		(void)subprocess_signal(&app->child, signum);
 		exit(1);
 	}
+	if (app->child.running) {
+		LOG_INFO(NULL, NULL, "signal received, sending it to the exec process and waiting for it "
+				     "to exit");
+		app->forwarded = signum;
+		if (subprocess_signal(&app->child, signum) == 0)
+			return;
+	}
 	LOG_INFO(NULL, NULL, "signal received, litestream shutting down");
-	for (size_t i = 0; i < app->n_dbs; i++)
-		db_stop(&app->dbs[i].db, on_db_stopped);
+	shut_down(app);
+}
+
+static void on_child_exit(struct subprocess *sp, int code, int term_signal, const char *how)
+{
+	struct app *app = sp->data;
+
+	LOG_INFO(NULL, NULL, "exec process exited (%s), litestream shutting down", how);
+	/* Ending on the signal it was passed is the clean stop asked for. */
+	app->exit_code = app->forwarded != 0 && term_signal == app->forwarded ? 0 : code;
+	shut_down(app);
+}
+
+static void start_child(struct app *app, const char *cmdline)
+{
+	char err[512];
+
+	app->child.data = app;
+	if (subprocess_start(&app->loop, &app->child, cmdline, on_child_exit, err, sizeof(err)) != 0) {
+		LOG_ERROR(NULL, NULL, "%s", err);
+		app->exit_code = 1;
+		shut_down(app);
+	}
 }
 
 static int setup(struct app *app)
@@ -230,17 +281,43 @@ static int load_config(struct app *app, int argc, char **argv, int first)
 	return 0;
 }
 
+/* A command that does not parse stops the start, before anything runs. */
+static int check_exec(const struct app *app)
+{
+	const char *cmd = exec_flag != NULL ? exec_flag : app->cfg.exec;
+	char **words, err[256];
+	size_t n;
+
+	if (cmd == NULL)
+		return 0;
+	if (shellwords_split(cmd, &words, &n, err, sizeof(err)) == 0) {
+		shellwords_free(words);
+		return 0;
+	}
+	if (exec_flag != NULL) {
+		fprintf(stderr, "litestream replicate: -exec \"%s\": %s\n", cmd, err);
+		return 2;
+	}
+	fprintf(stderr, "litestream replicate: %s: [litestream] exec = %s: %s\n", app->cfg.path, cmd,
+		err);
+	return 1;
+}
+
 int cmd_replicate(int argc, char **argv)
 {
 	struct app app;
 	int first, rc;
 
 	memset(&app, 0, sizeof(app));
-	config_path = socket_flag = NULL;
+	config_path = socket_flag = exec_flag = NULL;
 	first = flags_parse(&replicate_help, argc, argv);
 	if (first < 0)
 		return flags_exit_code(first);
 	if ((rc = load_config(&app, argc, argv, first)) != 0) {
+		config_free(&app.cfg);
+		return rc;
+	}
+	if ((rc = check_exec(&app)) != 0) {
 		config_free(&app.cfg);
 		return rc;
 	}
@@ -270,6 +347,8 @@ int cmd_replicate(int argc, char **argv)
 		}
 		db_start(&w->db);
 	}
+	if (exec_flag != NULL || app.cfg.exec != NULL)
+		start_child(&app, exec_flag != NULL ? exec_flag : app.cfg.exec);
 	uv_run(&app.loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(&app.loop);
 	if (rc != 0)

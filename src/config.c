@@ -15,8 +15,10 @@
  * section headers itself (inih reports none, and a [db] with no keys under
  * it would go unseen; it also cuts names at 50 bytes), it drops indentation
  * (inih would read an indented `key = value` as a continuation of the
- * value before it), and it rejects a line longer than inih's buffer, which
- * inih would otherwise split into two lines. A syntax error is found there
+ * value before it), and it keeps a value too long for inih's buffer (200
+ * bytes in Debian's build; a long exec command or endpoint needs more)
+ * aside, handing inih only "key =" and on_key() the whole value. A section
+ * header or key too long for the buffer is rejected. A syntax error is found there
  * too, so the first error is reported with its section, and parsing stops:
  * the reader returns NULL, which inih takes as the end of the file.
  *
@@ -132,6 +134,7 @@ struct parser {
 	struct replica_draft *drafts;
 	size_t n_drafts;
 	int rc;           /* first error, 0 while all is well */
+	char *long_value; /* the value of the line just read, when too long for inih */
 	char *err;
 	size_t errlen;
 };
@@ -473,7 +476,7 @@ static int on_key(void *user, const char *section, const char *key, const char *
 		return 0;
 	}
 	s->key_lines[o - options] = p->lineno;
-	rc = expand_env(raw, &v);
+	rc = expand_env(p->long_value != NULL ? p->long_value : raw, &v);
 	if (rc == -EINVAL) /* the value is not echoed: it may be a secret */
 		fail(p, p->lineno, s->title, key, "unterminated \"${\" or empty \"${}\"");
 	else if (rc != 0)
@@ -642,6 +645,37 @@ static bool key_value_line(const char *line)
 }
 
 /*
+ * A "key = value" line longer than inih's buffer: the value, read as inih
+ * reads one (from the first '=' or ':', surrounding space and an inline
+ * " ;comment" removed), goes to p->long_value, and line is cut to "key =".
+ * 0, or -1 with the error recorded (the key itself is too long).
+ */
+static int keep_long_value(struct parser *p, char *line, size_t max)
+{
+	char *sep = line + strcspn(line, "=:"), *v = sep + 1, *end;
+
+	if ((size_t)(sep - line) + 1 > max) {
+		fail(p, p->lineno, p->cur == SIZE_MAX ? NULL : p->sections[p->cur].title, NULL,
+		     "key longer than %zu bytes", max);
+		return -1;
+	}
+	while (isspace((unsigned char)*v))
+		v++;
+	for (end = v; *end != '\0'; end++)
+		if (*end == ';' && end > v && isspace((unsigned char)end[-1]))
+			break;
+	while (end > v && isspace((unsigned char)end[-1]))
+		end--;
+	p->long_value = strndup(v, (size_t)(end - v));
+	if (p->long_value == NULL) {
+		oom(p);
+		return -1;
+	}
+	sep[1] = '\0';
+	return 0;
+}
+
+/*
  * inih's reader: one physical line per call, without its indentation, its
  * line ending or a UTF-8 byte order mark; NULL at the end or on error.
  */
@@ -685,10 +719,17 @@ static char *on_read_line(char *str, int num, void *stream)
 		line++;
 		len--;
 	}
+	free(p->long_value);
+	p->long_value = NULL;
 	/*
 	 * Two bytes short of inih's buffer: one for the NUL, and one so that an
 	 * inih built to grow its buffer never asks for the rest of a line.
 	 */
+	if (num >= 2 && len > (size_t)num - 2 && *line != '[' && key_value_line(line)) {
+		if (keep_long_value(p, line, (size_t)num - 2) != 0)
+			return NULL;
+		len = strlen(line);
+	}
 	if (num < 2 || len > (size_t)num - 2) {
 		fail(p, p->lineno, cur, NULL, "line longer than %d bytes", num - 2);
 		return NULL;
@@ -972,6 +1013,7 @@ static void parser_close(struct parser *p)
 	}
 	free(p->drafts);
 	free(p->buf);
+	free(p->long_value);
 	if (p->fp != NULL)
 		fclose(p->fp);
 }
