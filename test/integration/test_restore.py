@@ -154,7 +154,7 @@ def replica_tree(litestream_bin, tmp_path):
     db, replica = tmp_path / "app.db", tmp_path / "replica"
     make_db(db)
     rep = Replicator(litestream_bin, ["-config", conf_for(tmp_path, db, replica)], tmp_path / "log")
-    wait_writers(start_writers(db, [["--seed", 6, "--count", 200, "--sleep", 0.002]]))
+    wait_writers(start_writers(db, [["--seed", 6, "--count", 200, "--sleep", 0.008]]))
     assert rep.stop() == 0
     gen = rt.latest_generation(replica)
     assert len(rt.segments(replica, gen)) >= 6
