@@ -325,6 +325,7 @@ static int sink_write(struct http_request *r, const char *p, size_t n)
 			if (errno == EINTR)
 				continue;
 			request_fail(r, -errno, "writing the response body: %s", strerror(errno));
+			r->resp.sink_failed = true;
 			return -1;
 		}
 		p += w;

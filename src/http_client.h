@@ -148,6 +148,7 @@ struct http_response {
 	const struct http_header *headers;
 	size_t n_headers;
 	int64_t content_length;   /* Content-Length, -1 when absent */
+	bool sink_failed;         /* result is writing to sink_fd failing (a full disk) */
 	const char *etag;         /* ETag as sent (quotes included), or NULL */
 	const char *request_id;   /* x-amz-request-id, or NULL */
 };

@@ -108,6 +108,7 @@ int lz4io_decompress(int in, int out, uint64_t *out_size, char *err, size_t errl
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
+			snprintf(err, errlen, "read: %s", strerror(errno));
 			goto out;
 		}
 		if (r == 0)
@@ -128,8 +129,10 @@ int lz4io_decompress(int in, int out, uint64_t *out_size, char *err, size_t errl
 			}
 			started = true;
 			pos += in_n;
-			if (out_n > 0 && (rc = fs_write_full(out, dst, out_n)) != 0)
+			if (out_n > 0 && (rc = fs_write_full(out, dst, out_n)) != 0) {
+				snprintf(err, errlen, "write: %s", strerror(-rc));
 				goto out;
+			}
 			total += out_n;
 		}
 	}
@@ -139,8 +142,10 @@ int lz4io_decompress(int in, int out, uint64_t *out_size, char *err, size_t errl
 		size_t h = LZ4F_decompress(dctx, dst, &out_n, src, &in_n, NULL);
 		if (LZ4F_isError(h) || out_n == 0)
 			break;
-		if ((rc = fs_write_full(out, dst, out_n)) != 0)
+		if ((rc = fs_write_full(out, dst, out_n)) != 0) {
+			snprintf(err, errlen, "write: %s", strerror(-rc));
 			goto out;
+		}
 		total += out_n;
 		hint = h;
 	}

@@ -25,7 +25,8 @@ int lz4io_compress(int in, uint64_t off, uint64_t len, int out, uint64_t *out_si
  * Decompresses the LZ4 frame read from in (at its current offset, to EOF)
  * and writes the content to out at its current offset. *out_size gets the
  * decompressed size. On a corrupt, truncated or otherwise invalid frame
- * returns -EBADMSG with a reason in err.
+ * returns -EBADMSG with a reason in err; a failed read or write returns
+ * its -errno with "read: ..." or "write: ..." in err.
  */
 int lz4io_decompress(int in, int out, uint64_t *out_size, char *err, size_t errlen);
 

@@ -1002,6 +1002,15 @@ static void get_fill(struct get_op *op)
 		get_finish(op);
 }
 
+/* A failed range; a local write failing (a full disk) names the file. */
+static void get_failed(struct get_op *op, const struct s3_response *r)
+{
+	if (r->http != NULL && r->http->sink_failed)
+		get_fail(op, r->rc, "%s (into %s)", r->message, op->local);
+	else
+		get_fail(op, r->rc, "%s", r->message);
+}
+
 /* The first answer: the object's size and ETag. */
 static void first_answer(struct get_op *op, const struct s3_response *r)
 {
@@ -1016,7 +1025,7 @@ static void first_answer(struct get_op *op, const struct s3_response *r)
 		return;
 	}
 	if (r->rc != 0) {
-		get_fail(op, r->rc, "%s", r->message);
+		get_failed(op, r);
 		return;
 	}
 	op->etag = h->etag ? strdup(h->etag) : NULL;
@@ -1035,7 +1044,7 @@ static void later_answer(struct get_op *op, const struct s3_response *r)
 	const char *etag;
 
 	if (r->rc != 0) {
-		get_fail(op, r->rc, "%s", r->message);
+		get_failed(op, r);
 		return;
 	}
 	etag = r->http->etag ? r->http->etag : "";

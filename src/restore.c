@@ -331,10 +331,13 @@ static int decompress_file(const char *key, const char *src, bool raw, const cha
 		rc = fstat(in, &st) == 0 ? fs_copy_range(in, 0, (uint64_t)st.st_size, fd) : -errno;
 		*size = (uint64_t)st.st_size;
 		if (rc != 0)
-			snprintf(err, errlen, "%s: %s", key, strerror(-rc));
+			snprintf(err, errlen, "%s: copy to %s: %s", key, out, strerror(-rc));
 	} else {
 		rc = lz4io_decompress(in, fd, size, why, sizeof(why));
-		if (rc != 0)
+		/* Name the local file when it is the one at fault (a full disk). */
+		if (rc != 0 && strncmp(why, "write: ", 7) == 0)
+			snprintf(err, errlen, "%s: decompress into %s: %s", key, out, why + 7);
+		else if (rc != 0)
 			snprintf(err, errlen, "%s: %s", key, why[0] ? why : strerror(-rc));
 	}
 	close(in);

@@ -75,3 +75,42 @@ def test_full_disk_then_recovers(litestream_bin, run, tmp_path, small_fs):
     assert rep.stop() == 0
     restore(run, f"file://{replica}", tmp_path / "restored.db")
     assert_same(db, tmp_path / "restored.db")
+
+
+def fill(fs, leave):
+    """Fills fs up to `leave` free bytes with one file; returns it."""
+    filler = fs / "filler"
+    st = os.statvfs(fs)
+    filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - leave))
+    return filler
+
+
+def assert_no_restore_left(out):
+    """A failed restore leaves no database, no temp file and no scratch directory."""
+    left = [p.name for p in out.parent.iterdir() if p.name.startswith(out.name)]
+    assert left == [], f"left behind: {left}"
+
+
+def big_source(db, mib):
+    make_db(db)
+    wait_writers(start_writers(db, [["--seed", 30, "--count", 1, "--big-every", 1,
+                                     "--big-bytes", mib << 20]]))
+
+
+def test_restore_to_a_full_disk(litestream_bin, run, tmp_path, small_fs):
+    """A restore that runs out of space fails with the reason and the path,
+    exits non-zero and leaves nothing behind; with room it then succeeds."""
+    db, replica = tmp_path / "app.db", tmp_path / "replica"
+    big_source(db, 6)
+    rep = Replicator(litestream_bin, [db, f"file://{replica}"], tmp_path / "log")
+    wait_writers(start_writers(db, [["--seed", 31, "--count", 50]]))
+    assert rep.stop() == 0
+    filler = fill(small_fs, 2 << 20)
+    out = small_fs / "restored.db"
+    r = run("restore", "-o", out, f"file://{replica}")
+    assert r.returncode != 0
+    assert "No space left on device" in r.stderr and str(small_fs) in r.stderr, r.stderr
+    assert_no_restore_left(out)
+    filler.unlink()
+    restore(run, f"file://{replica}", out)
+    assert_same(db, out)

@@ -22,6 +22,7 @@ import uuid
 import pytest
 
 from lsutil import Replicator, assert_same, start_writers, wait_for, wait_writers
+from test_faults import small_fs  # noqa: F401 (a fixture)
 from test_replicate import make_db
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -682,3 +683,20 @@ def test_large_snapshot_restores_in_ranges(run, tmp_path, s3_server, proxy, big_
     # sends again on a fresh one.)
     if fault in ("slowdown", "truncated", "short"):
         assert "retrying in" in r.stderr, r.stderr
+
+
+def test_restore_to_a_full_disk(run, tmp_path, s3_server, big_replica, small_fs):
+    """Downloading into a disk that fills up: the restore fails with the
+    reason and the file, exits non-zero and leaves nothing behind."""
+    db, prefix = big_replica
+    filler = small_fs / "filler"
+    st = os.statvfs(small_fs)
+    filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - (2 << 20)))
+    out = small_fs / "restored.db"
+    r = run("restore", "-o", out, s3_server.replica_url(prefix), env=creds_env(s3_server))
+    assert r.returncode != 0
+    assert "No space left on device" in r.stderr and str(small_fs) in r.stderr, r.stderr
+    assert [p.name for p in small_fs.iterdir()] == ["filler"]
+    filler.unlink()
+    restore_url(run, s3_server, prefix, out)
+    assert_same(db, out)
