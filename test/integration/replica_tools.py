@@ -88,3 +88,29 @@ def reference_restore(replica, gen, out, max_index=None):
         for suffix in ("-wal", "-shm"):
             if os.path.exists(out + suffix):
                 os.unlink(out + suffix)
+
+
+def other_database(path):
+    """A valid database with the tests' schema and other contents (one row),
+    checkpointed: what a wrong replica holds."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER, payload BLOB)")
+    conn.execute("INSERT INTO t VALUES (1, 9, 9, 'not the real data')")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path
+
+
+def commit_locations(root, gens, records, marker):
+    """{commit i: (generation, index)}: the WAL index whose segments first
+    hold commit i's marker bytes, for each (i, ...) in records."""
+    where = {}
+    for gen in gens:
+        for index, _, path, _ in segments(root, gen):
+            data = lz4_decompress(path)
+            for i, *_ in records:
+                if i not in where and marker(i) in data:
+                    where[i] = (gen, index)
+    return where

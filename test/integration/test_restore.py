@@ -85,13 +85,7 @@ def test_point_in_time_by_timestamp_and_index(litestream_bin, run, tmp_path):
     assert len(gens) == 2, gens
 
     # Which (generation, index) holds each commit: find its marker in the WAL.
-    where = {}
-    for gen in gens:
-        for index, _, path, _ in rt.segments(replica, gen):
-            data = rt.lz4_decompress(path)
-            for i, _, _ in records:
-                if i not in where and marker(i) in data:
-                    where[i] = (gen, index)
+    where = rt.commit_locations(replica, gens, records, marker)
     assert len(where) == len(records)
     assert len(set(where.values())) >= 5, "want several wal indexes"
 

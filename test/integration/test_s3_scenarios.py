@@ -94,18 +94,6 @@ def ok_json(run, *args, env):
     return json.loads(ok(run, *args, env=env))
 
 
-def other_database(path):
-    """A valid database with other contents (the same schema, one row)."""
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER, payload BLOB)")
-    conn.execute("INSERT INTO t VALUES (1, 9, 9, 'not the real data')")
-    conn.commit()
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    return path
-
-
 def upload(s3, local, prefix, key):
     s3.aws("s3", "cp", "--only-show-errors", str(local), f"s3://{s3.bucket}/{prefix}/{key}")
 
@@ -229,13 +217,7 @@ def test_point_in_time_by_timestamp_and_index(litestream_bin, run, tmp_path, s3_
     gens = rt.generations(root)
     assert len(gens) == 2, gens
     # Which (generation, index) holds each commit: find its marker in the WAL.
-    where = {}
-    for gen in gens:
-        for index, _, path, _ in rt.segments(root, gen):
-            data = rt.lz4_decompress(path)
-            for i, _, _ in records:
-                if i not in where and marker(i) in data:
-                    where[i] = (gen, index)
+    where = rt.commit_locations(root, gens, records, marker)
     assert len(where) == len(records)
     assert len({g for g, _ in where.values()}) == 2
     assert len(set(where.values())) >= 5, f"want several wal indexes: {sorted(set(where.values()))}"
@@ -717,7 +699,7 @@ def test_validation_catches_a_replaced_snapshot(litestream_bin, tmp_path, s3_ser
     wait_for(lambda: "validation ok" in rep.text(), timeout=30, what="a first validation")
     assert "VALIDATION FAILED" not in rep.text(), rep.text()
 
-    other = other_database(tmp_path / "other.db")
+    other = rt.other_database(tmp_path / "other.db")
     replacement = tmp_path / "other.snapshot.lz4"
     rt.lz4_compress(other.read_bytes(), str(replacement))
     snaps = [k for k in objects(s3_server, prefix) if k.endswith(".snapshot.lz4")]

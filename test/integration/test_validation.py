@@ -47,14 +47,7 @@ def test_validation_catches_a_wrong_replica(litestream_bin, tmp_path):
     wait_writers(start_writers(db, [["--seed", 2, "--count", 50]]))
     wait_for(lambda: "validation ok" in rep.text(), timeout=30, what="a first validation")
     # Swap the snapshot for a valid database with other contents.
-    other = tmp_path / "other.db"
-    conn = sqlite3.connect(other)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER, payload BLOB)")
-    conn.execute("INSERT INTO t VALUES (1, 9, 9, 'not the real data')")
-    conn.commit()
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+    other = rt.other_database(tmp_path / "other.db")
     (gen,) = rt.generations(replica)
     for _, path in rt.snapshots(replica, gen):
         rt.lz4_compress(other.read_bytes(), path)
