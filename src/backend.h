@@ -56,6 +56,14 @@ struct backend_ops {
 	/* Fetches key into local_path (created or truncated). -ENOENT if missing. */
 	void (*get)(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
 		    void *arg);
+	/*
+	 * Optional: get() that also says, from the loop, how many leading
+	 * bytes of local_path are final each time that number grows
+	 * (ready(arg, n)), so that a reader can follow the download. cb ends
+	 * it as for get(); ready is never called after cb.
+	 */
+	void (*get_follow)(struct backend *b, const char *key, const char *local_path,
+			   void (*ready)(void *arg, uint64_t n), backend_done_cb cb, void *arg);
 	/* Deletes keys (missing ones are fine). */
 	void (*remove)(struct backend *b, char *const *keys, size_t n, backend_done_cb cb, void *arg);
 	/*

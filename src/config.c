@@ -433,7 +433,8 @@ static int set_value(struct parser *p, const struct section *s, const struct opt
 		size_t n = strlen(v);
 		long mode = 0;
 
-		for (size_t i = 0; i < n && mode >= 0; i++)
+		/* At most four digits, checked first: more would overflow mode. */
+		for (size_t i = 0; i < n && n <= 4 && mode >= 0; i++)
 			mode = v[i] >= '0' && v[i] <= '7' ? mode * 8 + (v[i] - '0') : -1;
 		if (n == 0 || n > 4 || mode < 0 || mode > 0777)
 			return fail(p, line, t, k, "invalid mode \"%s\" (want octal, e.g. 0600)", v);

@@ -84,7 +84,29 @@ out:
 	return rc;
 }
 
+static long read_fd(void *ctx, void *buf, size_t n, char *err, size_t errlen)
+{
+	int fd = *(int *)ctx;
+
+	for (;;) {
+		ssize_t r = read(fd, buf, n);
+
+		if (r >= 0)
+			return (long)r;
+		if (errno != EINTR) {
+			snprintf(err, errlen, "read: %s", strerror(errno));
+			return -errno;
+		}
+	}
+}
+
 int lz4io_decompress(int in, int out, uint64_t *out_size, char *err, size_t errlen)
+{
+	return lz4io_decompress_from(read_fd, &in, out, out_size, err, errlen);
+}
+
+int lz4io_decompress_from(lz4io_read_fn read_fn, void *ctx, int out, uint64_t *out_size, char *err,
+			  size_t errlen)
 {
 	LZ4F_dctx *dctx = NULL;
 	uint8_t *src = NULL, *dst = NULL;
@@ -103,12 +125,9 @@ int lz4io_decompress(int in, int out, uint64_t *out_size, char *err, size_t errl
 		goto out;
 	}
 	for (;;) {
-		ssize_t r = read(in, src, IN_CHUNK);
+		long r = read_fn(ctx, src, IN_CHUNK, err, errlen);
 		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			snprintf(err, errlen, "read: %s", strerror(errno));
+			rc = (int)r;
 			goto out;
 		}
 		if (r == 0)

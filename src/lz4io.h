@@ -30,4 +30,13 @@ int lz4io_compress(int in, uint64_t off, uint64_t len, int out, uint64_t *out_si
  */
 int lz4io_decompress(int in, int out, uint64_t *out_size, char *err, size_t errlen);
 
+/*
+ * The same, reading the frame through read_fn (which returns bytes read, 0
+ * at the end, or a negative errno with its own reason in err): restore uses
+ * it to decompress a download while it is still arriving.
+ */
+typedef long (*lz4io_read_fn)(void *ctx, void *buf, size_t n, char *err, size_t errlen);
+int lz4io_decompress_from(lz4io_read_fn read_fn, void *ctx, int out, uint64_t *out_size, char *err,
+			  size_t errlen);
+
 #endif

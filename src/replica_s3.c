@@ -874,6 +874,11 @@ struct get_op {
 	unsigned ranges;     /* sent so far, for messages */
 	int rc;              /* the first failure */
 	char err[640];
+	/* get_follow(): which ranges are in, and how far the file is whole. */
+	void (*ready)(void *arg, uint64_t n);
+	uint8_t *range_in;   /* one per range, once the size is known */
+	bool whole;          /* the first answer was the whole object (200) */
+	uint64_t ready_bytes;
 	backend_done_cb cb;
 	void *arg;
 };
@@ -901,6 +906,7 @@ static void get_finish(struct get_op *op)
 	free(op->full);
 	free(op->local);
 	free(op->etag);
+	free(op->range_in);
 	free(op);
 	op_end(sb);
 }
@@ -1031,6 +1037,7 @@ static void first_answer(struct get_op *op, const struct s3_response *r)
 	op->etag = h->etag ? strdup(h->etag) : NULL;
 	if (h->status == 200) { /* Range ignored: the whole object came */
 		op->size = op->next = h->body_bytes;
+		op->whole = true;
 		return;
 	}
 	(void)s3_parse_content_range(cr, &first, &last, &total); /* checked already */
@@ -1053,6 +1060,31 @@ static void later_answer(struct get_op *op, const struct s3_response *r)
 			 op->key, op->etag, etag);
 }
 
+/* get_follow(): a range is in; tell how far the file is now whole. */
+static void range_in(struct get_op *op, const struct get_range *g)
+{
+	uint64_t n_ranges, k, ready;
+
+	if (op->ready == NULL || op->rc != 0 || op->ready_bytes >= op->size)
+		return;
+	if (op->whole) {
+		op->ready_bytes = op->size;
+		op->ready(op->arg, op->size);
+		return;
+	}
+	n_ranges = (op->size + op->chunk - 1) / op->chunk;
+	if (op->range_in == NULL && (op->range_in = calloc(n_ranges, 1)) == NULL)
+		return; /* no progress reported: the reader waits for the end */
+	op->range_in[g->first / op->chunk] = 1;
+	for (k = op->ready_bytes / op->chunk; k < n_ranges && op->range_in[k]; k++)
+		;
+	ready = k * op->chunk < op->size ? k * op->chunk : op->size;
+	if (ready > op->ready_bytes) {
+		op->ready_bytes = ready;
+		op->ready(op->arg, ready);
+	}
+}
+
 static void on_range(void *arg, const struct s3_response *r)
 {
 	struct get_range *g = arg;
@@ -1063,6 +1095,8 @@ static void on_range(void *arg, const struct s3_response *r)
 		first_answer(op, r);
 	else
 		later_answer(op, r);
+	if (r->rc == 0)
+		range_in(op, g);
 	free(g);
 	get_fill(op);
 }
@@ -1086,8 +1120,8 @@ static void on_get_open(uv_fs_t *fs)
 	}
 }
 
-static void s3_get(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
-		   void *arg)
+static void s3_get_follow(struct backend *b, const char *key, const char *local_path,
+			  void (*ready)(void *arg, uint64_t n), backend_done_cb cb, void *arg)
 {
 	struct s3_backend *sb = (struct s3_backend *)b;
 	struct get_op *op = calloc(1, sizeof(*op));
@@ -1097,6 +1131,7 @@ static void s3_get(struct backend *b, const char *key, const char *local_path, b
 		cb(arg, -ENOMEM, "out of memory");
 		return;
 	}
+	op->ready = ready;
 	op->sb = sb;
 	op->fd = -1;
 	op->chunk = sb->part_size;
@@ -1119,6 +1154,12 @@ static void s3_get(struct backend *b, const char *key, const char *local_path, b
 		get_fail(op, rc, "GET %s: create %s: %s", key, local_path, uv_strerror(rc));
 		get_finish(op);
 	}
+}
+
+static void s3_get(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
+		   void *arg)
+{
+	s3_get_follow(b, key, local_path, NULL, cb, arg);
 }
 
 /* ---- remove -------------------------------------------------------------- */
@@ -1317,6 +1358,7 @@ static const struct backend_ops s3_ops = {
 	.list = s3_list,
 	.put = s3_put,
 	.get = s3_get,
+	.get_follow = s3_get_follow,
 	.remove = s3_remove,
 	.close = s3_close,
 	.free = s3_free,

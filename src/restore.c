@@ -10,6 +10,7 @@
 #include "restore.h"
 
 #include "catalog.h"
+#include "follow.h"
 #include "fsutil.h"
 #include "log.h"
 #include "lz4io.h"
@@ -28,6 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Objects this large (more than one ranged GET at the default part-size)
+ * are decompressed while they download. */
+#define FOLLOW_MIN_BYTES (8 * 1024 * 1024)
+
 /* One object to fetch: the snapshot (item 0) or a segment. */
 struct item {
 	uv_work_t work;
@@ -45,6 +50,15 @@ struct item {
 	bool done;            /* fetched and decompressed */
 	int rc;
 	char err[320];
+	/*
+	 * A snapshot decompressed while it downloads (get_follow): both must
+	 * end, in either order, before the item does; a failed download is
+	 * the item's error, the reader's then only follows from it.
+	 */
+	struct follow *follow;
+	int follow_pending;
+	int dl_rc;
+	char dl_err[320];
 };
 
 struct restore {
@@ -307,14 +321,13 @@ static void on_decompressed(uv_work_t *req, int status)
 }
 
 /* Decompresses (or copies, raw) src into out. 0, or -errno with err. */
-static int decompress_file(const char *key, const char *src, bool raw, const char *out, uint64_t *size,
-			   char *err, size_t errlen)
+static int decompress_file(const char *key, const char *src, bool raw, struct follow *follow,
+			   const char *out, uint64_t *size, char *err, size_t errlen)
 {
 	char why[256] = "";
-	int in, fd, rc;
+	int in = -1, fd, rc;
 
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
+	if (follow == NULL && (in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: open %s: %s", key, src, strerror(errno));
 		return rc;
@@ -323,7 +336,8 @@ static int decompress_file(const char *key, const char *src, bool raw, const cha
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "create %s: %s", out, strerror(errno));
-		close(in);
+		if (in >= 0)
+			close(in);
 		return rc;
 	}
 	if (raw) {
@@ -332,15 +346,20 @@ static int decompress_file(const char *key, const char *src, bool raw, const cha
 		*size = (uint64_t)st.st_size;
 		if (rc != 0)
 			snprintf(err, errlen, "%s: copy to %s: %s", key, out, strerror(-rc));
+	} else if (follow != NULL) {
+		rc = lz4io_decompress_from(follow_read, follow, fd, size, why, sizeof(why));
 	} else {
 		rc = lz4io_decompress(in, fd, size, why, sizeof(why));
+	}
+	if (!raw) {
 		/* Name the local file when it is the one at fault (a full disk). */
 		if (rc != 0 && strncmp(why, "write: ", 7) == 0)
 			snprintf(err, errlen, "%s: decompress into %s: %s", key, out, why + 7);
 		else if (rc != 0)
 			snprintf(err, errlen, "%s: %s", key, why[0] ? why : strerror(-rc));
 	}
-	close(in);
+	if (in >= 0)
+		close(in);
 	if (close(fd) != 0 && rc == 0) {
 		rc = -errno;
 		snprintf(err, errlen, "write %s: %s", out, strerror(errno));
@@ -353,7 +372,8 @@ static void decompress_work(uv_work_t *req)
 {
 	struct item *it = req->data;
 
-	it->rc = decompress_file(it->key, it->src, it->raw, it->out, &it->out_size, it->err, sizeof(it->err));
+	it->rc = decompress_file(it->key, it->src, it->raw, it->follow, it->out, &it->out_size, it->err,
+				 sizeof(it->err));
 }
 
 static void queue_decompress(struct restore *r, struct item *it)
@@ -380,6 +400,79 @@ static void on_downloaded(void *arg, int rc, const char *err)
 	queue_decompress(it->r, it);
 }
 
+/* A followed item: one of its two halves (download, decompression) ended. */
+static void follow_half_done(struct item *it)
+{
+	if (--it->follow_pending > 0)
+		return;
+	if (it->dl_rc != 0) {
+		it->rc = it->dl_rc;
+		snprintf(it->err, sizeof(it->err), "%s", it->dl_err);
+	}
+	follow_destroy(it->follow);
+	free(it->follow);
+	it->follow = NULL;
+	on_decompressed(&it->work, 0);
+}
+
+static void on_follow_decompressed(uv_work_t *req, int status)
+{
+	struct item *it = req->data;
+
+	if (status == UV_ECANCELED && it->rc == 0) {
+		it->rc = -ECANCELED;
+		snprintf(it->err, sizeof(it->err), "%s: cancelled", it->key);
+	}
+	follow_half_done(it);
+}
+
+static void on_follow_ready(void *arg, uint64_t n)
+{
+	struct item *it = arg;
+
+	follow_ready(it->follow, n);
+}
+
+static void on_follow_downloaded(void *arg, int rc, const char *err)
+{
+	struct item *it = arg;
+
+	follow_end(it->follow, rc);
+	if (rc != 0) {
+		it->dl_rc = rc;
+		snprintf(it->dl_err, sizeof(it->dl_err), "%s", err ? err : strerror(-rc));
+	}
+	follow_half_done(it);
+}
+
+/*
+ * A large object from a backend that can say how far a download is: its
+ * decompression starts at once and follows the download, instead of
+ * waiting for the end of it. false when that cannot be set up (the
+ * caller then fetches it the plain way).
+ */
+static bool start_followed(struct restore *r, struct item *it)
+{
+	if (r->b->ops->get_follow == NULL || it->raw || it->stored < FOLLOW_MIN_BYTES ||
+	    !follow_possible() || (it->follow = malloc(sizeof(*it->follow))) == NULL)
+		return false;
+	if (follow_init(it->follow, it->src) != 0) {
+		free(it->follow);
+		it->follow = NULL;
+		return false;
+	}
+	it->follow_pending = 2;
+	if (uv_queue_work(r->loop, &it->work, decompress_work, on_follow_decompressed) != 0) {
+		follow_destroy(it->follow);
+		free(it->follow);
+		it->follow = NULL;
+		return false;
+	}
+	say(r, "decompressing %s as it downloads", it->key);
+	r->b->ops->get_follow(r->b, it->key, it->src, on_follow_ready, on_follow_downloaded, it);
+	return true;
+}
+
 static void start_item(struct restore *r, struct item *it)
 {
 	char *local = r->b->ops->local_path ? r->b->ops->local_path(r->b, it->key) : NULL;
@@ -400,7 +493,8 @@ static void start_item(struct restore *r, struct item *it)
 		on_decompressed(&it->work, 0);
 		return;
 	}
-	r->b->ops->get(r->b, it->key, it->src, on_downloaded, it);
+	if (!start_followed(r, it))
+		r->b->ops->get(r->b, it->key, it->src, on_downloaded, it);
 }
 
 static void start_items(struct restore *r)
@@ -536,14 +630,15 @@ int restore_build_local(const struct restore_object *objs, size_t n, const char 
 		free(paths);
 		return -ENOMEM;
 	}
-	rc = decompress_file(objs[0].key, objs[0].local, false, out_path, &size, err, errlen);
+	rc = decompress_file(objs[0].key, objs[0].local, false, NULL, out_path, &size, err, errlen);
 	for (size_t i = 1; i < n && rc == 0; i++) {
 		paths[i] = str_printf("%s/%zu.wal", scratch, i);
 		if (paths[i] == NULL) {
 			rc = -ENOMEM;
 			break;
 		}
-		rc = decompress_file(objs[i].key, objs[i].local, objs[i].raw, paths[i], &size, err, errlen);
+		rc = decompress_file(objs[i].key, objs[i].local, objs[i].raw, NULL, paths[i], &size, err,
+				     errlen);
 		segs[i - 1].path = paths[i];
 		segs[i - 1].name = objs[i].key;
 		segs[i - 1].index = objs[i].index;

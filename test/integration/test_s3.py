@@ -655,16 +655,20 @@ def big_replica(litestream_bin, s3_server, tmp_path_factory):
 @pytest.mark.parametrize("fault", sorted(RANGE_FAULTS))
 def test_large_snapshot_restores_in_ranges(run, tmp_path, s3_server, proxy, big_replica, fault):
     """Restore fetches a snapshot above part-size as part-size ranges, each
-    asked for once when nothing fails; a range refused, reset or cut short
-    is fetched again, and the result is the source either way."""
+    asked for once when nothing fails, and decompresses it as they arrive;
+    a range refused, reset or cut short is fetched again, and the result is
+    the source either way."""
     db, prefix = big_replica
     conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix, endpoint=proxy.endpoint,
                       part_size="5MB")
     (size,) = [v[0] for k, v in list_objects(s3_server, prefix).items()
                if k.endswith(".snapshot.lz4")]
     proxy.set(RANGE_FAULTS[fault])
-    r = restore_conf(run, conf, db, tmp_path / "restored.db",
-                     env=ls_env(LITESTREAM_S3_STALL_TIMEOUT="1s"))
+    r = run("restore", "-v", "-config", conf, "-o", tmp_path / "restored.db", db,
+            env=ls_env(LITESTREAM_S3_STALL_TIMEOUT="1s"))
+    assert r.returncode == 0, r.stderr
+    # Decompressed as the ranges came in, not after the last one.
+    assert "decompressing generations/" in r.stderr and "as it downloads" in r.stderr, r.stderr
     acts = [a for a in proxy.actions() if re.search(SNAPSHOT_GET, f"{a['method']} {a['path']}")]
     proxy.set([])
     assert_same(db, tmp_path / "restored.db")
@@ -700,3 +704,27 @@ def test_restore_to_a_full_disk(run, tmp_path, s3_server, big_replica, small_fs)
     filler.unlink()
     restore_url(run, s3_server, prefix, out)
     assert_same(db, out)
+
+
+def test_large_corrupt_snapshot_fails_while_downloading(run, tmp_path, s3_server, big_replica):
+    """A byte changed in the middle of a snapshot that is decompressed as it
+    downloads: the restore fails naming the object, and leaves nothing."""
+    db, prefix = big_replica
+    bad = new_prefix()
+    s3_server.aws("s3", "cp", "--recursive", "--only-show-errors",
+                  f"s3://{s3_server.bucket}/{prefix}", f"s3://{s3_server.bucket}/{bad}")
+    (key,) = [k for k in list_objects(s3_server, bad) if k.endswith(".snapshot.lz4")]
+    local = tmp_path / "snap.lz4"
+    s3_server.aws("s3", "cp", "--only-show-errors", f"s3://{s3_server.bucket}/{key}", str(local))
+    data = bytearray(local.read_bytes())
+    data[len(data) // 2] ^= 0x5a
+    local.write_bytes(bytes(data))
+    s3_server.aws("s3", "cp", "--only-show-errors", str(local), f"s3://{s3_server.bucket}/{key}")
+    out = tmp_path / "out" / "restored.db"
+    out.parent.mkdir()
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, bad, part_size="5MB")
+    r = run("restore", "-v", "-config", conf, "-o", out, db, env=ls_env())
+    assert r.returncode != 0
+    assert "as it downloads" in r.stderr, r.stderr
+    assert key.split("/", 1)[1] in r.stderr and "lz4" in r.stderr, r.stderr
+    assert list(out.parent.iterdir()) == []

@@ -533,6 +533,9 @@ static void test_errors(void **state)
 		{"[litestream]\nsocket-mode = 0800\n", ":2: [litestream] socket-mode: invalid mode \"0800\" (want octal, e.g. 0600)"},
 		{"[litestream]\nsocket-mode = rw\n", ":2: [litestream] socket-mode: invalid mode \"rw\" (want octal, e.g. 0600)"},
 		{"[litestream]\nsocket-mode = 01777\n", ":2: [litestream] socket-mode: invalid mode \"01777\" (want octal, e.g. 0600)"},
+		/* Found by fuzzing: a long number overflowed before its length was checked. */
+		{"[litestream]\nsocket-mode = 16000000000000000000000000000\n",
+		 ":2: [litestream] socket-mode: invalid mode \"16000000000000000000000000000\" (want octal, e.g. 0600)"},
 		{"[litestream]\nlog-level = loud\n", ":2: [litestream] log-level: invalid log level \"loud\" (want debug, info, warn or error)"},
 		{"[litestream]\nmetrics-addr = 9090\n", ":2: [litestream] metrics-addr: invalid address \"9090\" (want HOST:PORT)"},
 		{"[litestream]\nmetrics-addr = localhost:http\n", ":2: [litestream] metrics-addr: invalid address \"localhost:http\" (want HOST:PORT)"},
