@@ -6,17 +6,18 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 struct unit {
 	const char *name;
-	double ms;
+	uint64_t ns;
 };
 
 /* Longest names first so "ms" is not read as "m" followed by "s". */
 static const struct unit units[] = {
-	{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1.0},
-	{"h", 3600e3}, {"m", 60e3},  {"s", 1e3},
+	{"ns", 1}, {"us", 1000}, {"\xc2\xb5s", 1000}, {"ms", 1000000},
+	{"h", 3600000000000ull}, {"m", 60000000000ull}, {"s", 1000000000ull},
 };
 
 static const struct unit *unit_at(const char *s, size_t *len)
@@ -31,9 +32,16 @@ static const struct unit *unit_at(const char *s, size_t *len)
 	return NULL;
 }
 
+#define NS_MAX ((uint64_t)INT64_MAX)
+
+/*
+ * As Go's time.ParseDuration: integer nanoseconds, the fraction scaled by
+ * the unit (so "1.001s" is exactly 1001 ms and "8.2m" 492000 ms), then
+ * truncated to milliseconds.
+ */
 int duration_parse(const char *s, int64_t *ms)
 {
-	double total = 0;
+	uint64_t total = 0;
 	bool neg = false;
 
 	if (*s == '-' || *s == '+')
@@ -45,31 +53,39 @@ int duration_parse(const char *s, int64_t *ms)
 	if (*s == '\0')
 		return -EINVAL;
 	while (*s != '\0') {
-		double v = 0, scale = 1;
+		uint64_t v = 0, f = 0, scale = 1, part;
 		bool digits = false;
 		size_t ulen;
 		const struct unit *u;
 
-		while (*s >= '0' && *s <= '9') {
-			v = v * 10 + (*s++ - '0');
+		for (; *s >= '0' && *s <= '9'; s++) {
+			if (v > (NS_MAX - 9) / 10)
+				return -EINVAL;
+			v = v * 10 + (uint64_t)(*s - '0');
 			digits = true;
 		}
 		if (*s == '.') {
-			s++;
-			while (*s >= '0' && *s <= '9') {
-				scale /= 10;
-				v += (*s++ - '0') * scale;
+			for (s++; *s >= '0' && *s <= '9'; s++) {
 				digits = true;
+				if (f > (NS_MAX - 9) / 10 || scale > NS_MAX / 10)
+					continue; /* beyond any precision that counts */
+				f = f * 10 + (uint64_t)(*s - '0');
+				scale *= 10;
 			}
 		}
 		if (!digits || (u = unit_at(s, &ulen)) == NULL)
 			return -EINVAL;
 		s += ulen;
-		total += v * u->ms;
-		if (total > 9.2e15)
+		if (v > NS_MAX / u->ns)
 			return -EINVAL;
+		part = v * u->ns;
+		if (f > 0)
+			part += (uint64_t)((double)f * ((double)u->ns / (double)scale));
+		if (part > NS_MAX || total > NS_MAX - part)
+			return -EINVAL;
+		total += part;
 	}
-	*ms = (int64_t)total * (neg ? -1 : 1);
+	*ms = (int64_t)(total / 1000000) * (neg ? -1 : 1);
 	return 0;
 }
 

@@ -22,6 +22,14 @@ static bool digits(const char *s, int n, int *out)
 	return true;
 }
 
+static int days_in_month(int y, int mo)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
 int timefmt_parse(const char *s, int64_t *ms)
 {
 	struct tm tm;
@@ -35,7 +43,10 @@ int timefmt_parse(const char *s, int64_t *ms)
 	    !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
 	    !digits(s + 17, 2, &sec))
 		return -EINVAL;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	/* As Go's time.Parse: no day past the month's end (2026-02-31 is not
+	 * 2026-03-03) and no second 60. */
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+	    sec > 59)
 		return -EINVAL;
 	p = s + 19;
 	if (*p == '.') {
@@ -78,5 +89,8 @@ void timefmt_format(int64_t ms, char *buf, size_t n)
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* Four-digit years always (strftime's %Y writes year 1 as "1"), so
+	 * that what is written here parses back. */
+	snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
