@@ -1428,8 +1428,9 @@ def main():
           f"{snap['restore_cpu_s']:.2f} s, max RSS {snap['restore_rss_kib'] / 1024:.1f} MiB); cp "
           f"{snap['cp_mb_s']:.1f} MB/s ({snap['cp_s']:.2f} s), cp + sync {snap['cp_sync_mb_s']:.1f} MB/s")
     print(f"    {'':<24}  the snapshot object as one GET on one connection: "
-          f"{snap['one_get_mb_s']:.1f} MB/s ({snap['one_get_s']:.2f} s); restore (ranged GETs, "
-          f"then decompress and apply) takes {1 / snap['restore_vs_one_get']:.2f} x that time")
+          f"{snap['one_get_mb_s']:.1f} MB/s ({snap['one_get_s']:.2f} s); restore (ranged GETs "
+          f"decompressed as they arrive, then integrity check and fsync) takes "
+          f"{1 / snap['restore_vs_one_get']:.2f} x that time")
     print(f"    {'':<24}  restore / cp = {snap['restore_vs_cp']:.3f}; restore / (cp + sync) = "
           f"{snap['restore_vs_cp_sync']:.3f}; restored {snap['rows']} rows, identical (sha256)")
     problems = req["problems"] + lag["1s"]["problems"] + lag["0"]["problems"] + snap["problems"]
