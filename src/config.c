@@ -29,6 +29,7 @@
 #include "config.h"
 
 #include "duration.h"
+#include "strbuf.h"
 #include "url.h"
 
 #include <ctype.h>
@@ -258,46 +259,24 @@ int config_parse_size(const char *s, int64_t *out)
 	return -EINVAL;
 }
 
-/* A growing string for expand_env(). */
-struct sbuf {
-	char *s;
-	size_t n, cap;
-};
-
-static int sbuf_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = (b->n + n + 1) * 2;
-		char *t = realloc(b->s, cap);
-
-		if (t == NULL)
-			return -ENOMEM;
-		b->s = t;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->n, s, n);
-	b->n += n;
-	b->s[b->n] = '\0';
-	return 0;
-}
-
 static bool is_name_char(char c)
 {
 	return isalnum((unsigned char)c) || c == '_';
 }
 
 /* Appends the value of the variable named s[0..n), nothing if it is unset. */
-static int add_var(struct sbuf *b, const char *s, size_t n)
+static void add_var(struct strbuf *b, const char *s, size_t n)
 {
 	char name[256];
 	const char *v;
 
 	if (n >= sizeof(name))
-		return 0; /* no such variable could be set */
+		return; /* no such variable could be set */
 	memcpy(name, s, n);
 	name[n] = '\0';
 	v = getenv(name);
-	return v != NULL ? sbuf_add(b, v, strlen(v)) : 0;
+	if (v != NULL)
+		strbuf_puts(b, v);
 }
 
 /*
@@ -306,39 +285,33 @@ static int add_var(struct sbuf *b, const char *s, size_t n)
  */
 static int expand_env(const char *v, char **out)
 {
-	struct sbuf b = {0};
-	int rc = sbuf_add(&b, "", 0);
+	struct strbuf b = {0};
 
-	while (rc == 0 && *v != '\0') {
+	while (*v != '\0') {
 		if (v[0] == '$' && v[1] == '{') {
 			const char *end = strchr(v + 2, '}');
 
 			if (end == NULL || end == v + 2) {
-				rc = -EINVAL;
-				break;
+				strbuf_free(&b);
+				return -EINVAL;
 			}
-			rc = add_var(&b, v + 2, (size_t)(end - v - 2));
+			add_var(&b, v + 2, (size_t)(end - v - 2));
 			v = end + 1;
 		} else if (v[0] == '$' && is_name_char(v[1])) {
 			size_t n = 1;
 
 			while (is_name_char(v[1 + n]))
 				n++;
-			rc = add_var(&b, v + 1, n);
+			add_var(&b, v + 1, n);
 			v += 1 + n;
 		} else {
 			size_t n = strcspn(v + 1, "$") + 1;
 
-			rc = sbuf_add(&b, v, n);
+			strbuf_add(&b, v, n);
 			v += n;
 		}
 	}
-	if (rc != 0) {
-		free(b.s);
-		return rc;
-	}
-	*out = b.s;
-	return 0;
+	return strbuf_take(&b, out, NULL);
 }
 
 /* HOST:PORT, as metrics-addr takes it; the host may be empty (all interfaces). */

@@ -2,7 +2,7 @@
  * AWS Signature Version 4 for S3, and the payload digests; see sigv4.h for
  * the contract.
  *
- * Every string is built in a growable buffer (struct sbuf) that latches
+ * Every string is built in a growable buffer (struct strbuf) that latches
  * allocation failure, so the building code reads straight through and the
  * failure is checked once per string. The result is packed into a single
  * allocation at the end, which is why the caller frees it with one call and
@@ -13,6 +13,7 @@
  * error paths as well.
  */
 #include "s3/sigv4.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,69 +29,6 @@
 #define ALGORITHM "AWS4-HMAC-SHA256"
 #define TERMINATOR "aws4_request"
 
-/* ---- string building ---- */
-
-struct sbuf {
-	char *p;
-	size_t len; /* excluding the NUL kept after the data */
-	size_t cap;
-	bool oom;
-};
-
-static void sb_reserve(struct sbuf *b, size_t more)
-{
-	size_t want, cap;
-	char *p;
-
-	if (b->oom)
-		return;
-	if (more > SIZE_MAX / 2 - b->len) {
-		b->oom = true;
-		return;
-	}
-	want = b->len + more + 1;
-	if (want <= b->cap)
-		return;
-	cap = b->cap ? b->cap : 128;
-	while (cap < want)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (p == NULL) {
-		b->oom = true;
-		return;
-	}
-	b->p = p;
-	b->p[b->len] = '\0'; /* a buffer reserved but never written still reads as "" */
-	b->cap = cap;
-}
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	sb_reserve(b, n);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-static void sb_putc(struct sbuf *b, char c)
-{
-	sb_add(b, &c, 1);
-}
-
-static void sb_free(struct sbuf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
 /* ---- encoding ---- */
 
 static bool is_unreserved(unsigned char c)
@@ -99,29 +37,29 @@ static bool is_unreserved(unsigned char c)
 	       c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-static void sb_encode(struct sbuf *b, const char *s, bool keep_slash)
+static void sb_encode(struct strbuf *b, const char *s, bool keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (is_unreserved(*p) || (keep_slash && *p == '/')) {
-			sb_putc(b, (char)*p);
+			strbuf_putc(b, (char)*p);
 		} else {
 			char esc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-			sb_add(b, esc, 3);
+			strbuf_add(b, esc, 3);
 		}
 	}
 }
 
 static int encode(const char *s, bool keep_slash, char **out)
 {
-	struct sbuf b = { 0 };
+	struct strbuf b = { 0 };
 
 	/* Reserving even for "" leaves a NUL-terminated buffer to hand out. */
-	sb_reserve(&b, strlen(s));
+	strbuf_reserve(&b, strlen(s));
 	sb_encode(&b, s, keep_slash);
 	if (b.oom) {
-		sb_free(&b);
+		strbuf_free(&b);
 		return -ENOMEM;
 	}
 	*out = b.p;
@@ -552,7 +490,7 @@ static int qparam_cmp(const void *a, const void *b)
  * them. The same order goes on the wire: a server does not care, and a
  * reader comparing the two sees the same thing.
  */
-static int build_query(const struct sigv4_request *r, struct sbuf *canon, struct sbuf *target)
+static int build_query(const struct sigv4_request *r, struct strbuf *canon, struct strbuf *target)
 {
 	struct qparam *q;
 	int rc = 0;
@@ -574,19 +512,19 @@ static int build_query(const struct sigv4_request *r, struct sbuf *canon, struct
 			goto out;
 	}
 	qsort(q, r->n_params, sizeof(*q), qparam_cmp);
-	sb_putc(target, '?');
+	strbuf_putc(target, '?');
 	for (size_t i = 0; i < r->n_params; i++) {
 		if (i > 0) {
-			sb_putc(canon, '&');
-			sb_putc(target, '&');
+			strbuf_putc(canon, '&');
+			strbuf_putc(target, '&');
 		}
-		sb_puts(canon, q[i].name);
-		sb_putc(canon, '=');
-		sb_puts(canon, q[i].value);
-		sb_puts(target, q[i].name);
+		strbuf_puts(canon, q[i].name);
+		strbuf_putc(canon, '=');
+		strbuf_puts(canon, q[i].value);
+		strbuf_puts(target, q[i].name);
 		if (!q[i].bare) {
-			sb_putc(target, '=');
-			sb_puts(target, q[i].value);
+			strbuf_putc(target, '=');
+			strbuf_puts(target, q[i].value);
 		}
 	}
 out:
@@ -615,7 +553,7 @@ static int cheader_cmp(const void *a, const void *b)
 }
 
 /* Trimall: no leading or trailing blanks, each inner run of blanks one space. */
-static void sb_trimall(struct sbuf *b, const char *v)
+static void sb_trimall(struct strbuf *b, const char *v)
 {
 	bool pending = false, any = false;
 
@@ -625,10 +563,10 @@ static void sb_trimall(struct sbuf *b, const char *v)
 			continue;
 		}
 		if (pending)
-			sb_putc(b, ' ');
+			strbuf_putc(b, ' ');
 		pending = false;
 		any = true;
-		sb_putc(b, *v);
+		strbuf_putc(b, *v);
 	}
 }
 
@@ -636,26 +574,26 @@ static void sb_trimall(struct sbuf *b, const char *v)
  * Canonical headers ("name:value\n" each, sorted by lowercase name, repeated
  * names merged in the order given) and the signed-headers list. Sorts h.
  */
-static void build_headers(struct cheader *h, size_t n, struct sbuf *canon, struct sbuf *names)
+static void build_headers(struct cheader *h, size_t n, struct strbuf *canon, struct strbuf *names)
 {
 	qsort(h, n, sizeof(*h), cheader_cmp);
 	for (size_t i = 0; i < n; i++) {
 		bool repeat = i > 0 && strcmp(h[i].name, h[i - 1].name) == 0;
 
 		if (repeat) {
-			sb_putc(canon, ',');
+			strbuf_putc(canon, ',');
 		} else {
 			if (i > 0) {
-				sb_putc(canon, '\n');
-				sb_putc(names, ';');
+				strbuf_putc(canon, '\n');
+				strbuf_putc(names, ';');
 			}
-			sb_puts(canon, h[i].name);
-			sb_putc(canon, ':');
-			sb_puts(names, h[i].name);
+			strbuf_puts(canon, h[i].name);
+			strbuf_putc(canon, ':');
+			strbuf_puts(names, h[i].name);
 		}
 		sb_trimall(canon, h[i].value);
 	}
-	sb_putc(canon, '\n');
+	strbuf_putc(canon, '\n');
 }
 
 static char *lower_dup(const char *s)
@@ -672,7 +610,7 @@ static char *lower_dup(const char *s)
 /* ---- signing ---- */
 
 struct pieces {
-	struct sbuf creq, sts, auth, target;
+	struct strbuf creq, sts, auth, target;
 	char date[SIGV4_AMZ_DATE_LEN + 1];
 	char payload[SIGV4_SHA256_HEX_LEN + 1];
 	char signature[SIGV4_SHA256_HEX_LEN + 1];
@@ -725,7 +663,7 @@ int sigv4_sign(const struct sigv4_request *r, struct sigv4_signed **out, const c
 	const char *ignored;
 	const char *token;
 	struct pieces p = { 0 };
-	struct sbuf headers = { 0 }, names = { 0 };
+	struct strbuf headers = { 0 }, names = { 0 };
 	struct cheader *h = NULL;
 	size_t nh = 0;
 	char scope_date[9], creq_hash[SIGV4_SHA256_HEX_LEN + 1];
@@ -757,17 +695,17 @@ int sigv4_sign(const struct sigv4_request *r, struct sigv4_signed **out, const c
 
 	/* Path, then query: the canonical forms and the request-target. */
 	if (r->flags & SIGV4_PATH_ENCODED)
-		sb_puts(&p.target, r->path);
+		strbuf_puts(&p.target, r->path);
 	else
 		sb_encode(&p.target, r->path, true);
-	sb_add(&p.creq, r->method, strlen(r->method));
-	sb_putc(&p.creq, '\n');
-	sb_add(&p.creq, p.target.p ? p.target.p : "", p.target.len);
-	sb_putc(&p.creq, '\n');
+	strbuf_add(&p.creq, r->method, strlen(r->method));
+	strbuf_putc(&p.creq, '\n');
+	strbuf_add(&p.creq, p.target.p ? p.target.p : "", p.target.len);
+	strbuf_putc(&p.creq, '\n');
 	rc = build_query(r, &p.creq, &p.target);
 	if (rc != 0)
 		goto out;
-	sb_putc(&p.creq, '\n');
+	strbuf_putc(&p.creq, '\n');
 
 	/* The caller's headers plus the ones the signer owns. */
 	h = calloc(r->n_headers + 4, sizeof(*h));
@@ -805,11 +743,11 @@ int sigv4_sign(const struct sigv4_request *r, struct sigv4_signed **out, const c
 		}
 	}
 	build_headers(h, nh, &headers, &names);
-	sb_add(&p.creq, headers.p, headers.len);
-	sb_putc(&p.creq, '\n');
-	sb_add(&p.creq, names.p, names.len);
-	sb_putc(&p.creq, '\n');
-	sb_puts(&p.creq, p.payload);
+	strbuf_add(&p.creq, headers.p, headers.len);
+	strbuf_putc(&p.creq, '\n');
+	strbuf_add(&p.creq, names.p, names.len);
+	strbuf_putc(&p.creq, '\n');
+	strbuf_puts(&p.creq, p.payload);
 	if (p.creq.oom || p.target.oom || headers.oom || names.oom) {
 		rc = -ENOMEM;
 		goto out;
@@ -818,16 +756,16 @@ int sigv4_sign(const struct sigv4_request *r, struct sigv4_signed **out, const c
 	rc = sigv4_sha256_hex(p.creq.p, p.creq.len, creq_hash);
 	if (rc != 0)
 		goto out;
-	sb_puts(&p.sts, ALGORITHM "\n");
-	sb_puts(&p.sts, p.date);
-	sb_putc(&p.sts, '\n');
-	sb_puts(&p.sts, scope_date);
-	sb_putc(&p.sts, '/');
-	sb_puts(&p.sts, r->region);
-	sb_putc(&p.sts, '/');
-	sb_puts(&p.sts, r->service);
-	sb_puts(&p.sts, "/" TERMINATOR "\n");
-	sb_puts(&p.sts, creq_hash);
+	strbuf_puts(&p.sts, ALGORITHM "\n");
+	strbuf_puts(&p.sts, p.date);
+	strbuf_putc(&p.sts, '\n');
+	strbuf_puts(&p.sts, scope_date);
+	strbuf_putc(&p.sts, '/');
+	strbuf_puts(&p.sts, r->region);
+	strbuf_putc(&p.sts, '/');
+	strbuf_puts(&p.sts, r->service);
+	strbuf_puts(&p.sts, "/" TERMINATOR "\n");
+	strbuf_puts(&p.sts, creq_hash);
 	if (p.sts.oom) {
 		rc = -ENOMEM;
 		goto out;
@@ -841,18 +779,18 @@ int sigv4_sign(const struct sigv4_request *r, struct sigv4_signed **out, const c
 		goto out;
 	to_hex(mac, sizeof(mac), p.signature);
 
-	sb_puts(&p.auth, ALGORITHM " Credential=");
-	sb_puts(&p.auth, r->access_key_id);
-	sb_putc(&p.auth, '/');
-	sb_puts(&p.auth, scope_date);
-	sb_putc(&p.auth, '/');
-	sb_puts(&p.auth, r->region);
-	sb_putc(&p.auth, '/');
-	sb_puts(&p.auth, r->service);
-	sb_puts(&p.auth, "/" TERMINATOR ", SignedHeaders=");
-	sb_add(&p.auth, names.p, names.len);
-	sb_puts(&p.auth, ", Signature=");
-	sb_puts(&p.auth, p.signature);
+	strbuf_puts(&p.auth, ALGORITHM " Credential=");
+	strbuf_puts(&p.auth, r->access_key_id);
+	strbuf_putc(&p.auth, '/');
+	strbuf_puts(&p.auth, scope_date);
+	strbuf_putc(&p.auth, '/');
+	strbuf_puts(&p.auth, r->region);
+	strbuf_putc(&p.auth, '/');
+	strbuf_puts(&p.auth, r->service);
+	strbuf_puts(&p.auth, "/" TERMINATOR ", SignedHeaders=");
+	strbuf_add(&p.auth, names.p, names.len);
+	strbuf_puts(&p.auth, ", Signature=");
+	strbuf_puts(&p.auth, p.signature);
 	if (p.auth.oom) {
 		rc = -ENOMEM;
 		goto out;
@@ -868,12 +806,12 @@ out:
 	for (size_t i = 0; i < nh; i++)
 		free(h[i].name);
 	free(h);
-	sb_free(&headers);
-	sb_free(&names);
-	sb_free(&p.creq);
-	sb_free(&p.sts);
-	sb_free(&p.auth);
-	sb_free(&p.target);
+	strbuf_free(&headers);
+	strbuf_free(&names);
+	strbuf_free(&p.creq);
+	strbuf_free(&p.sts);
+	strbuf_free(&p.auth);
+	strbuf_free(&p.target);
 	if (rc == -ENOMEM)
 		*why = "out of memory";
 	else if (rc == -EIO)

@@ -14,6 +14,7 @@
  * struct s3_error instead and the parse ends with -EREMOTEIO.
  */
 #include "s3/xml.h"
+#include "strbuf.h"
 
 #include "timefmt.h"
 
@@ -592,110 +593,65 @@ int s3_xml_parse_time(const char *s, int64_t *ms)
 
 /* ---- request bodies ---- */
 
-struct obuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void ob_add(struct obuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void ob_puts(struct obuf *b, const char *s)
-{
-	ob_add(b, s, strlen(s));
-}
-
 /* XML text: the five special characters become entities. */
-static void ob_escape(struct obuf *b, const char *s)
+static void add_xml_escaped(struct strbuf *b, const char *s)
 {
 	for (; *s != '\0'; s++) {
 		switch (*s) {
 		case '&':
-			ob_puts(b, "&amp;");
+			strbuf_puts(b, "&amp;");
 			break;
 		case '<':
-			ob_puts(b, "&lt;");
+			strbuf_puts(b, "&lt;");
 			break;
 		case '>':
-			ob_puts(b, "&gt;");
+			strbuf_puts(b, "&gt;");
 			break;
 		case '"':
-			ob_puts(b, "&quot;");
+			strbuf_puts(b, "&quot;");
 			break;
 		case '\'':
-			ob_puts(b, "&apos;");
+			strbuf_puts(b, "&apos;");
 			break;
 		default:
-			ob_add(b, s, 1);
+			strbuf_add(b, s, 1);
 			break;
 		}
 	}
 }
 
-static int ob_finish(struct obuf *b, char **out, size_t *len)
-{
-	if (b->oom) {
-		free(b->p);
-		return -ENOMEM;
-	}
-	*out = b->p;
-	*len = b->len;
-	return 0;
-}
-
 int s3_xml_complete_body(const struct s3_part *parts, size_t n, char **out, size_t *len)
 {
-	struct obuf b = {0};
+	struct strbuf b = {0};
 	char num[16];
 
 	if (n == 0 || n > 10000)
 		return -EINVAL;
-	ob_puts(&b, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+	strbuf_puts(&b, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
 	for (size_t i = 0; i < n; i++) {
 		snprintf(num, sizeof(num), "%d", parts[i].number);
-		ob_puts(&b, "<Part><PartNumber>");
-		ob_puts(&b, num);
-		ob_puts(&b, "</PartNumber><ETag>");
-		ob_escape(&b, parts[i].etag);
-		ob_puts(&b, "</ETag></Part>");
+		strbuf_puts(&b, "<Part><PartNumber>");
+		strbuf_puts(&b, num);
+		strbuf_puts(&b, "</PartNumber><ETag>");
+		add_xml_escaped(&b, parts[i].etag);
+		strbuf_puts(&b, "</ETag></Part>");
 	}
-	ob_puts(&b, "</CompleteMultipartUpload>");
-	return ob_finish(&b, out, len);
+	strbuf_puts(&b, "</CompleteMultipartUpload>");
+	return strbuf_take(&b, out, len);
 }
 
 int s3_xml_delete_body(const char *const *keys, size_t n, char **out, size_t *len)
 {
-	struct obuf b = {0};
+	struct strbuf b = {0};
 
 	if (n == 0 || n > MAX_DELETE_KEYS)
 		return -EINVAL;
-	ob_puts(&b, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+	strbuf_puts(&b, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
 	for (size_t i = 0; i < n; i++) {
-		ob_puts(&b, "<Object><Key>");
-		ob_escape(&b, keys[i]);
-		ob_puts(&b, "</Key></Object>");
+		strbuf_puts(&b, "<Object><Key>");
+		add_xml_escaped(&b, keys[i]);
+		strbuf_puts(&b, "</Key></Object>");
 	}
-	ob_puts(&b, "</Delete>");
-	return ob_finish(&b, out, len);
+	strbuf_puts(&b, "</Delete>");
+	return strbuf_take(&b, out, len);
 }
