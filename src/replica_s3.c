@@ -423,11 +423,22 @@ static void on_single_put(void *arg, const struct s3_response *r)
 	put_finish(arg, r->rc, r->message);
 }
 
+/* Sends one request of an upload; one the client refuses ends the upload. */
+static void put_send(struct put_op *op, const struct s3_request *req, s3_request_cb cb,
+		     const char *what)
+{
+	char msg[512];
+	int rc = sb_send(op->sb, req, cb, op);
+
+	if (rc != 0) {
+		snprintf(msg, sizeof(msg), "%s %s%s: %s", req->method, op->key, what, refused(rc));
+		put_finish(op, rc, msg);
+	}
+}
+
 static void put_single(struct put_op *op)
 {
 	struct s3_request req = {0};
-	char msg[512];
-	int rc;
 
 	req.method = "PUT";
 	req.key = op->full;
@@ -437,11 +448,7 @@ static void put_single(struct put_op *op)
 	req.body_fd = op->fd;
 	req.body_len = op->size;
 	req.payload_hash = op->sha;
-	rc = sb_send(op->sb, &req, on_single_put, op);
-	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "PUT %s: %s", op->key, refused(rc));
-		put_finish(op, rc, msg);
-	}
+	put_send(op, &req, on_single_put, "");
 }
 
 /* -- multipart -- */
@@ -652,17 +659,11 @@ static void on_head(void *arg, const struct s3_response *r)
 static void put_verify(struct put_op *op)
 {
 	struct s3_request req = {0};
-	char msg[512];
-	int rc;
 
 	req.method = "HEAD";
 	req.key = op->full;
 	req.label = op->key;
-	rc = sb_send(op->sb, &req, on_head, op);
-	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "HEAD %s: %s", op->key, refused(rc));
-		put_finish(op, rc, msg);
-	}
+	put_send(op, &req, on_head, "");
 }
 
 static void on_completed(void *arg, const struct s3_response *r)
@@ -784,8 +785,6 @@ static void put_initiate(struct put_op *op)
 {
 	struct sigv4_param params[1] = {{"uploads", NULL}};
 	struct s3_request req = {0};
-	char msg[512];
-	int rc;
 
 	req.method = "POST";
 	req.key = op->full;
@@ -794,11 +793,7 @@ static void put_initiate(struct put_op *op)
 	req.params = params;
 	req.n_params = 1;
 	req.sink = S3_SINK_MEMORY;
-	rc = sb_send(op->sb, &req, on_initiated, op);
-	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "POST %s (start multipart upload): %s", op->key, refused(rc));
-		put_finish(op, rc, msg);
-	}
+	put_send(op, &req, on_initiated, " (start multipart upload)");
 }
 
 static void on_prepared(uv_work_t *w, int status)
