@@ -866,7 +866,6 @@ struct get_op {
 	uint64_t next;       /* where the next range starts */
 	char *etag;          /* the first answer's ETag, or NULL */
 	unsigned in_flight;
-	unsigned ranges;     /* sent so far, for messages */
 	int rc;              /* the first failure */
 	char err[640];
 	/* get_follow(): which ranges are in, and how far the file is whole. */
@@ -964,7 +963,7 @@ static int send_range(struct get_op *op, uint64_t first, uint64_t last)
 	req.method = "GET";
 	req.key = op->full;
 	req.label = op->key;
-	if (op->ranges > 0) {
+	if (first > 0) { /* a later range: say which */
 		snprintf(what, sizeof(what), "bytes %" PRIu64 "-%" PRIu64 " of %" PRIu64, first, last,
 			 op->size);
 		req.what = what;
@@ -981,7 +980,6 @@ static int send_range(struct get_op *op, uint64_t first, uint64_t last)
 		return rc;
 	}
 	op->in_flight++;
-	op->ranges++;
 	return 0;
 }
 
