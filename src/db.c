@@ -17,20 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/*
- * A busy application commits thousands of times a second and each commit
- * fires an fs event: syncs start at most this often, so that a burst of
- * commits is copied (and shipped) together. A lone commit still starts at
- * once.
- */
-#define SYNC_MIN_GAP_MS 3
-
-/* How often the read transaction moves up to what was copied (see job_run). */
-#define READ_REFRESH_MS 100
-
-/* Bounds on how long a job waits for SQLite's locks. */
-#define BUSY_DEFAULT_MS 1000
-#define BUSY_PASSIVE_LOCK_MS 2000
+/* How long the forced checkpoint waits for the write lock. */
 #define BUSY_FORCED_LOCK_MS 5000
 
 struct db_job {
@@ -40,6 +27,7 @@ struct db_job {
 	bool final;                  /* last sync before exit: no checkpoint */
 	bool close;                  /* release and close the connections */
 	bool may_checkpoint;
+	bool hold_read;              /* a snapshot reads the file: keep our read mark */
 	enum db_checkpoint_mode requested;
 	char new_generation_reason[128];
 	bool housekeeping;
@@ -66,6 +54,7 @@ struct db_job {
 	struct db_pos pos;
 	uint32_t page_size;
 	uint64_t db_size, wal_size;
+	int64_t retry_in_ms;         /* > 0: a checkpoint to try again this much later */
 	double seconds;
 };
 
@@ -96,168 +85,39 @@ static int64_t now_ms(clockid_t clock)
 /* ---- SQLite side (job thread) ---------------------------------------- */
 
 /*
- * SQLite's own busy handler sleeps a millisecond or more between tries, and
- * a writer that never pauses frees its lock only for microseconds between
- * two transactions: it would win every time. So spin on the (cheap,
- * non-blocking) lock attempt first, then back off; give up at the deadline.
+ * Checkpoints, and why the WAL stays small without our ever writing to the
+ * database or taking its write lock (but for the forced checkpoint).
+ *
+ * SQLite restarts the WAL (the next write starts again at its beginning)
+ * only when a writer begins on a fully backfilled WAL and no reader holds
+ * a read mark above 0 (walRestartLog in SQLite's wal.c); a reader that
+ * begins on a fully backfilled WAL takes mark 0 and reads the database
+ * file alone, which lets the restart happen and keeps every checkpoint
+ * out until that reader moves on. So a checkpoint here is:
+ *
+ *   1. the shadow WAL already holds everything our read transaction sees
+ *      (advance(): the next read transaction begins, the new frames are
+ *      copied, the last one ends), so backfilling up to our read mark
+ *      puts nothing in the database file the shadow does not have;
+ *   2. a PASSIVE checkpoint on a connection without a transaction
+ *      backfills up to our mark, never blocking the application;
+ *   3. advance() again: if the WAL is now fully backfilled (no commit came
+ *      in meanwhile) our new read transaction takes mark 0 and the
+ *      application's next write restarts the WAL, which the shadow WAL
+ *      follows into its next index (shadow.c, "complete index"); if a
+ *      commit came in, our mark moves up to it and a second round
+ *      backfills the few frames that arrived during the first.
+ *
+ * A checkpoint that still did not complete is tried again after a short,
+ * doubling pause (a writer's pause is when it completes). Only at
+ * max-checkpoint-page-count, against a writer that never pauses, does the
+ * forced checkpoint take the write lock, for as long as copying and
+ * backfilling the frames since the last round takes.
  */
-static int on_busy(void *arg, int count)
-{
-	struct db *db = arg;
-	struct timespec ts = {0, count < 4000 ? 20000 : 1000000};
 
-	if (count % 64 == 0 && now_ms(CLOCK_MONOTONIC) >= db->busy_deadline_ms)
-		return 0;
-	if (count >= 2000)
-		nanosleep(&ts, NULL);
-	return 1;
-}
-
-static void busy_for(struct db *db, int64_t ms)
-{
-	db->busy_deadline_ms = now_ms(CLOCK_MONOTONIC) + ms;
-}
-
-static int exec_sql(struct db *db, sqlite3 *conn, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(conn, sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY : -EIO;
-	}
-	(void)db;
-	return 0;
-}
-
-static int read_lock_acquire(struct db *db, char *err, size_t errlen)
-{
-	int rc;
-
-	if (db->read_locked)
-		return 0;
-	busy_for(db, BUSY_DEFAULT_MS);
-	rc = exec_sql(db, db->rconn, "BEGIN; SELECT COUNT(1) FROM _litestream_seq;", err, errlen);
-	if (rc != 0) {
-		sqlite3_exec(db->rconn, "ROLLBACK", NULL, NULL, NULL);
-		return rc;
-	}
-	db->read_locked = true;
-	db->read_lock_ms = now_ms(CLOCK_MONOTONIC);
-	return 0;
-}
-
-static void read_lock_release(struct db *db)
-{
-	if (!db->read_locked)
-		return;
-	sqlite3_exec(db->rconn, "ROLLBACK", NULL, NULL, NULL);
-	db->read_locked = false;
-}
-
-static int open_conn(struct db *db, sqlite3 **out, char *err, size_t errlen)
-{
-	sqlite3 *c = NULL;
-	int rc = sqlite3_open_v2(db->path, &c, SQLITE_OPEN_READWRITE, NULL);
-
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "open %s: %s", db->path, c ? sqlite3_errmsg(c) : sqlite3_errstr(rc));
-		sqlite3_close(c);
-		return -EIO;
-	}
-	/* Never checkpoint (or delete the WAL) when our connection closes. */
-	sqlite3_db_config(c, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	sqlite3_busy_handler(c, on_busy, db);
-	*out = c;
-	return 0;
-}
-
-static int query_int(sqlite3 *c, const char *sql, long *out, char *err, size_t errlen)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		snprintf(err, errlen, "%s: %s", sql, sqlite3_errmsg(c));
-		sqlite3_finalize(st);
-		return rc == SQLITE_BUSY ? -EBUSY : -EIO;
-	}
-	*out = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return 0;
-}
-
-static void close_conns(struct db *db)
-{
-	read_lock_release(db);
-	sqlite3_close(db->rconn);
-	sqlite3_close(db->wconn);
-	db->rconn = db->wconn = NULL;
-	/* Only after SQLite let go: see file_fd in db.h. */
-	if (db->file_fd >= 0)
-		close(db->file_fd);
-	db->file_fd = -1;
-}
-
-static int open_db(struct db *db, struct db_job *job)
-{
-	char mode[16] = "";
-	sqlite3_stmt *st = NULL;
-	long page_size;
-	int rc;
-
-	db->file_fd = open(db->path, O_RDONLY | O_CLOEXEC);
-	if (db->file_fd < 0) {
-		snprintf(job->err, sizeof(job->err), "open %s: %s", db->path, strerror(errno));
-		return -errno;
-	}
-	if ((rc = open_conn(db, &db->wconn, job->err, sizeof(job->err))) != 0 ||
-	    (rc = open_conn(db, &db->rconn, job->err, sizeof(job->err))) != 0)
-		goto fail;
-	busy_for(db, BUSY_DEFAULT_MS);
-	if (sqlite3_prepare_v2(db->wconn, "PRAGMA journal_mode = wal", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		snprintf(mode, sizeof(mode), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	if (strcmp(mode, "wal") != 0) {
-		snprintf(job->err, sizeof(job->err), "cannot enable wal mode (journal_mode is \"%s\": %s)",
-			 mode, sqlite3_errmsg(db->wconn));
-		rc = -EBUSY;
-		goto fail;
-	}
-	if ((rc = exec_sql(db, db->wconn,
-			   "PRAGMA wal_autocheckpoint = 0;"
-			   "CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);"
-			   "CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);",
-			   job->err, sizeof(job->err))) != 0 ||
-	    (rc = exec_sql(db, db->rconn, "PRAGMA wal_autocheckpoint = 0;", job->err,
-			   sizeof(job->err))) != 0)
-		goto fail;
-	if ((rc = query_int(db->wconn, "PRAGMA page_size", &page_size, job->err, sizeof(job->err))) != 0)
-		goto fail;
-	if ((rc = read_lock_acquire(db, job->err, sizeof(job->err))) != 0)
-		goto fail;
-	job->page_size = (uint32_t)page_size;
-	job->opened = true;
-	return 0;
-fail:
-	close_conns(db);
-	return rc;
-}
-
-/* Writes a frame so the WAL exists with a valid header. */
-static int bump_seq(struct db *db, struct db_job *job)
-{
-	busy_for(db, BUSY_DEFAULT_MS);
-	return exec_sql(db, db->wconn,
-			"INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) "
-			"ON CONFLICT (id) DO UPDATE SET seq = seq + 1",
-			job->err, sizeof(job->err));
-}
+#define PASSIVE_ROUNDS 2
+#define RETRY_MIN_MS 10
+#define RETRY_MAX_MS 1000
 
 static void note_sync(struct db_job *job, const struct shadow_sync_result *r)
 {
@@ -269,17 +129,11 @@ static void note_sync(struct db_job *job, const struct shadow_sync_result *r)
 	}
 }
 
-/* shadow_sync(), writing a first frame when the WAL has none yet. */
 static int sync_shadow(struct db *db, struct db_job *job)
 {
 	struct shadow_sync_result r;
 	int rc = shadow_sync(&db->shadow, &r);
 
-	if (rc == -ENODATA) {
-		if ((rc = bump_seq(db, job)) != 0)
-			return rc;
-		rc = shadow_sync(&db->shadow, &r);
-	}
 	if (rc == 0)
 		note_sync(job, &r);
 	else if (job->err[0] == '\0')
@@ -287,23 +141,46 @@ static int sync_shadow(struct db *db, struct db_job *job)
 	return rc;
 }
 
+/*
+ * Moves our read transaction up to the newest snapshot without a moment
+ * of letting go: the next one begins, what it sees is copied, and only
+ * then does the last one end (db_conn.h).
+ */
+static int advance(struct db *db, struct db_job *job)
+{
+	int rc = db_conn_read_take(&db->conn, job->err, sizeof(job->err));
+
+	if (rc == -EBUSY) {
+		job->err[0] = '\0'; /* keep the one we hold; copy anyway */
+		return sync_shadow(db, job);
+	}
+	if (rc != 0)
+		return rc;
+	rc = sync_shadow(db, job);
+	db_conn_read_settle(&db->conn, rc == 0);
+	return rc;
+}
+
+static uint64_t shadow_frames(const struct db *db)
+{
+	uint64_t frame = WAL_FRAME_HEADER_SIZE + (uint64_t)db->shadow.hdr.page_size;
+
+	return db->shadow.size > WAL_HEADER_SIZE ? (db->shadow.size - WAL_HEADER_SIZE) / frame : 0;
+}
+
 static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
 {
 	const struct db_config *cfg = db->cfg;
-	uint64_t frame = WAL_FRAME_HEADER_SIZE + (uint64_t)job->page_size;
-	uint64_t frames = db->shadow.size > WAL_HEADER_SIZE ? (db->shadow.size - WAL_HEADER_SIZE) / frame : 0;
+	uint64_t frames = shadow_frames(db);
 	struct stat st;
 
 	if (job->requested != CHECKPOINT_NONE)
 		return job->requested;
-	if (db->passive_index != db->shadow.index)
-		db->passive_floor = 0;
 	if (now_ms(CLOCK_MONOTONIC) < db->checkpoint_retry_ms)
 		return CHECKPOINT_NONE;
 	if (cfg->max_checkpoint_page_count > 0 && frames >= (uint64_t)cfg->max_checkpoint_page_count)
 		return CHECKPOINT_RESTART;
-	if (frames >= (uint64_t)cfg->min_checkpoint_page_count &&
-	    frames >= db->passive_floor + (uint64_t)cfg->min_checkpoint_page_count)
+	if (frames >= (uint64_t)cfg->min_checkpoint_page_count || (db->checkpoint_pending && frames > 0))
 		return CHECKPOINT_PASSIVE;
 	if (cfg->checkpoint_interval_ms > 0 && frames > 1 && stat(db->path, &st) == 0) {
 		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
@@ -315,97 +192,77 @@ static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
 }
 
 /*
- * Checkpoints so that the WAL restarts, keeping the shadow WAL continuous.
- * A PASSIVE one never blocks writers. A forced one (any other mode) takes
- * the write lock first, copies what is left and backfills the whole WAL
- * while writers wait, which is what SQLite's own FULL/RESTART do too; the
- * next write then restarts the WAL, whoever makes it. Either way the seal
- * into the next shadow index happens under the write lock.
+ * One round: steps 2 and 3 of the comment above. spin: the write lock is
+ * held, so the application's own checkpoint (which makes ours answer BUSY
+ * at once) ends soon: try again until the deadline.
  */
-static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode mode)
+static int passive_round(struct db *db, struct db_job *job, bool spin, bool *complete)
 {
-	bool forced = mode != CHECKPOINT_PASSIVE;
-	int log_frames = 0, ckpt_frames = 0;
-	int rc, lock_rc;
+	int log = 0, done = 0, rc;
 
-	/* What SQLite may now reuse must be durable in the shadow first. */
+	/* What SQLite may reuse once backfilled should be on disk (shadow.c). */
 	if ((rc = shadow_flush(&db->shadow)) != 0) {
 		snprintf(job->err, sizeof(job->err), "fsync shadow wal: %s", strerror(-rc));
 		return rc;
 	}
-	read_lock_release(db);
-	if (forced) {
-		busy_for(db, BUSY_FORCED_LOCK_MS);
-		if ((rc = exec_sql(db, db->wconn, "BEGIN IMMEDIATE", job->err, sizeof(job->err))) != 0)
-			goto relock;
-		if ((rc = sync_shadow(db, job)) != 0 || (rc = shadow_flush(&db->shadow)) != 0) {
-			sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
-			goto relock;
-		}
-	}
-	/*
-	 * SQLite never waits for its checkpoint lock: while the application
-	 * runs its own checkpoint this answers BUSY at once. Holding the
-	 * write lock, the application's checkpoint ends soon; try again.
-	 */
-	busy_for(db, forced ? BUSY_FORCED_LOCK_MS : BUSY_DEFAULT_MS);
 	for (;;) {
-		rc = sqlite3_wal_checkpoint_v2(db->rconn, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-					       &ckpt_frames);
-		if (rc != SQLITE_BUSY || !forced || now_ms(CLOCK_MONOTONIC) >= db->busy_deadline_ms)
+		rc = db_conn_checkpoint(&db->conn, &log, &done, job->err, sizeof(job->err));
+		if (rc != -EBUSY || !spin || now_ms(CLOCK_MONOTONIC) >= db->conn.busy_deadline_ms)
 			break;
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
-	if (forced)
-		sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(job->err, sizeof(job->err), "checkpoint: %s", sqlite3_errmsg(db->rconn));
-		rc = rc == SQLITE_BUSY ? -EBUSY : -EIO;
-		goto relock;
-	}
-	LOG_DEBUG(db->path, NULL, "checkpoint %s: %d of %d frames", mode_names[mode], ckpt_frames, log_frames);
-	if (ckpt_frames < log_frames) {
-		/*
-		 * Not every frame went in, so the WAL cannot restart: for a
-		 * PASSIVE one, writers went on meanwhile (wait for more frames);
-		 * under the write lock, a reader holds old frames (pause briefly:
-		 * a second let a nonstop writer push the WAL past its bound).
-		 */
-		if (forced)
-			db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + 100;
-		db->passive_index = db->shadow.index;
-		db->passive_floor = (uint64_t)log_frames;
-		goto relock;
-	}
-	/*
-	 * The first write after a complete backfill restarts the WAL. The
-	 * seal below must follow before the new WAL grows past the old one's
-	 * end (or continuity is lost and a new generation starts): it waits
-	 * for the write lock, spinning (on_busy), rather than give up.
-	 */
-	if ((rc = bump_seq(db, job)) != 0)
-		goto relock;
-	busy_for(db, forced ? BUSY_FORCED_LOCK_MS : BUSY_PASSIVE_LOCK_MS);
-	if (exec_sql(db, db->wconn, "BEGIN IMMEDIATE", job->err, sizeof(job->err)) == 0) {
-		uint32_t index = db->shadow.index;
-		rc = sync_shadow(db, job);
-		if (rc == 0 && db->shadow.index == index) {
-			/* A writer got in first and the WAL went on: wait for more. */
-			db->passive_index = index;
-			db->passive_floor = (db->shadow.size - WAL_HEADER_SIZE) /
-					    (WAL_FRAME_HEADER_SIZE + db->shadow.hdr.page_size);
-		}
-		lock_rc = read_lock_acquire(db, job->err, sizeof(job->err));
-		sqlite3_exec(db->wconn, "ROLLBACK", NULL, NULL, NULL);
-		if (rc == 0)
-			rc = lock_rc;
+	if (rc != 0)
 		return rc;
+	LOG_DEBUG(db->path, NULL, "checkpoint: %d of %d frames backfilled", done, log);
+	*complete = log > 0 && done == log;
+	if (*complete)
+		shadow_mark_backfilled(&db->shadow, (uint64_t)log);
+	return advance(db, job);
+}
+
+/* The write lock, for as long as the last frames take (see above). */
+static int forced_round(struct db *db, struct db_job *job, bool *complete)
+{
+	int rc;
+
+	db_conn_busy_for(&db->conn, BUSY_FORCED_LOCK_MS);
+	if ((rc = db_conn_write_lock(&db->conn, job->err, sizeof(job->err))) != 0)
+		return rc;
+	if ((rc = advance(db, job)) == 0)
+		rc = passive_round(db, job, true, complete);
+	db_conn_write_unlock(&db->conn);
+	return rc;
+}
+
+static void checkpoint_paced(struct db *db, bool complete)
+{
+	if (complete) {
+		db->checkpoint_pending = false;
+		db->checkpoint_backoff_ms = 0;
+		db->checkpoint_retry_ms = 0;
+		return;
 	}
-	job->err[0] = '\0'; /* the seal waits for the next sync; not an error */
-relock:
-	lock_rc = read_lock_acquire(db, job->err, sizeof(job->err));
-	return rc != 0 ? rc : lock_rc;
+	db->checkpoint_pending = true;
+	db->checkpoint_backoff_ms = db->checkpoint_backoff_ms == 0 ? RETRY_MIN_MS
+				    : db->checkpoint_backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+				    : db->checkpoint_backoff_ms * 2;
+	db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + db->checkpoint_backoff_ms;
+}
+
+static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode mode)
+{
+	bool complete = false;
+	int rc = 0;
+
+	for (int i = 0; i < PASSIVE_ROUNDS && !complete && rc == 0; i++)
+		rc = passive_round(db, job, false, &complete);
+	if (rc == 0 && !complete && mode != CHECKPOINT_PASSIVE)
+		rc = forced_round(db, job, &complete);
+	checkpoint_paced(db, complete || rc != 0);
+	if (rc != 0)
+		db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + 100;
+	return rc;
 }
 
 static void job_fill_pos(struct db *db, struct db_job *job)
@@ -417,6 +274,8 @@ static void job_fill_pos(struct db *db, struct db_job *job)
 	job->pos.offset = db->shadow.size;
 	if (stat(db->path, &st) == 0)
 		job->db_size = (uint64_t)st.st_size;
+	if (db->checkpoint_pending)
+		job->retry_in_ms = db->checkpoint_retry_ms - now_ms(CLOCK_MONOTONIC);
 }
 
 /*
@@ -437,96 +296,93 @@ static bool looks_created(const char *path)
 	return n == (ssize_t)sizeof(hdr) && memcmp(hdr, "SQLite format 3", 16) == 0;
 }
 
-/* The database file, through our descriptor (see file_fd in db.h). */
+/* The database file, through our descriptor (see file_fd in db_conn.h). */
 static int copy_image(struct db *db, const char *path)
 {
 	struct stat st;
 	int out, rc;
 
-	if (fstat(db->file_fd, &st) != 0)
+	if (fstat(db->conn.file_fd, &st) != 0)
 		return -errno;
 	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (out < 0)
 		return -errno;
-	rc = fs_copy_range(db->file_fd, 0, (uint64_t)st.st_size, out);
+	rc = fs_copy_range(db->conn.file_fd, 0, (uint64_t)st.st_size, out);
 	if (close(out) != 0 && rc == 0)
 		rc = -errno;
 	return rc;
 }
 
-static void job_run(struct db *db, struct db_job *job)
+static void close_conns(struct db *db)
+{
+	db_conn_close(&db->conn);
+	shadow_forget(&db->shadow);
+}
+
+/* Opens the database if it is there; false when the job has nothing to do. */
+static bool job_open(struct db *db, struct db_job *job, bool *fresh)
 {
 	int rc;
 
-	if (job->close) {
-		if (db->rconn != NULL || db->wconn != NULL)
-			close_conns(db);
-		return;
-	}
-	if (db->rconn != NULL && access(db->path, F_OK) != 0 && errno == ENOENT) {
+	*fresh = false;
+	if (db_conn_is_open(&db->conn) && access(db->path, F_OK) != 0 && errno == ENOENT) {
 		/* Removed under us: let go of it and wait for it to come back. */
 		close_conns(db);
 		job->removed = true;
 	}
-	if (db->rconn == NULL) {
+	if (!db_conn_is_open(&db->conn)) {
 		if (!looks_created(db->path)) {
 			job->waiting = true;
-			return;
+			return false;
 		}
-		if ((rc = open_db(db, job)) != 0) {
+		if ((rc = db_conn_open(&db->conn, job->err, sizeof(job->err))) != 0) {
 			job->rc = rc;
-			return;
+			return false;
 		}
-	}
-	if ((rc = read_lock_acquire(db, job->err, sizeof(job->err))) != 0) {
+		job->opened = *fresh = true;
+	} else if ((rc = db_conn_read_hold(&db->conn, job->err, sizeof(job->err))) != 0) {
 		job->rc = rc;
-		return;
+		return false;
 	}
-	job->page_size = db->shadow.hdr.page_size;
-	if (job->page_size == 0) {
-		long ps = 0;
-		query_int(db->wconn, "PRAGMA page_size", &ps, job->err, sizeof(job->err));
-		job->page_size = (uint32_t)ps;
-	}
+	return true;
+}
+
+/* Copies what was committed, moving the read transaction up unless held. */
+static int job_sync(struct db *db, struct db_job *job, bool fresh)
+{
+	struct shadow_sync_result r;
+	int rc;
+
 	if (job->new_generation_reason[0] != '\0') {
-		struct shadow_sync_result r;
-		if ((rc = shadow_new_generation(&db->shadow, job->new_generation_reason, &r)) == -ENODATA &&
-		    (rc = bump_seq(db, job)) == 0)
-			rc = shadow_new_generation(&db->shadow, job->new_generation_reason, &r);
-		if (rc == 0)
+		if ((rc = shadow_new_generation(&db->shadow, job->new_generation_reason, &r)) == 0)
 			note_sync(job, &r);
-	} else {
+	} else if (fresh || job->hold_read) {
+		/* A snapshot reads the file: our mark must not move (replica.h). */
 		rc = sync_shadow(db, job);
+	} else {
+		rc = advance(db, job);
 	}
-	if (rc != 0) {
-		job->rc = rc;
-		if (job->err[0] == '\0')
-			snprintf(job->err, sizeof(job->err), "sync: %s", strerror(-rc));
+	if (rc != 0 && job->err[0] == '\0')
+		snprintf(job->err, sizeof(job->err), "sync: %s", strerror(-rc));
+	return rc;
+}
+
+static void job_run(struct db *db, struct db_job *job)
+{
+	bool fresh;
+	int rc;
+
+	if (job->close) {
+		close_conns(db);
 		return;
 	}
-	/*
-	 * Everything committed is copied: move our read snapshot up to it, so
-	 * that the application's own checkpoints can backfill that far (a
-	 * stale snapshot would hold them back). The moment without the lock
-	 * is harmless now that nothing is left to copy.
-	 */
-	if (job->copied > 0 && now_ms(CLOCK_MONOTONIC) - db->read_lock_ms >= READ_REFRESH_MS) {
-		read_lock_release(db);
-		if ((rc = read_lock_acquire(db, job->err, sizeof(job->err))) != 0) {
-			job->rc = rc;
-			return;
-		}
-		/*
-		 * Copy what was committed meanwhile: the read mark must never be
-		 * past the shadow's end, or the application's checkpoints could
-		 * put pages into the database file that no replica has (and a
-		 * validation image would be ahead of its position).
-		 */
-		if ((rc = sync_shadow(db, job)) != 0) {
-			job->rc = rc;
-			return;
-		}
+	if (!job_open(db, job, &fresh))
+		return;
+	if ((rc = job_sync(db, job, fresh)) != 0) {
+		job->rc = rc;
+		return;
 	}
+	job->page_size = db->shadow.hdr.page_size ? db->shadow.hdr.page_size : db->conn.page_size;
 	if (job->may_checkpoint && !job->final) {
 		enum db_checkpoint_mode mode = checkpoint_due(db, job);
 		if (mode != CHECKPOINT_NONE) {
@@ -606,6 +462,8 @@ static void record_checkpoint(struct db *db, struct db_job *job)
 		LOG_ERROR(db->path, NULL, "checkpoint %s: %s", mode_names[m], job->err);
 }
 
+static void on_turn(uv_timer_t *t);
+
 static void on_job_done(uv_work_t *req, int status)
 {
 	struct db_job *job = req->data;
@@ -653,6 +511,7 @@ static void on_job_done(uv_work_t *req, int status)
 	}
 	free(job->image_path);
 	bool final = job->final;
+	int64_t retry_in_ms = job->rc == 0 ? job->retry_in_ms : 0;
 	free(job);
 	if (db->state == DB_STOPPING) {
 		if (final) {
@@ -673,6 +532,8 @@ static void on_job_done(uv_work_t *req, int status)
 	if (db->sync_wanted || db->checkpoint_wanted != CHECKPOINT_NONE ||
 	    db->new_generation_reason[0] != '\0' || db->image_path != NULL)
 		db_request_sync(db);
+	else if (retry_in_ms > 0)
+		uv_timer_start(&db->turn_timer, on_turn, (uint64_t)retry_in_ms, 0);
 }
 
 /* Which shadow files replicas still need (see shadow_remove_shipped). */
@@ -712,10 +573,10 @@ static void start_job(struct db *db)
 	}
 	job->req.data = job;
 	job->db = db;
-	db->last_start_ms = now_ms(CLOCK_MONOTONIC);
 	job->final = db->state == DB_STOPPING;
 	job->requested = db->checkpoint_wanted;
 	job->may_checkpoint = db->snapshot_readers == 0 && db->snapshot_waiters == 0;
+	job->hold_read = db->snapshot_readers > 0;
 	job->last_checkpoint_ms = db->last_checkpoint_ms;
 	snprintf(job->new_generation_reason, sizeof(job->new_generation_reason), "%s",
 		 db->new_generation_reason);
@@ -740,31 +601,30 @@ static void start_job(struct db *db)
 	db->job = job;
 }
 
-static void on_pace(uv_timer_t *t)
+static void on_turn(uv_timer_t *t)
 {
 	struct db *db = t->data;
 
-	if (db->sync_wanted)
-		db_request_sync(db);
+	if (db->state == DB_RUNNING && db->job == NULL)
+		start_job(db);
 }
 
+/*
+ * A commit raises several fs events (the WAL, then the database file when
+ * a checkpoint writes it) and each asks for a sync: they meet in one job
+ * that starts at the next turn of the loop, and those that come while a
+ * job runs in the one after it (on_job_done). No fixed delay: a lone
+ * commit is copied at once.
+ */
 void db_request_sync(struct db *db)
 {
-	int64_t now = now_ms(CLOCK_MONOTONIC);
-
 	if (db->state != DB_RUNNING)
 		return;
 	db->sync_wanted = true;
 	/* After a failure, wait a second (the monitor timer comes back). */
-	if (db->job != NULL || now < db->retry_at_ms)
+	if (db->job != NULL || now_ms(CLOCK_MONOTONIC) < db->retry_at_ms)
 		return;
-	if (now - db->last_start_ms < SYNC_MIN_GAP_MS) {
-		if (!uv_is_active((uv_handle_t *)&db->pace_timer))
-			uv_timer_start(&db->pace_timer, on_pace,
-				       (uint64_t)(SYNC_MIN_GAP_MS - (now - db->last_start_ms)), 0);
-		return;
-	}
-	start_job(db);
+	uv_timer_start(&db->turn_timer, on_turn, 0, 0);
 }
 
 void db_request_checkpoint(struct db *db, enum db_checkpoint_mode mode)
@@ -849,7 +709,7 @@ int db_init(struct db *db, uv_loop_t *loop, const struct db_config *cfg)
 	db->loop = loop;
 	db->cfg = cfg;
 	db->path = cfg->path;
-	db->file_fd = -1;
+	db_conn_init(&db->conn, cfg->path);
 	db->checkpoint_wanted = CHECKPOINT_NONE;
 	db->state = DB_RUNNING;
 	db->last_checkpoint_ms = now_ms(CLOCK_REALTIME);
@@ -883,8 +743,8 @@ int db_start(struct db *db)
 	if (db->cfg->monitor_interval_ms > 0)
 		uv_timer_start(&db->monitor_timer, on_monitor, (uint64_t)db->cfg->monitor_interval_ms,
 			       (uint64_t)db->cfg->monitor_interval_ms);
-	uv_timer_init(db->loop, &db->pace_timer);
-	db->pace_timer.data = db;
+	uv_timer_init(db->loop, &db->turn_timer);
+	db->turn_timer.data = db;
 	db->open_handles++;
 	uv_fs_event_init(db->loop, &db->dir_watch);
 	db->dir_watch.data = db;
@@ -904,7 +764,7 @@ void db_stop(struct db *db, void (*cb)(struct db *db))
 	db->stop_cb = cb;
 	db->state = DB_STOPPING;
 	uv_timer_stop(&db->monitor_timer);
-	uv_timer_stop(&db->pace_timer);
+	uv_timer_stop(&db->turn_timer);
 	uv_fs_event_stop(&db->dir_watch);
 	if (db->job == NULL)
 		start_job(db); /* the final sync; on_job_done reports */
@@ -930,7 +790,7 @@ static void on_close_job_done(uv_work_t *req, int status)
 	db->job = NULL;
 	db->open = false;
 	uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
-	uv_close((uv_handle_t *)&db->pace_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->turn_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
 }
 
@@ -956,7 +816,7 @@ void db_close(struct db *db, void (*cb)(struct db *db))
 	/* No memory or no threadpool: close here; nothing else runs now. */
 	close_conns(db);
 	uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
-	uv_close((uv_handle_t *)&db->pace_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->turn_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
 }
 

@@ -7,26 +7,28 @@
  * after-work callback, which publishes the new position and wakes the
  * replicas. So the loop never waits on SQLite locks or on disk.
  *
- * A sync job: opens the database if it exists yet (WAL mode, automatic
- * checkpoints off on our connections, the _litestream_seq and
- * _litestream_lock tables, a long-lived read transaction that keeps any
- * other connection from restarting the WAL behind our back), brings the
- * shadow WAL level with the real WAL (shadow.h), checkpoints when the WAL is
- * large or the database has not been checkpointed for a while, and removes
- * shadow files every replica has shipped.
+ * A sync job: opens the database if it exists yet (db_conn.h: WAL mode,
+ * automatic checkpoints off on our connections, a read transaction that is
+ * never let go, so that no other connection can restart the WAL behind our
+ * back), moves that read transaction up while it brings the shadow WAL
+ * level with the real WAL (shadow.h), checkpoints when the WAL is large or
+ * the database has not been checkpointed for a while, and removes shadow
+ * files every replica has shipped. It never writes to the database.
  *
  * Checkpoints (Litestream 0.3's thresholds): PASSIVE at
  * min-checkpoint-page-count pages or after checkpoint-interval without a
- * checkpoint; at max-checkpoint-page-count a forced one that holds the
- * write lock while it copies the last frames and backfills the WAL, so that
- * even a writer that never pauses cannot keep the WAL from restarting.
- * Lock waits are bounded; a busy database is retried on the next tick.
- * Nothing checkpoints on exit.
+ * checkpoint, after which the application's next write restarts the WAL;
+ * at max-checkpoint-page-count a forced one that holds the write lock
+ * while it copies and backfills the last frames, so that even a writer
+ * that never pauses cannot keep the WAL from restarting (db.c). Lock
+ * waits are bounded; a busy database is retried on the next tick. Nothing
+ * checkpoints on exit.
  */
 #ifndef LITESTREAM_DB_H
 #define LITESTREAM_DB_H
 
 #include "config.h"
+#include "db_conn.h"
 #include "names.h"
 #include "shadow.h"
 
@@ -88,29 +90,14 @@ struct db {
 
 	/* Job-owned: touched only by the running job (or before start). */
 	struct shadow shadow;
-	sqlite3 *rconn;   /* holds the long-lived read transaction */
-	sqlite3 *wconn;   /* writes, locks and checkpoints */
+	struct db_conn conn;      /* our connections and read transaction */
 	/*
-	 * The database file, open for as long as the connections are. POSIX
-	 * locks belong to the process: closing ANY descriptor of the file
-	 * drops every lock SQLite holds on it, after which another process
-	 * may think it is alone, checkpoint and delete the WAL. So everything
-	 * that reads the file (snapshots, checksums) preads this descriptor
-	 * and never opens or closes the database itself. -1 when closed.
+	 * Checkpoint pacing: after one that did not complete (a commit came
+	 * in), the next is tried at checkpoint_retry_ms, a pause that doubles
+	 * from 10 ms to 1 s while they keep failing (db.c).
 	 */
-	int file_fd;
-	bool read_locked;
-	int64_t read_lock_ms;     /* when the read transaction began (monotonic) */
-	int64_t busy_deadline_ms;
-	/*
-	 * Checkpoint pacing: frames in the WAL at the last PASSIVE checkpoint
-	 * that did not restart it (of shadow index passive_index), and no
-	 * checkpoint before checkpoint_retry_ms after one that readers kept
-	 * from completing; so a stuck reader or a writer that never pauses
-	 * does not turn every sync into a checkpoint.
-	 */
-	uint64_t passive_floor;
-	uint32_t passive_index;
+	bool checkpoint_pending;
+	int64_t checkpoint_backoff_ms;
 	int64_t checkpoint_retry_ms;
 
 	/* Loop-owned. */
@@ -135,8 +122,7 @@ struct db {
 	struct db_stats stats;
 	uv_fs_event_t dir_watch;
 	uv_timer_t monitor_timer;
-	uv_timer_t pace_timer;     /* defers a sync asked for too soon after the last */
-	int64_t last_start_ms;     /* when the last sync job started (monotonic) */
+	uv_timer_t turn_timer;     /* the next sync: at the next loop turn, or a checkpoint retry */
 	int open_handles;
 	void (*stop_cb)(struct db *db);
 	void (*close_cb)(struct db *db);

@@ -24,13 +24,6 @@
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS 10000
 #define SNAPSHOT_WAIT_MS 20
-/*
- * With sync-interval 0 a segment starts as soon as the database moves,
- * but not sooner than this after the previous one: under a busy writer the
- * commits of a few milliseconds travel together (one file, one fsync)
- * instead of one object per commit; a lone commit still ships at once.
- */
-#define SHIP_MIN_GAP_MS 10
 
 enum job_kind { JOB_SEGMENT, JOB_SNAPSHOT, JOB_MEASURE };
 
@@ -425,7 +418,7 @@ static void ship_snapshot(struct replica *r)
 		return;
 	}
 	job->from = r->db->pos;
-	job->src_fd = r->db->file_fd;
+	job->src_fd = r->db->conn.file_fd;
 	snprintf(job->src, sizeof(job->src), "%s", r->db->path);
 	snapshot_name(name, sizeof(name), job->from.index);
 	snprintf(job->key, sizeof(job->key), "generations/%s/snapshots/%s", job->from.generation, name);
@@ -524,15 +517,6 @@ static void step(struct replica *r)
 			/* A positive sync-interval ships the current index only on its tick. */
 			if (r->cfg->sync_interval_ms > 0 && r->flush_cb == NULL && !r->tick)
 				return;
-			if (r->cfg->sync_interval_ms == 0 && r->flush_cb == NULL) {
-				int64_t since = mono_ms() - r->last_ship_ms;
-				if (since < SHIP_MIN_GAP_MS) {
-					if (!uv_is_active((uv_handle_t *)&r->sync_timer))
-						uv_timer_start(&r->sync_timer, on_sync_timer,
-							       (uint64_t)(SHIP_MIN_GAP_MS - since), 0);
-					return;
-				}
-			}
 			ship_segment(r, d->offset);
 			return;
 		}

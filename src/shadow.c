@@ -11,10 +11,50 @@
  *    into the next index only when it is exactly one restart later
  *    (salt-1 one more: SQLite adds one to it, in the shared wal-index
  *    header, on every restart; the checkpoint sequence is no help, as each
- *    connection counts its own) and the last frame copied is still intact,
- *    so that frames of the old WAL not yet copied can still be read behind
- *    the new ones. Anything else (two restarts, a header-only shadow) loses
- *    continuity.
+ *    connection counts its own) and either the last frame copied is still
+ *    intact, so that frames of the old WAL not yet copied can still be
+ *    read behind the new ones, or the index is complete (below). Anything
+ *    else (two restarts, a header-only shadow) loses continuity.
+ *
+ * Proofs that rest on the caller's read transaction (shadow.h), from
+ * SQLite's wal.c: a reader that begins while the WAL is fully backfilled
+ * (nBackfill == mxFrame) takes read mark 0 and reads the database file
+ * alone; while anyone holds mark 0 no checkpoint can backfill a frame (it
+ * needs mark 0 exclusively), and a writer restarts the WAL only when its
+ * own snapshot took mark 0, no reader holds a mark above 0, and nBackfill
+ * > 0 (walRestartLog). So:
+ *
+ *  - complete index: the caller saw the WAL fully backfilled while this
+ *    file held all of it (shadow_mark_backfilled), and then began its next
+ *    read transaction. Every frame of that WAL is here. The next restart
+ *    may overwrite the old frames with any amount of new ones before we
+ *    look, but a second restart needs a backfill of the new WAL, which the
+ *    caller's mark (0, or else one taken after copying the new frames)
+ *    prevents until the shadow has followed. So salt-1 one more is proof
+ *    enough, without looking at the old frames.
+ *  - empty WAL: with a generation verified in this process under the
+ *    read lock, an empty or missing real WAL (another connection's
+ *    TRUNCATE checkpoint, which succeeds only while the caller sits on
+ *    mark 0 with everything copied) copies nothing; the header that comes
+ *    next is checked as above. At start-up (the generation only loaded
+ *    from disk) nothing proves that frames were not checkpointed and
+ *    removed while no one watched: a new generation starts.
+ *  - headerless index: a generation started on an empty WAL holds the
+ *    database file as it is; under the read lock no frame can be
+ *    backfilled, so the first WAL header to appear, whatever its salts,
+ *    starts index 0. A lost read lock (shadow_forget) drops it.
+ *
+ * Durability: what the contract needs is that an object the replica
+ * acknowledged survives a host crash; the replica's backends see to that.
+ * The shadow WAL needs no fsync for correctness: after a host crash, a
+ * shadow tail that did not reach the disk is either copied again from the
+ * real WAL (still there: nothing restarted over it) or detected (the last
+ * frame kept no longer matches the real WAL, or a replica holds more than
+ * the shadow) and answered with a new generation, never shipped wrong.
+ * So frames are appended without fsync; the file is fdatasynced only
+ * before the caller's checkpoints and when an index is sealed (a few times
+ * a minute), which keeps a host crash from costing a new generation in
+ * the common case.
  */
 #include "shadow.h"
 
@@ -162,10 +202,30 @@ static int start_index(struct shadow *s, const char *generation, uint32_t index,
 		snprintf(s->generation, sizeof(s->generation), "%s", generation);
 	s->index = index;
 	s->size = WAL_HEADER_SIZE;
+	s->flushed = WAL_HEADER_SIZE;
 	s->hdr = *hdr;
 	s->cksum[0] = hdr->cksum1;
 	s->cksum[1] = hdr->cksum2;
+	s->complete = false;
 	return 0;
+}
+
+/* A headerless index: index 0 of a generation, no file until a header. */
+static void start_headerless(struct shadow *s, const char *generation)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	snprintf(s->generation, sizeof(s->generation), "%s", generation);
+	s->index = 0;
+	s->size = s->flushed = 0;
+	memset(&s->hdr, 0, sizeof(s->hdr));
+	s->complete = false;
+}
+
+static bool headerless(const struct shadow *s)
+{
+	return s->generation[0] != '\0' && s->fd < 0;
 }
 
 /* Appends the frames committed in the real WAL after the shadow's end. */
@@ -200,6 +260,7 @@ static int copy_committed(struct shadow *s, const struct real_wal *w, uint64_t *
 	s->cksum[0] = r.cksum[0];
 	s->cksum[1] = r.cksum[1];
 	s->bytes_copied += n;
+	s->complete = false;
 	*copied += n;
 	return 0;
 }
@@ -242,10 +303,14 @@ static int new_generation(struct shadow *s, const struct real_wal *w, const char
 	free(dir);
 	if (rc != 0)
 		return rc;
-	if ((rc = start_index(s, gen, 0, w->raw, &w->hdr)) != 0)
-		return rc;
-	if ((rc = copy_committed(s, w, &res->copied)) != 0)
-		return rc;
+	if (w == NULL) {
+		start_headerless(s, gen);
+	} else {
+		if ((rc = start_index(s, gen, 0, w->raw, &w->hdr)) != 0)
+			return rc;
+		if ((rc = copy_committed(s, w, &res->copied)) != 0)
+			return rc;
+	}
 	/* Only now does the new generation become the current one. */
 	gen_path = path_join(s->meta_dir, "generation");
 	if (gen_path == NULL)
@@ -256,6 +321,7 @@ static int new_generation(struct shadow *s, const struct real_wal *w, const char
 	if (rc != 0)
 		return rc;
 	res->new_generation = true;
+	s->verified = true;
 	set_reason(res, reason);
 	LOG_INFO(s->db_path, NULL, "new generation %s: %s", gen, reason);
 	return 0;
@@ -371,10 +437,11 @@ static int load(struct shadow *s, const char **reason)
 	s->fd = fd;
 	snprintf(s->generation, sizeof(s->generation), "%s", line);
 	s->index = index;
-	s->size = r.commit_end;
+	s->size = s->flushed = r.commit_end;
 	s->hdr = hdr;
 	s->cksum[0] = r.cksum[0];
 	s->cksum[1] = r.cksum[1];
+	s->verified = s->complete = false;
 	return 0;
 }
 
@@ -398,6 +465,16 @@ static int check_continuity(struct shadow *s, const struct real_wal *w, bool *re
 		return -errno;
 	if (st.st_nlink == 0 || (uint64_t)st.st_size < s->size) {
 		*reason = "shadow wal missing or truncated";
+		return 0;
+	}
+	if (s->complete && !header_equal(&w->hdr, &s->hdr)) {
+		/* The whole old WAL is here: see "complete index" above. */
+		if (w->hdr.page_size != s->hdr.page_size)
+			*reason = "wal page size changed";
+		else if (w->hdr.salt1 != s->hdr.salt1 + 1)
+			*reason = "wal restarted more than once since the last sync";
+		else
+			*restart = true;
 		return 0;
 	}
 	if (w->size < s->size) {
@@ -428,6 +505,21 @@ static int check_continuity(struct shadow *s, const struct real_wal *w, bool *re
 	return 0;
 }
 
+/* The real WAL is empty or missing; see "empty WAL" above. */
+static int sync_empty(struct shadow *s, struct shadow_sync_result *res)
+{
+	const char *reason = NULL;
+	int rc;
+
+	if (s->generation[0] != '\0' && (s->verified || headerless(s)))
+		return 0;
+	if (s->generation[0] == '\0' && (rc = load(s, &reason)) != 0)
+		return rc;
+	if (reason == NULL)
+		reason = "wal empty or missing at start";
+	return new_generation(s, NULL, reason, res);
+}
+
 int shadow_sync(struct shadow *s, struct shadow_sync_result *res)
 {
 	struct real_wal w;
@@ -436,9 +528,18 @@ int shadow_sync(struct shadow *s, struct shadow_sync_result *res)
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	if ((rc = real_wal_open(s, &w)) != 0)
+	if ((rc = real_wal_open(s, &w)) == -ENODATA)
+		return sync_empty(s, res);
+	if (rc != 0)
 		return rc;
 	res->wal_size = w.size;
+	if (headerless(s)) {
+		/* The first header under the read lock: see "headerless index". */
+		rc = start_index(s, s->generation, s->index, w.raw, &w.hdr);
+		if (rc == 0)
+			rc = copy_committed(s, &w, &res->copied);
+		goto out;
+	}
 	if (s->generation[0] == '\0' && (rc = load(s, &reason)) != 0)
 		goto out;
 	if (reason == NULL && (rc = check_continuity(s, &w, &restart, &reason)) != 0)
@@ -447,8 +548,12 @@ int shadow_sync(struct shadow *s, struct shadow_sync_result *res)
 		rc = new_generation(s, &w, reason, res);
 		goto out;
 	}
-	/* Frames of this index still to copy (of the old WAL, after a restart). */
-	if ((rc = copy_committed(s, &w, &res->copied)) != 0)
+	s->verified = true;
+	/*
+	 * Frames of this index still to copy (of the old WAL, after a restart:
+	 * none when the index is complete, and its frames may be overwritten).
+	 */
+	if (!(restart && s->complete) && (rc = copy_committed(s, &w, &res->copied)) != 0)
 		goto out;
 	if (restart) {
 		rc = start_index(s, s->generation, s->index + 1, w.raw, &w.hdr);
@@ -463,9 +568,27 @@ out:
 
 int shadow_flush(struct shadow *s)
 {
-	if (s->fd >= 0 && fdatasync(s->fd) != 0)
+	if (s->fd < 0 || s->flushed == s->size)
+		return 0;
+	if (fdatasync(s->fd) != 0)
 		return -errno;
+	s->flushed = s->size;
 	return 0;
+}
+
+void shadow_mark_backfilled(struct shadow *s, uint64_t frames)
+{
+	if (s->fd >= 0 && s->verified && frames > 0 &&
+	    s->size == WAL_HEADER_SIZE + frames * wal_frame_size(&s->hdr))
+		s->complete = true;
+}
+
+void shadow_forget(struct shadow *s)
+{
+	s->verified = false;
+	s->complete = false;
+	if (headerless(s))
+		s->generation[0] = '\0'; /* reload: no file, so a new generation */
 }
 
 int shadow_new_generation(struct shadow *s, const char *reason, struct shadow_sync_result *res)
@@ -474,7 +597,9 @@ int shadow_new_generation(struct shadow *s, const char *reason, struct shadow_sy
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	if ((rc = real_wal_open(s, &w)) != 0)
+	if ((rc = real_wal_open(s, &w)) == -ENODATA)
+		return new_generation(s, NULL, reason, res);
+	if (rc != 0)
 		return rc;
 	res->wal_size = w.size;
 	rc = new_generation(s, &w, reason, res);

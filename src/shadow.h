@@ -12,12 +12,20 @@
  *
  *  - a shadow file only ever holds whole transactions: bytes are appended
  *    up to the last valid commit frame (salts and checksum chain verified);
- *    they are fsynced (shadow_flush) before any checkpoint can let SQLite
- *    reuse the real WAL, and when an index is sealed;
- *  - after a crash, shadow_open() re-verifies the current file and cuts any
- *    torn tail back to its last commit frame;
+ *  - after a crash, the first sync re-verifies the current file and cuts
+ *    any torn tail back to its last commit frame;
  *  - no frame is ever taken from a WAL whose continuity with the shadow is
- *    in doubt: the caller gets a reason and starts a new generation.
+ *    in doubt: a new generation starts, with the reason logged.
+ *
+ * The caller holds a read transaction on the database from before the
+ * first shadow_sync() and never lets go of it (it moves it forward by
+ * taking the next one before releasing the last); when it does lose it
+ * (the connections close), it calls shadow_forget(). Some continuity
+ * proofs rest on that lock (see shadow.c).
+ *
+ * An index may be "headerless": a generation started while the real WAL
+ * was empty or missing has index 0 with no file yet (size 0); the first
+ * WAL header to appear under the caller's read lock starts it.
  *
  * Blocking file I/O; used from the database's threadpool job only (one at
  * a time), never from the loop thread.
@@ -47,6 +55,16 @@ struct shadow {
 	uint8_t *buf;          /* scratch: two frames of the largest page size */
 	uint8_t *scan_buf;     /* for wal_scan(): many frames per read */
 	uint64_t bytes_copied; /* total frames bytes appended, for metrics */
+	uint64_t flushed;      /* size at the last fdatasync of fd */
+	/*
+	 * verified: continuity with the real WAL was checked in this process
+	 * under the caller's read lock (not only loaded from disk).
+	 * complete: the current file holds the whole real WAL as of a moment
+	 * it was fully backfilled (shadow_mark_backfilled), so the next WAL
+	 * restart needs no look at the old frames.
+	 */
+	bool verified;
+	bool complete;
 };
 
 /* What the last shadow_sync() did. */
@@ -66,16 +84,27 @@ void shadow_close(struct shadow *s);
  * Brings the shadow WAL level with the real WAL: verifies continuity
  * (loading the current generation from disk first if none is loaded),
  * copies newly committed frames, follows a WAL restart into the next index,
- * and starts a new generation when continuity is lost. The real WAL must
- * exist with a valid header (the caller ensures it) and the caller must
+ * and starts a new generation when continuity is lost. The caller must
  * hold a read transaction so that SQLite cannot restart the WAL meanwhile.
- * Returns 0 or a negative errno (I/O error; nothing is half-done: the
- * shadow stays at its last committed size).
+ * An empty or missing real WAL copies nothing, or starts a headerless
+ * generation when continuity with the loaded one cannot be proven. Never
+ * writes to the database. Returns 0 or a negative errno (I/O error;
+ * nothing is half-done: the shadow stays at its last committed size).
  */
 int shadow_sync(struct shadow *s, struct shadow_sync_result *res);
 
 /* Makes the current shadow file durable (before a checkpoint, at exit). */
 int shadow_flush(struct shadow *s);
+
+/*
+ * A checkpoint reported the real WAL fully backfilled with frames frames
+ * in it: if the current file holds exactly those, it is complete (see
+ * struct shadow). Cleared by the next bytes copied into the same index.
+ */
+void shadow_mark_backfilled(struct shadow *s, uint64_t frames);
+
+/* The caller lost its read transaction: forget what rested on it. */
+void shadow_forget(struct shadow *s);
 
 /* Starts a new generation now (e.g. asked by a replica). */
 int shadow_new_generation(struct shadow *s, const char *reason, struct shadow_sync_result *res);
