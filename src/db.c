@@ -17,6 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * Syncs start at most this often: a lone commit is copied at once, a
+ * burst of them (each commit raises fs events) every few milliseconds in
+ * one job, which spares the loop and the threadpool a hand-over and the
+ * WAL a read per commit. Replicas ship at most every SHIP_MIN_GAP_MS
+ * (replica.c) anyway.
+ */
+#define SYNC_MIN_GAP_MS 5
+
 /* How long the forced checkpoint waits for the write lock. */
 #define BUSY_FORCED_LOCK_MS 5000
 
@@ -27,7 +36,6 @@ struct db_job {
 	bool final;                  /* last sync before exit: no checkpoint */
 	bool close;                  /* release and close the connections */
 	bool may_checkpoint;
-	bool hold_read;              /* a snapshot reads the file: keep our read mark */
 	enum db_checkpoint_mode requested;
 	char new_generation_reason[128];
 	bool housekeeping;
@@ -320,11 +328,10 @@ static void close_conns(struct db *db)
 }
 
 /* Opens the database if it is there; false when the job has nothing to do. */
-static bool job_open(struct db *db, struct db_job *job, bool *fresh)
+static bool job_open(struct db *db, struct db_job *job)
 {
 	int rc;
 
-	*fresh = false;
 	if (db_conn_is_open(&db->conn) && access(db->path, F_OK) != 0 && errno == ENOENT) {
 		/* Removed under us: let go of it and wait for it to come back. */
 		close_conns(db);
@@ -339,7 +346,7 @@ static bool job_open(struct db *db, struct db_job *job, bool *fresh)
 			job->rc = rc;
 			return false;
 		}
-		job->opened = *fresh = true;
+		job->opened = true;
 	} else if ((rc = db_conn_read_hold(&db->conn, job->err, sizeof(job->err))) != 0) {
 		job->rc = rc;
 		return false;
@@ -347,8 +354,8 @@ static bool job_open(struct db *db, struct db_job *job, bool *fresh)
 	return true;
 }
 
-/* Copies what was committed, moving the read transaction up unless held. */
-static int job_sync(struct db *db, struct db_job *job, bool fresh)
+/* Copies what was committed (or starts the generation a replica asked for). */
+static int job_sync(struct db *db, struct db_job *job)
 {
 	struct shadow_sync_result r;
 	int rc;
@@ -356,11 +363,16 @@ static int job_sync(struct db *db, struct db_job *job, bool fresh)
 	if (job->new_generation_reason[0] != '\0') {
 		if ((rc = shadow_new_generation(&db->shadow, job->new_generation_reason, &r)) == 0)
 			note_sync(job, &r);
-	} else if (fresh || job->hold_read) {
-		/* A snapshot reads the file: our mark must not move (replica.h). */
-		rc = sync_shadow(db, job);
 	} else {
-		rc = advance(db, job);
+		/*
+		 * The read mark stays where it is between checkpoints: the frames
+		 * are read from the WAL file, not through SQLite, and a mark that
+		 * does not move (best: mark 0, where the last checkpoint left it)
+		 * keeps the application's own checkpoints from doing anything, so
+		 * that only ours do, at our pace (and none runs while a snapshot
+		 * reads the file: may_checkpoint).
+		 */
+		rc = sync_shadow(db, job);
 	}
 	if (rc != 0 && job->err[0] == '\0')
 		snprintf(job->err, sizeof(job->err), "sync: %s", strerror(-rc));
@@ -369,16 +381,15 @@ static int job_sync(struct db *db, struct db_job *job, bool fresh)
 
 static void job_run(struct db *db, struct db_job *job)
 {
-	bool fresh;
 	int rc;
 
 	if (job->close) {
 		close_conns(db);
 		return;
 	}
-	if (!job_open(db, job, &fresh))
+	if (!job_open(db, job))
 		return;
-	if ((rc = job_sync(db, job, fresh)) != 0) {
+	if ((rc = job_sync(db, job)) != 0) {
 		job->rc = rc;
 		return;
 	}
@@ -462,7 +473,7 @@ static void record_checkpoint(struct db *db, struct db_job *job)
 		LOG_ERROR(db->path, NULL, "checkpoint %s: %s", mode_names[m], job->err);
 }
 
-static void on_turn(uv_timer_t *t);
+static void turn_at(struct db *db, int64_t ms);
 
 static void on_job_done(uv_work_t *req, int status)
 {
@@ -533,7 +544,7 @@ static void on_job_done(uv_work_t *req, int status)
 	    db->new_generation_reason[0] != '\0' || db->image_path != NULL)
 		db_request_sync(db);
 	else if (retry_in_ms > 0)
-		uv_timer_start(&db->turn_timer, on_turn, (uint64_t)retry_in_ms, 0);
+		turn_at(db, retry_in_ms);
 }
 
 /* Which shadow files replicas still need (see shadow_remove_shipped). */
@@ -573,10 +584,10 @@ static void start_job(struct db *db)
 	}
 	job->req.data = job;
 	job->db = db;
+	db->last_start_ms = now_ms(CLOCK_MONOTONIC);
 	job->final = db->state == DB_STOPPING;
 	job->requested = db->checkpoint_wanted;
 	job->may_checkpoint = db->snapshot_readers == 0 && db->snapshot_waiters == 0;
-	job->hold_read = db->snapshot_readers > 0;
 	job->last_checkpoint_ms = db->last_checkpoint_ms;
 	snprintf(job->new_generation_reason, sizeof(job->new_generation_reason), "%s",
 		 db->new_generation_reason);
@@ -601,6 +612,19 @@ static void start_job(struct db *db)
 	db->job = job;
 }
 
+static void on_turn(uv_timer_t *t);
+
+/* The next sync in ms from now, unless one is due sooner already. */
+static void turn_at(struct db *db, int64_t ms)
+{
+	int64_t due = now_ms(CLOCK_MONOTONIC) + ms;
+
+	if (uv_is_active((uv_handle_t *)&db->turn_timer) && db->turn_due_ms <= due)
+		return;
+	db->turn_due_ms = due;
+	uv_timer_start(&db->turn_timer, on_turn, (uint64_t)ms, 0);
+}
+
 static void on_turn(uv_timer_t *t)
 {
 	struct db *db = t->data;
@@ -612,19 +636,22 @@ static void on_turn(uv_timer_t *t)
 /*
  * A commit raises several fs events (the WAL, then the database file when
  * a checkpoint writes it) and each asks for a sync: they meet in one job
- * that starts at the next turn of the loop, and those that come while a
- * job runs in the one after it (on_job_done). No fixed delay: a lone
- * commit is copied at once.
+ * that starts at the next turn of the loop (or SYNC_MIN_GAP_MS after the
+ * last one started), and those that come while a job runs in the one
+ * after it (on_job_done). No fixed delay: a lone commit is copied at once.
  */
 void db_request_sync(struct db *db)
 {
+	int64_t now = now_ms(CLOCK_MONOTONIC), wait;
+
 	if (db->state != DB_RUNNING)
 		return;
 	db->sync_wanted = true;
 	/* After a failure, wait a second (the monitor timer comes back). */
-	if (db->job != NULL || now_ms(CLOCK_MONOTONIC) < db->retry_at_ms)
+	if (db->job != NULL || now < db->retry_at_ms)
 		return;
-	uv_timer_start(&db->turn_timer, on_turn, 0, 0);
+	wait = db->last_start_ms + SYNC_MIN_GAP_MS - now;
+	turn_at(db, wait > 0 ? wait : 0);
 }
 
 void db_request_checkpoint(struct db *db, enum db_checkpoint_mode mode)

@@ -123,6 +123,8 @@ struct db {
 	uv_fs_event_t dir_watch;
 	uv_timer_t monitor_timer;
 	uv_timer_t turn_timer;     /* the next sync: at the next loop turn, or a checkpoint retry */
+	int64_t turn_due_ms;       /* when turn_timer fires, while active (monotonic) */
+	int64_t last_start_ms;     /* when the last sync job started (monotonic) */
 	int open_handles;
 	void (*stop_cb)(struct db *db);
 	void (*close_cb)(struct db *db);

@@ -322,6 +322,7 @@ static int new_generation(struct shadow *s, const struct real_wal *w, const char
 		return rc;
 	res->new_generation = true;
 	s->verified = true;
+	s->swept = false;
 	set_reason(res, reason);
 	LOG_INFO(s->db_path, NULL, "new generation %s: %s", gen, reason);
 	return 0;
@@ -441,7 +442,7 @@ static int load(struct shadow *s, const char **reason)
 	s->hdr = hdr;
 	s->cksum[0] = r.cksum[0];
 	s->cksum[1] = r.cksum[1];
-	s->verified = s->complete = false;
+	s->verified = s->complete = s->swept = false;
 	return 0;
 }
 
@@ -498,6 +499,13 @@ static int check_continuity(struct shadow *s, const struct real_wal *w, bool *re
 		}
 		*restart = true;
 	}
+	/*
+	 * Under the caller's read lock a WAL with the same header cannot have
+	 * been rewritten (that takes a restart, which changes the salts), so
+	 * once verified in this process only a restart needs the look.
+	 */
+	if (!*restart && s->verified)
+		return 0;
 	if ((rc = last_frame_intact(s, w, &intact)) != 0)
 		return rc;
 	if (!intact)
@@ -625,6 +633,9 @@ int shadow_remove_shipped(struct shadow *s, uint32_t min_index, char *const *kee
 
 	if (s->generation[0] == '\0')
 		return 0;
+	/* Nothing new to remove: spare the directory scans (every sync asks). */
+	if (s->swept && min_index <= s->swept_below && n_keep == s->swept_keep)
+		return 0;
 	/* Other generations that no replica still reads from. */
 	dir = str_printf("%s/generations", s->meta_dir);
 	if (dir == NULL)
@@ -662,5 +673,10 @@ int shadow_remove_shipped(struct shadow *s, uint32_t min_index, char *const *kee
 		closedir(d);
 	}
 	free(dir);
+	if (rc == 0) {
+		s->swept = true;
+		s->swept_below = min_index;
+		s->swept_keep = n_keep;
+	}
 	return rc;
 }

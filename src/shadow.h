@@ -65,6 +65,10 @@ struct shadow {
 	 */
 	bool verified;
 	bool complete;
+	/* shadow_remove_shipped() found nothing left below swept_below. */
+	bool swept;
+	uint32_t swept_below;
+	size_t swept_keep;
 };
 
 /* What the last shadow_sync() did. */
