@@ -116,8 +116,8 @@ static int64_t now_ms(clockid_t clock)
  *      commit came in, our mark moves up to it and a second round
  *      backfills the few frames that arrived during the first.
  *
- * A checkpoint that still did not complete is tried again after a short,
- * doubling pause (a writer's pause is when it completes). Only at
+ * Until the WAL has restarted, the rounds are tried again after a short,
+ * doubling pause (a writer's pause is when they succeed). Only at
  * max-checkpoint-page-count, against a writer that never pauses, does the
  * forced checkpoint take the write lock, for as long as copying and
  * backfilling the frames since the last round takes.
@@ -184,10 +184,17 @@ static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
 
 	if (job->requested != CHECKPOINT_NONE)
 		return job->requested;
-	if (now_ms(CLOCK_MONOTONIC) < db->checkpoint_retry_ms)
-		return CHECKPOINT_NONE;
-	if (cfg->max_checkpoint_page_count > 0 && frames >= (uint64_t)cfg->max_checkpoint_page_count)
+	if (db->checkpoint_pending && db->shadow.index != db->checkpoint_index) {
+		/* The WAL restarted: the next checkpoint waits for new frames. */
+		db->checkpoint_pending = false;
+		db->checkpoint_backoff_ms = 0;
+	}
+	/* The bound holds whatever the pacing: forced rounds 100 ms apart. */
+	if (cfg->max_checkpoint_page_count > 0 && frames >= (uint64_t)cfg->max_checkpoint_page_count &&
+	    now_ms(CLOCK_MONOTONIC) >= db->forced_retry_ms)
 		return CHECKPOINT_RESTART;
+	if (db->checkpoint_pending && now_ms(CLOCK_MONOTONIC) < db->checkpoint_retry_ms)
+		return CHECKPOINT_NONE;
 	if (frames >= (uint64_t)cfg->min_checkpoint_page_count || (db->checkpoint_pending && frames > 0))
 		return CHECKPOINT_PASSIVE;
 	if (cfg->checkpoint_interval_ms > 0 && frames > 1 && stat(db->path, &st) == 0) {
@@ -243,15 +250,18 @@ static int forced_round(struct db *db, struct db_job *job, bool *complete)
 	return rc;
 }
 
+/*
+ * After a round the WAL restarts only once the application writes after
+ * a pause (see above): until the shadow WAL moves to the next index, try
+ * again after a pause that doubles from RETRY_MIN_MS to RETRY_MAX_MS, so
+ * that a short pause of the writer is caught soon and a writer that never
+ * pauses costs about one round a second.
+ */
 static void checkpoint_paced(struct db *db, bool complete)
 {
-	if (complete) {
-		db->checkpoint_pending = false;
-		db->checkpoint_backoff_ms = 0;
-		db->checkpoint_retry_ms = 0;
-		return;
-	}
 	db->checkpoint_pending = true;
+	db->checkpoint_complete = complete;
+	db->checkpoint_index = db->shadow.index;
 	db->checkpoint_backoff_ms = db->checkpoint_backoff_ms == 0 ? RETRY_MIN_MS
 				    : db->checkpoint_backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
 				    : db->checkpoint_backoff_ms * 2;
@@ -265,11 +275,13 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 
 	for (int i = 0; i < PASSIVE_ROUNDS && !complete && rc == 0; i++)
 		rc = passive_round(db, job, false, &complete);
-	if (rc == 0 && !complete && mode != CHECKPOINT_PASSIVE)
+	if (rc == 0 && !complete && mode != CHECKPOINT_PASSIVE) {
 		rc = forced_round(db, job, &complete);
-	checkpoint_paced(db, complete || rc != 0);
-	if (rc != 0)
-		db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + 100;
+		/* A reader of the application's holds old frames: pause briefly. */
+		if (!complete)
+			db->forced_retry_ms = now_ms(CLOCK_MONOTONIC) + 100;
+	}
+	checkpoint_paced(db, complete);
 	return rc;
 }
 
@@ -282,7 +294,8 @@ static void job_fill_pos(struct db *db, struct db_job *job)
 	job->pos.offset = db->shadow.size;
 	if (stat(db->path, &st) == 0)
 		job->db_size = (uint64_t)st.st_size;
-	if (db->checkpoint_pending)
+	/* Complete: the application's next write restarts the WAL and wakes us. */
+	if (db->checkpoint_pending && !db->checkpoint_complete)
 		job->retry_in_ms = db->checkpoint_retry_ms - now_ms(CLOCK_MONOTONIC);
 }
 

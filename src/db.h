@@ -92,13 +92,16 @@ struct db {
 	struct shadow shadow;
 	struct db_conn conn;      /* our connections and read transaction */
 	/*
-	 * Checkpoint pacing: after one that did not complete (a commit came
-	 * in), the next is tried at checkpoint_retry_ms, a pause that doubles
-	 * from 10 ms to 1 s while they keep failing (db.c).
+	 * Checkpoint pacing: after a checkpoint in shadow index
+	 * checkpoint_index, until the WAL restarts, the next is tried at
+	 * checkpoint_retry_ms, a pause that doubles from 10 ms to 1 s (db.c).
 	 */
 	bool checkpoint_pending;
+	bool checkpoint_complete;  /* the last round left the WAL fully backfilled */
+	uint32_t checkpoint_index;
 	int64_t checkpoint_backoff_ms;
 	int64_t checkpoint_retry_ms;
+	int64_t forced_retry_ms;   /* no forced checkpoint before (one left a reader behind) */
 
 	/* Loop-owned. */
 	enum db_state state;
