@@ -104,10 +104,10 @@ struct backend {
 int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out, char *err,
 		size_t errlen);
 
-/* The file backend (replica_file.c). */
+/* The file backend (backend_file.c). */
 int backend_file_new(uv_loop_t *loop, const char *root, struct backend **out);
 
-/* The S3 backend (replica_s3.c). 0 or -errno with a message in err. */
+/* The S3 backend (backend_s3.c). 0 or -errno with a message in err. */
 int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
 		   char *err, size_t errlen);
 

@@ -1,6 +1,6 @@
 /*
  * S3 requests on the loop: addressing, Signature V4, a bound on requests in
- * flight, timeouts and retries. The S3 backend (replica_s3.c) builds its
+ * flight, timeouts and retries. The S3 backend (backend_s3*.c) builds its
  * operations (list, put, multipart, get, delete) from these requests.
  *
  * Addressing. With an endpoint ("http(s)://host[:port][/base]") requests go
