@@ -117,13 +117,4 @@ int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct bac
  */
 void backend_close(struct backend *b, void (*cb)(void *arg), void *arg);
 
-/*
- * Blocking wrappers for one-shot commands: run the loop until the
- * operation completes. err (errlen bytes) receives the message on failure.
- */
-int backend_list_wait(struct backend *b, const char *dir, struct backend_list *out, char *err,
-		      size_t errlen);
-int backend_get_wait(struct backend *b, const char *key, const char *local_path, char *err,
-		     size_t errlen);
-
 #endif

@@ -174,9 +174,6 @@ int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3
 int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_request_cb cb,
 		      void *arg);
 
-/* Requests accepted and not yet answered. */
-size_t s3_client_pending(const struct s3_client *c);
-
 /* See the lifecycle above; cb may be NULL. Calling it again does nothing. */
 void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg);
 
