@@ -104,10 +104,10 @@ struct backend {
 int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out, char *err,
 		size_t errlen);
 
-/* The file backend (replica_file.c). */
+/* The file backend (backend_file.c). */
 int backend_file_new(uv_loop_t *loop, const char *root, struct backend **out);
 
-/* The S3 backend (replica_s3.c). 0 or -errno with a message in err. */
+/* The S3 backend (backend_s3.c). 0 or -errno with a message in err. */
 int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
 		   char *err, size_t errlen);
 
@@ -116,14 +116,5 @@ int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct bac
  * to release and cb runs before backend_close() returns.
  */
 void backend_close(struct backend *b, void (*cb)(void *arg), void *arg);
-
-/*
- * Blocking wrappers for one-shot commands: run the loop until the
- * operation completes. err (errlen bytes) receives the message on failure.
- */
-int backend_list_wait(struct backend *b, const char *dir, struct backend_list *out, char *err,
-		      size_t errlen);
-int backend_get_wait(struct backend *b, const char *key, const char *local_path, char *err,
-		     size_t errlen);
 
 #endif

@@ -237,16 +237,6 @@ void catalog_free(struct catalog *c)
 	c->n_gens = 0;
 }
 
-const struct catalog_generation *catalog_latest(const struct catalog *c)
-{
-	const struct catalog_generation *best = NULL;
-
-	for (size_t i = 0; i < c->n_gens; i++)
-		if (c->gens[i].updated_ms > 0 && (best == NULL || c->gens[i].updated_ms > best->updated_ms))
-			best = &c->gens[i];
-	return best;
-}
-
 const struct catalog_generation *catalog_find(const struct catalog *c, const char *generation)
 {
 	for (size_t i = 0; i < c->n_gens; i++)

@@ -67,9 +67,6 @@ int catalog_load(struct backend *b, const char *generation, struct catalog *out,
 
 void catalog_free(struct catalog *c);
 
-/* The generation updated most recently (NULL if none has any object). */
-const struct catalog_generation *catalog_latest(const struct catalog *c);
-
 const struct catalog_generation *catalog_find(const struct catalog *c, const char *generation);
 
 /* Key of a snapshot or segment of generation g. */

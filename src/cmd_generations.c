@@ -22,6 +22,7 @@
  * the reference with nanoseconds; a lag under one second can differ from
  * Litestream's by that last millisecond.
  */
+#include "clock.h"
 #include "commands.h"
 #include "config.h"
 #include "flags.h"
@@ -30,7 +31,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 static const char *config_path, *replica_name;
 static bool json;
@@ -54,14 +54,6 @@ struct gen_state {
 	int64_t ref_ns; /* the database's last update, Unix ns */
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static bool mtime_ns(const char *path, int64_t *out)
 {
 	struct stat st;
@@ -79,7 +71,7 @@ static int64_t db_updated_ns(const char *db_path)
 	int64_t t, w;
 
 	if (db_path == NULL || !mtime_ns(db_path, &t))
-		return now_ns();
+		return clock_wall_ns();
 	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", db_path) < sizeof(wal) && mtime_ns(wal, &w) &&
 	    w > t)
 		t = w;

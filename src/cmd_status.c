@@ -13,6 +13,7 @@
  * and loads), else CONFIG_DEFAULT_SOCKET. The client blocks: it is a short-lived command,
  * not the loop. Every wait is bounded (10 s).
  */
+#include "clock.h"
 #include "commands.h"
 #include "config.h"
 #include "duration.h"
@@ -30,7 +31,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #define STATUS_TIMEOUT_MS 10000
@@ -95,14 +95,6 @@ static int on_resp_complete(http_parser *p)
 	return 0;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until fd is ready for events or the deadline passes. 0 or -ETIMEDOUT. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
@@ -111,7 +103,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	int n;
 
 	for (;;) {
-		left = deadline - mono_ms();
+		left = deadline - clock_mono_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		n = poll(&pfd, 1, (int)left);
@@ -122,21 +114,13 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-static int request(const char *path, const char *target, struct response *resp, char *err, size_t errlen)
+/* Connects to the control socket at path. The fd, or -errno with err set. */
+static int control_connect(const char *path, char *err, size_t errlen)
 {
-	static const http_parser_settings settings = {
-		.on_body = on_resp_body,
-		.on_message_complete = on_resp_complete,
-	};
-	int64_t deadline = mono_ms() + STATUS_TIMEOUT_MS;
 	struct timeval tv = {STATUS_TIMEOUT_MS / 1000, 0};
 	struct sockaddr_un sa;
-	char req[512], buf[16384];
-	http_parser parser;
-	size_t off = 0, n;
-	int fd, rc = 0;
+	int fd, rc;
 
-	memset(resp, 0, sizeof(*resp));
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -154,9 +138,19 @@ static int request(const char *path, const char *target, struct response *resp, 
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot connect to %s: %s (is litestream replicate running?)", path,
-			 strerror(errno));
-		goto out;
+			 strerror(-rc));
+		close(fd);
+		return rc;
 	}
+	return fd;
+}
+
+/* Sends GET target. 0, or -errno with err set. */
+static int send_request(int fd, const char *path, const char *target, char *err, size_t errlen)
+{
+	char req[512];
+	size_t off = 0, n;
+
 	n = (size_t)snprintf(req, sizeof(req),
 			     "GET %s HTTP/1.1\r\nHost: litestream\r\nUser-Agent: litestream/%s\r\n"
 			     "Accept: application/json\r\nConnection: close\r\n\r\n",
@@ -166,44 +160,74 @@ static int request(const char *path, const char *target, struct response *resp, 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
+			int rc = -errno;
+
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+			return rc;
 		}
 		off += (size_t)w;
 	}
+	return 0;
+}
+
+/* Reads the answer into resp until it is complete, or deadline. 0, or -errno with err set. */
+static int read_response(int fd, const char *path, int64_t deadline, struct response *resp,
+			 char *err, size_t errlen)
+{
+	static const http_parser_settings settings = {
+		.on_body = on_resp_body,
+		.on_message_complete = on_resp_complete,
+	};
+	char buf[16384];
+	http_parser parser;
+	int rc;
+
 	http_parser_init(&parser, HTTP_RESPONSE);
 	parser.data = resp;
 	while (!resp->complete) {
 		ssize_t r;
 		if ((rc = wait_fd(fd, POLLIN, deadline)) != 0) {
 			snprintf(err, errlen, "%s: no answer within %d s", path, STATUS_TIMEOUT_MS / 1000);
-			goto out;
+			return rc;
 		}
 		r = recv(fd, buf, sizeof(buf), 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+			return rc;
 		}
 		/* At the end of the stream, zero bytes tell the parser so. */
 		if (http_parser_execute(&parser, &settings, buf, (size_t)r) != (size_t)r ||
 		    HTTP_PARSER_ERRNO(&parser) != HPE_OK) {
-			rc = -EPROTO;
 			snprintf(err, errlen, "%s: %s", path,
 				 resp->too_large ? "answer too large"
 						 : http_errno_description(HTTP_PARSER_ERRNO(&parser)));
-			goto out;
+			return -EPROTO;
 		}
 		if (r == 0 && !resp->complete) {
-			rc = -EPROTO;
 			snprintf(err, errlen, "%s: connection closed before a complete answer", path);
-			goto out;
+			return -EPROTO;
 		}
 	}
-out:
+	return 0;
+}
+
+/* GET target over the control socket at path. 0, or -errno with err; resp->body is then NULL. */
+static int request(const char *path, const char *target, struct response *resp, char *err,
+		   size_t errlen)
+{
+	int64_t deadline = clock_mono_ms() + STATUS_TIMEOUT_MS;
+	int fd, rc;
+
+	memset(resp, 0, sizeof(*resp));
+	fd = control_connect(path, err, errlen);
+	if (fd < 0)
+		return fd;
+	rc = send_request(fd, path, target, err, errlen);
+	if (rc == 0)
+		rc = read_response(fd, path, deadline, resp, err, errlen);
 	close(fd);
 	if (rc != 0) {
 		free(resp->body);

@@ -52,6 +52,25 @@ int fs_mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+int fs_parent_dir(const char *path, char *buf, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL || (size_t)(slash - path) >= n)
+		return -EINVAL;
+	memcpy(buf, path, (size_t)(slash - path));
+	buf[slash - path] = '\0';
+	return 0;
+}
+
+int fs_mkdir_parent(const char *path, mode_t mode)
+{
+	char dir[PATH_MAX];
+	int rc = fs_parent_dir(path, dir, sizeof(dir));
+
+	return rc != 0 ? rc : fs_mkdir_p(dir, mode);
+}
+
 int fs_fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -21,6 +21,16 @@ int fs_mkdir_p(const char *path, mode_t mode);
 
 int fs_fsync_dir(const char *dir);
 
+/*
+ * The directory part of path, everything before its last '/', into buf
+ * ("a/b/c" gives "a/b", "/x" gives ""). -EINVAL when path has no '/' or
+ * that part does not fit in n bytes; buf is then untouched.
+ */
+int fs_parent_dir(const char *path, char *buf, size_t n);
+
+/* mkdir -p of fs_parent_dir(path); -EINVAL as that one. */
+int fs_mkdir_parent(const char *path, mode_t mode);
+
 /* fsync of the directory that holds path. */
 int fs_fsync_parent(const char *path);
 

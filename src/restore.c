@@ -10,6 +10,7 @@
 #include "restore.h"
 
 #include "catalog.h"
+#include "clock.h"
 #include "follow.h"
 #include "fsutil.h"
 #include "log.h"
@@ -26,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Objects this large (more than one ranged GET at the default part-size)
@@ -108,14 +108,6 @@ static void say(struct restore *r, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	LOG_INFO(r->o->output, NULL, "%s", line);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- choosing -------------------------------------------------------- */
@@ -242,7 +234,7 @@ static void start_items(struct restore *r);
 
 static void progress(struct restore *r, bool last)
 {
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	double secs, rate;
 
 	if (!r->o->progress || r->o->verbose || (!last && now - r->last_progress_ms < 200))
@@ -507,7 +499,7 @@ static void start_items(struct restore *r)
 
 static int fetch_all(struct restore *r)
 {
-	r->started_ms = mono_ms();
+	r->started_ms = clock_mono_ms();
 	start_items(r);
 	while (r->in_flight > 0)
 		uv_run(r->loop, UV_RUN_ONCE);

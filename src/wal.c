@@ -3,9 +3,9 @@
  */
 #include "wal.h"
 
+#include "fsutil.h"
+
 #include <errno.h>
-#include <string.h>
-#include <unistd.h>
 
 uint32_t wal_get_u32(const uint8_t *p)
 {
@@ -140,24 +140,6 @@ bool wal_frame_verify(const struct wal_header *h, const uint8_t *frame, uint32_t
 	return true;
 }
 
-static ssize_t pread_full(int fd, uint8_t *buf, size_t n, uint64_t off)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 int wal_scan(int fd, const struct wal_header *h, uint64_t start, const uint32_t cksum[2],
 	     uint8_t *buf, size_t buf_len, struct wal_scan_result *out)
 {
@@ -170,7 +152,7 @@ int wal_scan(int fd, const struct wal_header *h, uint64_t start, const uint32_t 
 	if (per_read == 0)
 		return -EINVAL;
 	for (;;) {
-		ssize_t n = pread_full(fd, buf, per_read * fsz, off);
+		ssize_t n = fs_pread_full(fd, buf, per_read * fsz, off);
 		size_t whole;
 
 		if (n < 0)

@@ -120,11 +120,6 @@ int walapply_new(int db_fd, struct walapply **out, char *err, size_t errlen)
 	return 0;
 }
 
-uint32_t walapply_page_size(const struct walapply *a)
-{
-	return a->page_size;
-}
-
 int walapply_index_begin(struct walapply *a, uint32_t index)
 {
 	a->in_index = true;

@@ -39,9 +39,6 @@ struct walapply;
  */
 int walapply_new(int db_fd, struct walapply **out, char *err, size_t errlen);
 
-/* Page size of the database. */
-uint32_t walapply_page_size(const struct walapply *a);
-
 /* Starts a WAL index; its segments follow in offset order. */
 int walapply_index_begin(struct walapply *a, uint32_t index);
 

@@ -83,7 +83,6 @@ struct s3_client {
 	int max_attempts;
 	int64_t stall_ms;
 	struct call_list ready, sending, waiting, cancelled;
-	size_t pending;
 	uint64_t rng;
 	int closing_parts;
 	void (*close_cb)(void *arg);
@@ -447,10 +446,7 @@ static void call_title(const struct s3_call *k, char *buf, size_t n)
 /* Answers k and frees it; the slot it held (if any) was released before. */
 static void call_finish(struct s3_call *k, struct s3_response *resp)
 {
-	struct s3_client *c = k->c;
-
 	resp->attempts = k->attempts;
-	c->pending--;
 	k->cb(k->arg, resp);
 	call_free(k);
 }
@@ -845,15 +841,9 @@ int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_requ
 	k->cb = cb;
 	k->arg = arg;
 	list_push(&c->ready, k);
-	c->pending++;
 	/* Sent from the loop, never from inside this call. */
 	uv_timer_start(&c->timer, on_timer, 0, 0);
 	return 0;
-}
-
-size_t s3_client_pending(const struct s3_client *c)
-{
-	return c->pending;
 }
 
 static void client_free(struct s3_client *c)

@@ -1,6 +1,6 @@
 /*
  * S3 requests on the loop: addressing, Signature V4, a bound on requests in
- * flight, timeouts and retries. The S3 backend (replica_s3.c) builds its
+ * flight, timeouts and retries. The S3 backend (backend_s3*.c) builds its
  * operations (list, put, multipart, get, delete) from these requests.
  *
  * Addressing. With an endpoint ("http(s)://host[:port][/base]") requests go
@@ -173,9 +173,6 @@ int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3
 /* 0 (accepted), -ESHUTDOWN (closing), -EINVAL or -ENOMEM (refused). */
 int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_request_cb cb,
 		      void *arg);
-
-/* Requests accepted and not yet answered. */
-size_t s3_client_pending(const struct s3_client *c);
 
 /* See the lifecycle above; cb may be NULL. Calling it again does nothing. */
 void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg);

@@ -103,17 +103,6 @@ static int do_list(struct file_op *op)
 	return rc;
 }
 
-static int parent_dir(const char *path, char *buf, size_t n)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL || (size_t)(slash - path) >= n)
-		return -EINVAL;
-	memcpy(buf, path, (size_t)(slash - path));
-	buf[slash - path] = '\0';
-	return 0;
-}
-
 static int do_put(struct file_op *op)
 {
 	char *final = path_join(op->fb->root, op->key);
@@ -125,7 +114,7 @@ static int do_put(struct file_op *op)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = parent_dir(final, dir, sizeof(dir))) != 0) {
+	if ((rc = fs_parent_dir(final, dir, sizeof(dir))) != 0) {
 		fail(op, rc, "put", final);
 		goto out;
 	}
@@ -186,7 +175,7 @@ static int do_remove(struct file_op *op)
 			rc = fail(op, -errno, "remove", p);
 		/* Drop directories the removal left empty, up to the root. */
 		char dir[4096];
-		while (parent_dir(p, dir, sizeof(dir)) == 0 && strlen(dir) > strlen(op->fb->root) &&
+		while (fs_parent_dir(p, dir, sizeof(dir)) == 0 && strlen(dir) > strlen(op->fb->root) &&
 		       rmdir(dir) == 0)
 			strcpy(p, dir);
 		free(p);
