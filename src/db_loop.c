@@ -167,6 +167,7 @@ static void start_job(struct db *db)
 	db->last_start_ms = now_ms(CLOCK_MONOTONIC);
 	job->final = db->state == DB_STOPPING;
 	job->requested = db->checkpoint_wanted;
+	job->checkpointed = CHECKPOINT_NONE; /* calloc's 0 is CHECKPOINT_PASSIVE */
 	job->may_checkpoint = db_checkpoint_allowed(db);
 	job->last_checkpoint_ms = db->last_checkpoint_ms;
 	snprintf(job->new_generation_reason, sizeof(job->new_generation_reason), "%s",
