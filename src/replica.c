@@ -8,7 +8,7 @@
  * after a failure, a retention run, a validation's download and
  * comparison), CLOSED at the end. Only replica_step() starts a task, and
  * only from IDLE; every task ends by going back to IDLE and stepping
- * again, so one upload at a most is in flight and commits that arrive
+ * again, so at most one upload is in flight and commits that arrive
  * meanwhile ship together in the next segment. Requests that arrive while
  * busy (a snapshot, retention, validation, the sync-interval tick) are
  * remembered as flags and served by the next step in a fixed order.
