@@ -4,8 +4,9 @@
  * metrics. See control.h for the API as clients see it.
  *
  * A waiting request is a struct waiter. It is settled by check(), which
- * runs from the databases' progress hook (right after a sync published a
- * position or a replica had an upload acknowledged) and from a 50 ms timer
+ * runs from the subscriptions to the databases and their replicas (right
+ * after a sync published a position or a replica had an upload
+ * acknowledged) and from a 50 ms timer
  * that also enforces each waiter's deadline. check() reads only loop-owned
  * state, so it is cheap and never blocks.
  *
@@ -13,7 +14,7 @@
  * came may have read the WAL before the application's last commit. So the
  * waiter notes db->stats.sync_count (bumped as each job ends, failed or
  * not) and waits for the job after the running one, if any: its publish
- * (the progress hook with r == NULL, called in the same turn as the bump)
+ * (DB_EVENT_POSITION, sent in the same turn as the bump)
  * gives the target position. If that job ends without publishing, it
  * failed, and so does the request (500 with the database's last error).
  */
@@ -602,6 +603,18 @@ static void on_progress(struct db *db, struct replica *r, void *arg)
 	check_all(c, db);
 }
 
+/* Every sync that published (r == NULL above) and every upload acknowledged. */
+static void on_db_event(void *arg, const struct db_event *ev)
+{
+	if (ev->kind == DB_EVENT_POSITION)
+		on_progress(ev->db, NULL, arg);
+}
+
+static void on_replica_progress(void *arg, struct replica *r)
+{
+	on_progress(r->db, r, arg);
+}
+
 static void on_abort(struct http_server_request *req, void *arg)
 {
 	struct control *c = arg;
@@ -1142,9 +1155,15 @@ int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 		LOG_INFO(NULL, NULL, "metrics listening on %s (port %d)", opt->metrics_addr,
 			 http_server_local_port(&c->http, CONTROL_LISTENER_METRICS));
 	}
-	for (size_t i = 0; i < n_dbs; i++) {
-		dbs[i]->progress_cb = on_progress;
-		dbs[i]->progress_arg = c;
+	rc = 0;
+	for (size_t i = 0; i < n_dbs && rc == 0; i++) {
+		rc = db_subscribe(dbs[i], on_db_event, NULL, c);
+		for (size_t j = 0; j < dbs[i]->n_replicas && rc == 0; j++)
+			rc = replica_subscribe(dbs[i]->replicas[j], on_replica_progress, c);
+	}
+	if (rc != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
 	*out = c;
 	return 0;
@@ -1163,11 +1182,11 @@ void control_close(struct control *c)
 	if (c == NULL || c->closing)
 		return;
 	c->closing = true;
-	for (size_t i = 0; i < c->n_dbs; i++)
-		if (c->dbs[i]->progress_arg == c) {
-			c->dbs[i]->progress_cb = NULL;
-			c->dbs[i]->progress_arg = NULL;
-		}
+	for (size_t i = 0; i < c->n_dbs; i++) {
+		db_unsubscribe(c->dbs[i], on_db_event, c);
+		for (size_t j = 0; j < c->dbs[i]->n_replicas; j++)
+			replica_unsubscribe(c->dbs[i]->replicas[j], on_replica_progress, c);
+	}
 	/* Requests still waiting are dropped with their connections. */
 	while (c->waiters != NULL) {
 		struct waiter *w = c->waiters;

@@ -32,8 +32,8 @@
  * replica for a snapshot of the current state; with wait, answers when
  * each has written one.
  *
- * While a request waits, a 50 ms timer and the databases' progress hook
- * (db->progress_cb, which the control server owns while it runs) check it;
+ * While a request waits, a 50 ms timer and the server's subscriptions to
+ * the databases and replicas (db_subscribe, replica_subscribe) check it;
  * nothing else is polled. A waiting request holds one connection and no
  * other resource; at most half the connections may wait at once (503
  * beyond), and a client that goes away stops its wait within 50 ms.
@@ -63,7 +63,7 @@ struct control_options {
 
 /*
  * Starts serving the given databases (borrowed; they must outlive the
- * server) and sets their progress hooks. On success *out is the server.
+ * server) and subscribes to them and their replicas. On success *out is the server.
  * On failure returns -errno with a message in err and *out is NULL; the
  * loop must still run for a moment to close what was opened (the memory
  * is freed then).
@@ -76,7 +76,7 @@ int control_metrics_port(const struct control *c);
 
 /*
  * Stops listening, removes the socket file, drops waiting requests and
- * closes every connection; clears the progress hooks. The memory is
+ * closes every connection; ends the subscriptions. The memory is
  * freed once the last handle is closed. NULL is fine.
  */
 void control_close(struct control *c);

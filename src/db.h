@@ -4,8 +4,16 @@
  * The loop thread schedules; a threadpool job does the work. At most one
  * job per database runs at a time, and it alone touches the SQLite
  * connections and the shadow WAL (struct shadow); it reports back in its
- * after-work callback, which publishes the new position and wakes the
- * replicas. So the loop never waits on SQLite locks or on disk.
+ * after-work callback, which publishes the new position to the
+ * subscribers (db_subscribe()). So the loop never waits on SQLite locks or
+ * on disk.
+ *
+ * Calls go one way: replicas and the control server call the functions
+ * below and are called back only through what they subscribed; the
+ * database knows no replica. Files: db.c the job (SQLite side, threadpool),
+ * db_loop.c scheduling and lifecycle, db_subscribers.c the subscribers and
+ * what they still need of the shadow WAL, db_snapshot.c snapshots versus
+ * checkpoints.
  *
  * A sync job: opens the database if it exists yet (db_conn.h: WAL mode,
  * automatic checkpoints off on our connections, a read transaction that is
@@ -79,9 +87,46 @@ struct db_stats {
 /* Answer to db_request_image(). */
 typedef void (*db_image_cb)(void *arg, int rc, const struct db_pos *pos);
 
-enum db_state { DB_RUNNING, DB_STOPPING, DB_STOPPED, DB_CLOSING, DB_CLOSED };
+/* ---- what the database publishes ------------------------------------------ */
 
+enum db_event_kind {
+	/*
+	 * A sync published a position (each successful sync does): pos is
+	 * it, moved whether it differs from the one published before.
+	 */
+	DB_EVENT_POSITION,
+	/* That sync started a new generation (sent just before its DB_EVENT_POSITION). */
+	DB_EVENT_GENERATION,
+	/* The database file was removed: no position until it comes back. */
+	DB_EVENT_REMOVED,
+};
+
+struct db_event {
+	enum db_event_kind kind;
+	struct db *db;
+	const struct db_pos *pos; /* POSITION, GENERATION; NULL otherwise */
+	bool moved;               /* POSITION */
+};
+
+/* Called on the loop for each event, in the order of subscription. */
+typedef void (*db_event_cb)(void *arg, const struct db_event *ev);
+
+/*
+ * Asked on the loop before each sync that may remove shadow files: the
+ * oldest shadow WAL position the subscriber still needs, in whatever
+ * generation it is (generation "" = none). False means it does not know
+ * yet, and then every shadow file is kept.
+ */
+typedef bool (*db_floor_cb)(void *arg, struct db_pos *out);
+
+/* A snapshot may begin (db_snapshot_acquire()). */
+typedef void (*db_snapshot_cb)(void *arg);
+
+struct db_subscriber;
+struct db_snapshot_waiter;
 struct db_job;
+
+enum db_state { DB_RUNNING, DB_STOPPING, DB_STOPPED, DB_CLOSING, DB_CLOSED };
 
 struct db {
 	uv_loop_t *loop;
@@ -109,14 +154,23 @@ struct db {
 	struct db_pos pos;         /* end of the committed shadow WAL */
 	bool pos_valid;
 	uint32_t page_size;
-	struct replica **replicas; /* owned array of borrowed replicas */
+	char *tmp_dir;             /* scratch files of the replicas (owned) */
+	/*
+	 * The replicas, listed for status readers (control, metrics): the
+	 * database itself never calls them. Owned array of borrowed pointers.
+	 */
+	struct replica **replicas;
 	size_t n_replicas;
+	struct db_subscriber *subs; /* owned */
+	size_t n_subs;
+	int dispatching;           /* events being sent: unsubscribe only marks */
 	struct db_job *job;        /* running job, or NULL */
 	bool sync_wanted;          /* run another sync when the job ends */
 	enum db_checkpoint_mode checkpoint_wanted;
 	char new_generation_reason[128]; /* asked by a replica; "" if none */
-	int snapshot_readers;      /* snapshot jobs reading the file: no checkpoint */
-	int snapshot_waiters;      /* snapshots waiting for a checkpointing job to end */
+	int snapshot_readers;      /* snapshots reading the file: no checkpoint */
+	/* snapshots waiting for a checkpointing job to end, then being let in */
+	struct db_snapshot_waiter *snapshot_waiters, *snapshot_granting;
 	char *image_path;          /* db_request_image(), pending */
 	db_image_cb image_cb;
 	void *image_arg;
@@ -131,20 +185,60 @@ struct db {
 	int open_handles;
 	void (*stop_cb)(struct db *db);
 	void (*close_cb)(struct db *db);
-	/*
-	 * Observer (e.g. the control socket): called on the loop after each
-	 * sync that published a position (r == NULL) and each time one of the
-	 * replicas acknowledged an upload (r set). NULL when unused.
-	 */
-	void (*progress_cb)(struct db *db, struct replica *r, void *arg);
-	void *progress_arg;
 };
 
 /* Prepares a database; starts nothing. 0 or -errno. */
 int db_init(struct db *db, uv_loop_t *loop, const struct db_config *cfg);
 
-/* Registers a replica to wake after each sync (the db does not own it). */
+/*
+ * Lists a replica for status readers (db->replicas); the database does
+ * not call it (the replica subscribes itself). 0 or -ENOMEM.
+ */
 int db_add_replica(struct db *db, struct replica *r);
+
+/*
+ * Subscribes to the database's events (on_event, required) and, when
+ * floor is not NULL, to the housekeeping question (db_floor_cb). arg
+ * identifies the subscription. 0 or -ENOMEM. Safe from within an event.
+ */
+int db_subscribe(struct db *db, db_event_cb on_event, db_floor_cb floor, void *arg);
+
+/* Ends the subscription (on_event, arg); unknown ones are fine. Safe from within an event. */
+void db_unsubscribe(struct db *db, db_event_cb on_event, void *arg);
+
+/*
+ * The last position published. True when it is current; false before the
+ * first sync published one (*out is then zeroes) and after the database
+ * file was removed (*out is then the last one known), until a sync
+ * publishes again.
+ */
+bool db_position(const struct db *db, struct db_pos *out);
+
+/* The database's page size, 0 until it was opened. */
+uint32_t db_page_size(const struct db *db);
+
+/* The database's path, as configured. */
+const char *db_path(const struct db *db);
+
+/*
+ * The shadow WAL as readers on the loop see it (shadow.h): the path of
+ * shadow index index of generation (malloc'd, NULL without memory), and
+ * its size (-errno when it is gone). Safe while a job runs: a shadow file
+ * only ever grows by whole transactions, and is removed only when no
+ * subscriber's floor needs it.
+ */
+char *db_shadow_path(const struct db *db, const char *generation, uint32_t index);
+int64_t db_shadow_size(const struct db *db, const char *generation, uint32_t index);
+
+/* A directory for the replicas' scratch files (may not exist yet; create it). */
+const char *db_tmp_dir(const struct db *db);
+
+/*
+ * The database file's own descriptor (file_fd in db_conn.h: why it must
+ * never be closed by a reader), -1 while the database
+ * is not open. Read it only while holding a snapshot (db_snapshot_acquire()).
+ */
+int db_file_fd(const struct db *db);
 
 /* Starts watching: fs events on the directory, the monitor timer, a first sync. */
 int db_start(struct db *db);
@@ -170,21 +264,21 @@ int db_request_image(struct db *db, const char *path, db_image_cb cb, void *arg)
 void db_request_new_generation(struct db *db, const char *reason);
 
 /*
- * A snapshot job starts or ends reading the database file; while any does,
- * no checkpoint runs. A snapshot may begin only when db_snapshot_allowed()
- * (no job that may checkpoint is running).
+ * Snapshots versus checkpoints (db_snapshot.c decides both): a snapshot
+ * reads the database file, which a checkpoint rewrites, so the two never
+ * overlap. db_snapshot_acquire() returns 1 when the snapshot may begin at
+ * once (no job that may checkpoint is running), or 0 and calls cb(arg) on
+ * the loop as soon as the checkpointing job ends; -ENOMEM. While a
+ * snapshot waits, jobs started meanwhile do not checkpoint, so a database
+ * checkpointing at every sync cannot starve it. From the start granted
+ * until db_snapshot_release(), no job checkpoints; a checkpoint put off
+ * so runs at the first sync after the last release.
+ * db_snapshot_cancel() drops a wait not answered yet (cb, arg); unknown
+ * ones are fine.
  */
-void db_snapshot_begin(struct db *db);
-void db_snapshot_end(struct db *db);
-bool db_snapshot_allowed(const struct db *db);
-
-/*
- * A snapshot is waiting for db_snapshot_allowed(): jobs started meanwhile
- * do not checkpoint, so a database checkpointing at every sync cannot
- * starve it. Balanced by db_snapshot_unwait().
- */
-void db_snapshot_wait(struct db *db);
-void db_snapshot_unwait(struct db *db);
+int db_snapshot_acquire(struct db *db, db_snapshot_cb cb, void *arg);
+void db_snapshot_release(struct db *db);
+void db_snapshot_cancel(struct db *db, db_snapshot_cb cb, void *arg);
 
 /*
  * Stops watching, waits for the running job, runs one last sync (never a

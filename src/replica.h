@@ -26,6 +26,15 @@
  * (retention.h), between uploads. Every validation-interval the replica
  * is restored into a scratch file and compared (CRC-64) with the database
  * at the same position; a mismatch is logged loudly and counted.
+ *
+ * The replica hears of the database only through its subscription
+ * (db_subscribe(): positions, and the floor question of which shadow files
+ * it still needs) and reads it only through db.h's functions. Files:
+ * replica.c the lifecycle, the scheduler (step) and errors; replica_ship.c
+ * segments and snapshots; replica_locate.c the position at start-up;
+ * replica_retention.c the retention runs; replica_validate.c validation.
+ * Everything runs on the loop thread but the compression and checksum
+ * jobs, which touch only their own struct.
  */
 #ifndef LITESTREAM_REPLICA_H
 #define LITESTREAM_REPLICA_H
@@ -61,8 +70,29 @@ enum replica_state {
 	REPLICA_WAITING,  /* for the database's first position */
 	REPLICA_LOCATING, /* listing the backend to find its position */
 	REPLICA_IDLE,
-	REPLICA_BUSY,     /* one upload (or its compression) in flight */
+	REPLICA_BUSY,     /* doing a task (below) */
 	REPLICA_CLOSED,
+};
+
+/* What a busy replica does: REPLICA_TASK_NONE unless the state is REPLICA_BUSY. */
+enum replica_task {
+	REPLICA_TASK_NONE,
+	REPLICA_TASK_SEGMENT,       /* compressing or uploading a segment */
+	REPLICA_TASK_SNAPSHOT_WAIT, /* a snapshot waits for a checkpoint to end (db_snapshot_acquire) */
+	REPLICA_TASK_SNAPSHOT,      /* compressing or uploading a snapshot, taken at snapshot_from */
+	REPLICA_TASK_BACKOFF,       /* after a failure, until the retry timer fires */
+	REPLICA_TASK_RETENTION,     /* listing and removing objects past retention */
+	REPLICA_TASK_VALIDATION,    /* fetching the replica and comparing */
+};
+
+struct replica;
+
+/* An upload was acknowledged: the replica's position moved (replica_subscribe()). */
+typedef void (*replica_progress_cb)(void *arg, struct replica *r);
+
+struct replica_subscriber {
+	replica_progress_cb cb; /* NULL once unsubscribed during a dispatch */
+	void *arg;
 };
 
 struct replica_job;
@@ -75,21 +105,21 @@ struct replica {
 	const char *name;
 	struct backend *backend;            /* owned */
 	enum replica_state state;
-	bool located;
+	enum replica_task task;
+	bool located;          /* pos is known: the backend's listing was read */
 	struct db_pos pos;     /* shipped up to here; generation "" = nothing yet */
-	bool wanted;           /* the database moved while busy */
+	/* Asked for and not done yet: the next step() takes them in this order. */
+	bool retention_wanted; /* the retention check is due */
+	bool validation_wanted;
 	bool snapshot_wanted;  /* replica_request_snapshot() */
-	bool snapshot_shipping; /* a snapshot job is in flight, taken at snapshot_from */
+	bool tick;             /* sync-interval > 0: the timer fired since the last segment */
+	/* Only during the step() that db_snapshot_acquire()'s callback runs: the snapshot may begin. */
+	bool snapshot_granted;
 	struct db_pos snapshot_from;
 	struct db_pos last_snapshot; /* the last one this process stored; generation "" = none */
-	bool snapshot_waiting; /* counted in db->snapshot_waiters */
-	bool closing;
 	int failures;          /* consecutive */
 	int64_t last_ship_ms;  /* monotonic: when the last segment upload began */
-	bool tick;             /* sync-interval > 0: the timer fired since the last segment */
-	bool retention_wanted; /* the retention check is due */
 	struct retention_plan *retention; /* keys being removed */
-	bool validation_wanted;
 	struct validation *validation; /* in progress, or NULL */
 	uv_timer_t sync_timer;
 	uv_timer_t retry_timer;
@@ -99,33 +129,40 @@ struct replica {
 	int open_handles;
 	void (*flush_cb)(struct replica *r, int rc);
 	void (*close_cb)(struct replica *r);
+	struct replica_subscriber *subs; /* owned */
+	size_t n_subs;
+	int dispatching;
 	struct replica_stats stats;
 };
 
-/* Creates the backend and timers. 0 or -errno with a message in err. */
+/*
+ * Creates the backend and timers and subscribes to the database. 0 or
+ * -errno with a message in err.
+ */
 int replica_init(struct replica *r, uv_loop_t *loop, struct db *db, const struct replica_config *cfg,
 		 char *err, size_t errlen);
+
+/* replica_init() with a backend made by the caller (the replica owns it, even on failure). */
+int replica_init_backend(struct replica *r, uv_loop_t *loop, struct db *db,
+			 const struct replica_config *cfg, struct backend *backend);
 
 /* Starts shipping once the database has a position. */
 void replica_start(struct replica *r);
 
-/* The database's position moved. */
-void replica_notify(struct replica *r);
+/*
+ * Calls cb(arg, r) on the loop after each upload the backend acknowledged
+ * (the position moved), in the order of subscription. 0 or -ENOMEM.
+ * Unsubscribing (cb, arg) is safe from within the callback; unknown ones
+ * are fine.
+ */
+int replica_subscribe(struct replica *r, replica_progress_cb cb, void *arg);
+void replica_unsubscribe(struct replica *r, replica_progress_cb cb, void *arg);
 
 /*
  * The replica's position (what it has shipped), if it knows it; false
  * while it is still locating.
  */
 bool replica_position(const struct replica *r, struct db_pos *out);
-
-/*
- * The oldest shadow WAL position the replica still needs: its position,
- * moved back to a snapshot's index while that snapshot is on its way (the
- * replica goes on from there once it is stored) and to a validation's.
- * False while the replica is still locating: the database then keeps
- * every shadow file.
- */
-bool replica_shadow_floor(const struct replica *r, struct db_pos *out);
 
 /* Ships a snapshot of the database's current state at the next step. */
 void replica_request_snapshot(struct replica *r);
@@ -143,7 +180,11 @@ uint64_t replica_pending_bytes(const struct replica *r);
  */
 void replica_flush(struct replica *r, void (*cb)(struct replica *r, int rc));
 
-/* Stops timers and closes handles; cb when closed. Nothing may be in flight. */
+/*
+ * Stops timers, ends the subscriptions and closes handles; cb when closed.
+ * Nothing may be in flight but a snapshot waiting for a checkpoint (its
+ * wait is dropped).
+ */
 void replica_close(struct replica *r, void (*cb)(struct replica *r));
 
 void replica_free(struct replica *r);

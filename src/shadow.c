@@ -128,6 +128,23 @@ char *shadow_file_path(const struct shadow *s, const char *generation, uint32_t 
 	return str_printf("%s/generations/%s/wal/%s", s->meta_dir, generation, name);
 }
 
+int64_t shadow_index_size(const struct shadow *s, const char *generation, uint32_t index)
+{
+	char *p = shadow_file_path(s, generation, index);
+	int64_t n;
+
+	if (p == NULL)
+		return -ENOMEM;
+	n = fs_file_size(p);
+	free(p);
+	return n;
+}
+
+char *shadow_tmp_dir(const struct shadow *s)
+{
+	return str_printf("%s/tmp", s->meta_dir);
+}
+
 static void set_reason(struct shadow_sync_result *res, const char *reason)
 {
 	snprintf(res->reason, sizeof(res->reason), "%s", reason);

@@ -28,7 +28,10 @@
  * WAL header to appear under the caller's read lock starts it.
  *
  * Blocking file I/O; used from the database's threadpool job only (one at
- * a time), never from the loop thread.
+ * a time), never from the loop thread; except the path accessors
+ * (shadow_file_path, shadow_generation_dir, shadow_index_size,
+ * shadow_tmp_dir), which read only what shadow_init() set and which the
+ * loop uses to read shadow files that are already committed.
  */
 #ifndef LITESTREAM_SHADOW_H
 #define LITESTREAM_SHADOW_H
@@ -118,6 +121,19 @@ char *shadow_file_path(const struct shadow *s, const char *generation, uint32_t 
 
 /* Path of a generation's directory; malloc'd. */
 char *shadow_generation_dir(const struct shadow *s, const char *generation);
+
+/*
+ * Size in bytes of shadow WAL file index of generation, or -errno (-ENOENT
+ * when it is gone). Reads only the paths set up by shadow_init(), so the
+ * loop may ask while a job syncs: the answer is a size the file had.
+ */
+int64_t shadow_index_size(const struct shadow *s, const char *generation, uint32_t index);
+
+/*
+ * The directory for scratch files next to the shadow WAL
+ * (DIR/.NAME-litestream/tmp); malloc'd. Not created here.
+ */
+char *shadow_tmp_dir(const struct shadow *s);
 
 /*
  * Housekeeping: removes shadow files of the current generation with an
