@@ -516,13 +516,6 @@ static int check_continuity(struct shadow *s, const struct real_wal *w, bool *re
 		}
 		*restart = true;
 	}
-	/*
-	 * Under the caller's read lock a WAL with the same header cannot have
-	 * been rewritten (that takes a restart, which changes the salts), so
-	 * once verified in this process only a restart needs the look.
-	 */
-	if (!*restart && s->verified)
-		return 0;
 	if ((rc = last_frame_intact(s, w, &intact)) != 0)
 		return rc;
 	if (!intact)
