@@ -228,7 +228,8 @@ static void checkpoint_paced(struct db *db, bool complete)
 static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode mode)
 {
 	bool complete = false;
-	int rc = 0;
+	/* Step 1: our mark up to the newest commit (it may rest on mark 0). */
+	int rc = advance(db, job);
 
 	for (int i = 0; i < PASSIVE_ROUNDS && !complete && rc == 0; i++)
 		rc = passive_round(db, job, false, &complete);
