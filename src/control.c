@@ -24,6 +24,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
+#include "pct.h"
 #include "replica.h"
 #include "shadow.h"
 
@@ -623,43 +624,6 @@ struct params {
 	enum db_checkpoint_mode mode;
 };
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes s[0..n) into out (n + 1 bytes); plus as space in queries. -EINVAL on %00 or a bad escape. */
-static int url_decode(const char *s, size_t n, char *out, bool plus_space)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			int hi, lo;
-			if (i + 2 >= n)
-				return -EINVAL;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return -EINVAL;
-			out[j++] = (char)(hi * 16 + lo);
-			i += 2;
-		} else if (s[i] == '+' && plus_space) {
-			out[j++] = ' ';
-		} else {
-			out[j++] = s[i];
-		}
-	}
-	out[j] = '\0';
-	return 0;
-}
-
 static int set_wait(const char *v, struct params *p, char *err, size_t errlen)
 {
 	if (v[0] == '\0' || strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0) {
@@ -737,8 +701,9 @@ static int parse_query(const char *q, unsigned allowed, struct params *p, char *
 		const char *kend = eq ? eq : end;
 
 		if (end > q) {
-			if (url_decode(q, (size_t)(kend - q), k, true) != 0 ||
-			    url_decode(eq ? eq + 1 : end, eq ? (size_t)(end - eq - 1) : 0, v, true) != 0) {
+			if (pct_decode(q, (size_t)(kend - q), PCT_PLUS_SPACE, k) != 0 ||
+			    pct_decode(eq ? eq + 1 : end, eq ? (size_t)(end - eq - 1) : 0, PCT_PLUS_SPACE,
+				       v) != 0) {
 				snprintf(err, errlen, "malformed query string");
 				rc = -EINVAL;
 				break;
@@ -994,7 +959,7 @@ static int split_path(const char *path, char **seg, size_t max, size_t *n, char 
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
 
-		if (*n == max || url_decode(p, len, buf, false) != 0)
+		if (*n == max || pct_decode(p, len, 0, buf) != 0)
 			return -EINVAL;
 		seg[(*n)++] = buf;
 		buf += strlen(buf) + 1;
