@@ -1118,11 +1118,6 @@ fail:
 	return rc;
 }
 
-int control_metrics_port(const struct control *c)
-{
-	return c ? http_server_local_port(&c->http, CONTROL_LISTENER_METRICS) : -1;
-}
-
 void control_close(struct control *c)
 {
 	if (c == NULL || c->closing)
