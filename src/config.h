@@ -18,7 +18,9 @@
  * Ownership: a struct config owns every string and array in it; free it
  * with config_free().
  *
- * The file, in detail (config.c holds the one table of keys):
+ * The file, in detail (config_options.c holds the one table of keys,
+ * config_ini.c reads the lines, config_check.c makes the checks that need
+ * the whole file):
  *
  * - Syntax is inih's: `key = value` (or `key: value`), `;` and `#` start a
  *   comment line, ` ;` starts a comment after a value, whitespace around
