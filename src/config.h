@@ -18,7 +18,9 @@
  * Ownership: a struct config owns every string and array in it; free it
  * with config_free().
  *
- * The file, in detail (config.c holds the one table of keys):
+ * The file, in detail (config_options.c holds the one table of keys,
+ * config_ini.c reads the lines, config_check.c makes the checks that need
+ * the whole file):
  *
  * - Syntax is inih's: `key = value` (or `key: value`), `;` and `#` start a
  *   comment line, ` ;` starts a comment after a value, whitespace around
@@ -33,8 +35,8 @@
  *   that must hold `$NAME` literally can come from a variable, since
  *   expansion is not recursive.
  * - Values: durations as duration_parse() reads them, never negative;
- *   counts are decimal integers > 0; booleans see config_parse_bool();
- *   sizes config_parse_size(); socket-mode is octal (0600 or 600);
+ *   counts are decimal integers > 0; booleans see parse_bool() and
+ *   sizes parse_size() (parse.h); socket-mode is octal (0600 or 600);
  *   log-level is debug, info, warn or error. An empty optional string
  *   (region, endpoint, keys, ca-file, metrics-addr, exec), e.g. from an
  *   unset variable, counts as not set; an empty db, type, url, path,
@@ -67,6 +69,7 @@
 #define LITESTREAM_CONFIG_H
 
 #include "log.h"
+#include "url.h" /* enum replica_type */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,8 +77,6 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/litestream.conf"
 #define CONFIG_DEFAULT_SOCKET "/var/run/litestream.sock"
-
-enum replica_type { REPLICA_FILE, REPLICA_S3 };
 
 struct replica_config {
 	char *name;               /* section name; in URL mode the type ("file", "s3") */
@@ -161,20 +162,6 @@ struct db_config *config_find_db(struct config *c, const char *path);
 void config_free(struct config *c);
 /* Frees the strings r owns and zeroes it. */
 void replica_config_free(struct replica_config *r);
-
-/*
- * Booleans as the file and replica URLs write them: true/false, yes/no,
- * on/off, 1/0, in any case. 0 or -EINVAL (*out untouched).
- */
-int config_parse_bool(const char *s, bool *out);
-
-/*
- * Sizes in bytes: a decimal integer with an optional unit, B, K/KB/KiB,
- * M/MB/MiB or G/GB/GiB in any case, a space allowed before it. Every unit
- * is binary (MB = MiB = 1048576), as AWS's "5 MB" minimum part size means
- * 5 MiB. 0 or -EINVAL (*out untouched).
- */
-int config_parse_size(const char *s, int64_t *out);
 
 /* The keys of one section kind: "litestream", "db" or "replica". */
 struct config_key {

@@ -71,9 +71,6 @@ struct control_options {
 int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 		  const struct control_options *opt, struct control **out, char *err, size_t errlen);
 
-/* The TCP port metrics are served on, or -1. */
-int control_metrics_port(const struct control *c);
-
 /*
  * Stops listening, removes the socket file, drops waiting requests and
  * closes every connection; ends the subscriptions. The memory is

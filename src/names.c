@@ -3,18 +3,18 @@
  */
 #include "names.h"
 
+#include "pct.h"
+
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
+/* Names are written in lowercase hex only: an uppercase digit is no digit here. */
 static int hexval(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
+	return isupper((unsigned char)c) ? -1 : pct_hex_digit((unsigned char)c);
 }
 
 /* Parses `min`..`max` lowercase hex digits at s; returns how many were read. */

@@ -14,6 +14,9 @@
  */
 #include "url.h"
 
+#include "parse.h"
+#include "pct.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
@@ -130,46 +133,17 @@ static char *path_clean(const char *p, size_t len)
 	return out;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/*
- * Percent-decodes s[0..len) into a malloc'd string; with plus_space a '+'
- * is a space (query strings). -EINVAL for a bad escape or an encoded NUL,
- * which no C string could carry.
- */
-static int pct_decode(const char *s, size_t len, bool plus_space, char **out)
+/* pct_decode() (PCT_PLUS_SPACE for queries) into a malloc'd string; -EINVAL, -ENOMEM. */
+static int decode_dup(const char *s, size_t len, unsigned flags, char **out)
 {
 	char *d = malloc(len + 1);
-	size_t n = 0;
 
 	if (d == NULL)
 		return -ENOMEM;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '%') {
-			int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
-
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-				free(d);
-				return -EINVAL;
-			}
-			d[n++] = (char)(hi << 4 | lo);
-			i += 2;
-		} else if (plus_space && s[i] == '+') {
-			d[n++] = ' ';
-		} else {
-			d[n++] = s[i];
-		}
+	if (pct_decode(s, len, flags, d) != 0) {
+		free(d);
+		return -EINVAL;
 	}
-	d[n] = '\0';
 	*out = d;
 	return 0;
 }
@@ -354,7 +328,7 @@ bool replica_url_bucket_valid(const char *b)
 static int parse_bool_param(const char *url, const char *key, const char *v, bool *out,
 			    char *err, size_t errlen)
 {
-	if (config_parse_bool(v, out) != 0) {
+	if (parse_bool(v, out) != 0) {
 		seterr(err, errlen, "replica URL \"%s\": %s: invalid boolean \"%s\"", url, key, v);
 		return -EINVAL;
 	}
@@ -362,6 +336,55 @@ static int parse_bool_param(const char *url, const char *key, const char *v, boo
 }
 
 enum { Q_ENDPOINT = 1, Q_REGION = 2, Q_FORCE_PATH_STYLE = 4, Q_SKIP_VERIFY = 8 };
+
+/* The Q_ flag of a query parameter's name (Litestream 0.5's too), 0 for an unknown one. */
+static unsigned query_key(const char *key)
+{
+	if (strcmp(key, "endpoint") == 0)
+		return Q_ENDPOINT;
+	if (strcmp(key, "region") == 0)
+		return Q_REGION;
+	if (strcmp(key, "force-path-style") == 0 || strcmp(key, "forcePathStyle") == 0)
+		return Q_FORCE_PATH_STYLE;
+	if (strcmp(key, "skip-verify") == 0 || strcmp(key, "skipVerify") == 0)
+		return Q_SKIP_VERIFY;
+	return 0;
+}
+
+/* Applies parameter which (named key) with the non-empty value *val to u; may take *val. */
+static int apply_param(const char *url, unsigned which, const char *key, char **val,
+		       struct replica_url *u, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	switch (which) {
+	case Q_ENDPOINT: {
+		char *e = NULL, msg[256];
+
+		rc = replica_url_endpoint(*val, &e, msg, sizeof(msg));
+		if (rc == 0) {
+			free(u->endpoint);
+			u->endpoint = e;
+		} else if (rc == -EINVAL) {
+			seterr(err, errlen, "replica URL \"%s\": %s", url, msg);
+		}
+		break;
+	}
+	case Q_REGION:
+		free(u->region);
+		u->region = *val;
+		*val = NULL;
+		break;
+	case Q_FORCE_PATH_STYLE:
+		rc = parse_bool_param(url, key, *val, &u->force_path_style, err, errlen);
+		u->force_path_style_set = true;
+		break;
+	default:
+		rc = parse_bool_param(url, key, *val, &u->skip_verify, err, errlen);
+		break;
+	}
+	return rc;
+}
 
 /* Applies the query string q[0..len) to u. */
 static int parse_query(const char *url, const char *q, size_t len, struct replica_url *u,
@@ -384,23 +407,16 @@ static int parse_query(const char *url, const char *q, size_t len, struct replic
 			continue;
 		eq = memchr(param, '=', plen);
 		klen = eq != NULL ? (size_t)(eq - param) : plen;
-		rc = pct_decode(param, klen, true, &key);
+		rc = decode_dup(param, klen, PCT_PLUS_SPACE, &key);
 		if (rc == 0)
-			rc = pct_decode(eq != NULL ? eq + 1 : param + plen,
-					eq != NULL ? plen - klen - 1 : 0, true, &val);
+			rc = decode_dup(eq != NULL ? eq + 1 : param + plen,
+					eq != NULL ? plen - klen - 1 : 0, PCT_PLUS_SPACE, &val);
 		if (rc == -EINVAL)
 			seterr(err, errlen, "replica URL \"%s\": invalid escape in the query", url);
 		if (rc != 0)
 			goto next;
-		if (strcmp(key, "endpoint") == 0)
-			which = Q_ENDPOINT;
-		else if (strcmp(key, "region") == 0)
-			which = Q_REGION;
-		else if (strcmp(key, "force-path-style") == 0 || strcmp(key, "forcePathStyle") == 0)
-			which = Q_FORCE_PATH_STYLE;
-		else if (strcmp(key, "skip-verify") == 0 || strcmp(key, "skipVerify") == 0)
-			which = Q_SKIP_VERIFY;
-		else {
+		which = query_key(key);
+		if (which == 0) {
 			seterr(err, errlen,
 			       "replica URL \"%s\": unknown query parameter \"%s\" (want endpoint, "
 			       "region, force-path-style or skip-verify)",
@@ -421,32 +437,7 @@ static int parse_query(const char *url, const char *q, size_t len, struct replic
 			rc = -EINVAL;
 			goto next;
 		}
-		switch (which) {
-		case Q_ENDPOINT: {
-			char *e = NULL, msg[256];
-
-			rc = replica_url_endpoint(val, &e, msg, sizeof(msg));
-			if (rc == 0) {
-				free(u->endpoint);
-				u->endpoint = e;
-			} else if (rc == -EINVAL) {
-				seterr(err, errlen, "replica URL \"%s\": %s", url, msg);
-			}
-			break;
-		}
-		case Q_REGION:
-			free(u->region);
-			u->region = val;
-			val = NULL;
-			break;
-		case Q_FORCE_PATH_STYLE:
-			rc = parse_bool_param(url, key, val, &u->force_path_style, err, errlen);
-			u->force_path_style_set = true;
-			break;
-		default:
-			rc = parse_bool_param(url, key, val, &u->skip_verify, err, errlen);
-			break;
-		}
+		rc = apply_param(url, which, key, &val, u, err, errlen);
 	next:
 		free(key);
 		free(val);
@@ -454,18 +445,17 @@ static int parse_query(const char *url, const char *q, size_t len, struct replic
 	return rc;
 }
 
-/* rest is what follows "s3://". */
-static int parse_s3(const char *url, const char *rest, struct replica_url *u, char *err,
-		    size_t errlen)
+/*
+ * Splits the authority auth[0..alen) into the host auth[0..*hlen) and a
+ * port (*port, NULL when there is none). -EINVAL with the message for user
+ * information, a bad IPv6 literal or port, or an empty host.
+ */
+static int split_authority(const char *url, const char *auth, size_t alen, size_t *hlen_out,
+			   const char **port_out, char *err, size_t errlen)
 {
-	size_t alen = strcspn(rest, "/?#"), hlen = alen, plen, portlen = 0, off = 0, reglen;
-	const char *auth = rest, *p = rest + alen, *port = NULL, *reg;
-	const struct host_form *form = NULL;
-	char *dpath = NULL, *prefix = NULL;
-	bool bucket_in_path = false;
-	int rc;
+	size_t hlen = alen, portlen = 0;
+	const char *port = NULL;
 
-	plen = strcspn(p, "?#");
 	if (memchr(auth, '@', alen) != NULL) {
 		/* The URL is not echoed: it holds a secret. */
 		seterr(err, errlen,
@@ -508,15 +498,23 @@ static int parse_s3(const char *url, const char *rest, struct replica_url *u, ch
 		seterr(err, errlen, "replica URL \"%s\": no bucket (want s3://BUCKET/PREFIX)", url);
 		return -EINVAL;
 	}
+	*hlen_out = hlen;
+	*port_out = port;
+	return 0;
+}
 
-	rc = pct_decode(p, plen, false, &dpath);
-	if (rc == -EINVAL)
-		seterr(err, errlen, "replica URL \"%s\": invalid escape in the path", url);
-	if (rc != 0)
-		goto out;
-	rc = replica_url_s3_prefix(dpath, &prefix);
-	if (rc != 0)
-		goto out;
+/*
+ * Sets the bucket, region and endpoint that the host auth[0..hlen) (with
+ * its port, auth[0..alen)) names, by the table of provider forms;
+ * *bucket_in_path when the host names no bucket. -EINVAL with the message
+ * for a port on an AWS host; -ENOMEM.
+ */
+static int apply_host(const char *url, const char *auth, size_t alen, size_t hlen, bool has_port,
+		      struct replica_url *u, bool *bucket_in_path, char *err, size_t errlen)
+{
+	const struct host_form *form = NULL;
+	size_t off = 0, reglen;
+	const char *reg;
 
 	for (size_t i = 0; i < sizeof(host_forms) / sizeof(host_forms[0]); i++) {
 		if (match_form(auth, hlen, host_forms[i].suffix, &off, &reg, &reglen)) {
@@ -524,19 +522,18 @@ static int parse_s3(const char *url, const char *rest, struct replica_url *u, ch
 			break;
 		}
 	}
-	if (form != NULL && form->aws && port != NULL) {
+	if (form != NULL && form->aws && has_port) {
 		seterr(err, errlen,
 		       "replica URL \"%s\": a port on an AWS host is not supported (use ?endpoint=)",
 		       url);
-		rc = -EINVAL;
-		goto out;
+		return -EINVAL;
 	}
 	if (form != NULL) {
 		/* off > 1: a bucket label and its '.' precede the matched form. */
 		if (off > 1)
 			u->bucket = dup_n(auth, off - 1);
 		else
-			bucket_in_path = true;
+			*bucket_in_path = true;
 		if (reg != NULL)
 			u->region = dup_n(reg, reglen);
 		if (!form->aws) {
@@ -548,26 +545,49 @@ static int parse_s3(const char *url, const char *rest, struct replica_url *u, ch
 					(int)elen, auth + off);
 		}
 		if ((off > 1 && u->bucket == NULL) || (reg != NULL && u->region == NULL) ||
-		    (!form->aws && u->endpoint == NULL)) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	} else if (port != NULL) {
+		    (!form->aws && u->endpoint == NULL))
+			return -ENOMEM;
+	} else if (has_port) {
 		/* An S3-compatible server of its own (MinIO, RADOS Gateway). */
 		u->endpoint = malloc(alen + sizeof("http://"));
-		if (u->endpoint == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
+		if (u->endpoint == NULL)
+			return -ENOMEM;
 		sprintf(u->endpoint, "http://%.*s", (int)alen, auth);
-		bucket_in_path = true;
+		*bucket_in_path = true;
 	} else {
 		u->bucket = dup_n(auth, hlen);
-		if (u->bucket == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
+		if (u->bucket == NULL)
+			return -ENOMEM;
 	}
+	return 0;
+}
+
+/* rest is what follows "s3://". */
+static int parse_s3(const char *url, const char *rest, struct replica_url *u, char *err,
+		    size_t errlen)
+{
+	size_t alen = strcspn(rest, "/?#"), hlen, plen;
+	const char *auth = rest, *p = rest + alen, *port;
+	char *dpath = NULL, *prefix = NULL;
+	bool bucket_in_path = false;
+	int rc;
+
+	plen = strcspn(p, "?#");
+	rc = split_authority(url, auth, alen, &hlen, &port, err, errlen);
+	if (rc != 0)
+		return rc;
+
+	rc = decode_dup(p, plen, 0, &dpath);
+	if (rc == -EINVAL)
+		seterr(err, errlen, "replica URL \"%s\": invalid escape in the path", url);
+	if (rc != 0)
+		goto out;
+	rc = replica_url_s3_prefix(dpath, &prefix);
+	if (rc != 0)
+		goto out;
+	rc = apply_host(url, auth, alen, hlen, port != NULL, u, &bucket_in_path, err, errlen);
+	if (rc != 0)
+		goto out;
 
 	if (bucket_in_path) {
 		const char *seg = prefix, *slash = strchr(seg, '/');
@@ -632,7 +652,7 @@ static int parse_file(const char *url, const char *rest, struct replica_url *u, 
 		       url);
 		return -EINVAL;
 	}
-	rc = pct_decode(rest, strlen(rest), false, &decoded);
+	rc = decode_dup(rest, strlen(rest), 0, &decoded);
 	if (rc == -EINVAL) {
 		seterr(err, errlen, "replica URL \"%s\": invalid escape in the path", url);
 		return rc;

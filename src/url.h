@@ -45,10 +45,11 @@
 #ifndef LITESTREAM_URL_H
 #define LITESTREAM_URL_H
 
-#include "config.h"
-
 #include <stdbool.h>
 #include <stddef.h>
+
+/* The kinds of replica, which a URL's scheme names (config.h uses it too). */
+enum replica_type { REPLICA_FILE, REPLICA_S3 };
 
 struct replica_url {
 	enum replica_type type;

@@ -14,6 +14,7 @@
  * struct s3_error instead and the parse ends with -EREMOTEIO.
  */
 #include "s3/xml.h"
+#include "pct.h"
 #include "strbuf.h"
 
 #include "timefmt.h"
@@ -218,33 +219,13 @@ static int xml_run(const struct xml_doc *doc, void *data, const char *xml, size_
 
 /* ---- percent-decoding (EncodingType url) ---- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* In place: %XX becomes the byte, '+' a space (as Go's QueryUnescape does for S3). */
+/*
+ * In place: %XX becomes the byte, '+' a space (as Go's QueryUnescape does
+ * for S3); a '%' without two hex digits is kept as the server sent it.
+ */
 static void url_decode(char *s)
 {
-	char *out = s;
-
-	for (; *s != '\0'; s++) {
-		if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			*out++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
-			s += 2;
-		} else if (*s == '+') {
-			*out++ = ' ';
-		} else {
-			*out++ = *s;
-		}
-	}
-	*out = '\0';
+	(void)pct_decode(s, strlen(s), PCT_PLUS_SPACE | PCT_LENIENT, s);
 }
 
 /* ---- ListBucketResult ---- */

@@ -1,11 +1,12 @@
 /*
  * The configuration file reader (config_load() in src/config.h) on an
  * arbitrary file, kept in a memfd, and the value parsers it uses
- * (config_parse_bool(), config_parse_size()) on the input as a string.
+ * (parse_bool(), parse_size() in src/parse.h) on the input as a string.
  */
 #include "fuzz.h"
 
 #include "config.h"
+#include "parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -36,8 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *s = fuzz_cstr(data, size);
 	bool b;
 	int64_t n;
-	(void)config_parse_bool(s, &b);
-	if (config_parse_size(s, &n) == 0)
+	(void)parse_bool(s, &b);
+	if (parse_size(s, &n) == 0)
 		FUZZ_CHECK(n >= 0);
 	free(s);
 	return 0;

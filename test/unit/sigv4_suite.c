@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "pct.h"
 #include "s3/sigv4.h"
 #include "sigv4_tests.h"
 
@@ -82,32 +83,13 @@ static char *must_slurp(const char *dir, const char *name)
 	return s;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes s[0..n) into a new string. */
+/* Percent-decodes s[0..n) into a new string; a bad escape stays as written. */
 static char *decode(const char *s, size_t n)
 {
-	char *out = malloc(n + 1), *w = out;
+	char *out = malloc(n + 1);
 
 	assert_non_null(out);
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			*w++ = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
-			i += 2;
-		} else {
-			*w++ = s[i];
-		}
-	}
-	*w = '\0';
+	(void)pct_decode(s, n, PCT_LENIENT, out);
 	return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_helpers.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,82 +16,6 @@
 #ifndef TOP_SRCDIR
 #error "TOP_SRCDIR must name the source tree (see Makefile.am)"
 #endif
-
-/* Each test gets a scratch directory holding its config file. */
-struct fixture {
-	char dir[256];
-	char path[300];
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	const char *base = getenv("TMPDIR");
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/litestream-config-XXXXXX",
-		 base != NULL && *base != '\0' ? base : "/tmp");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/litestream.conf", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	unlink(f->path);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
-
-static void write_file(const char *path, const char *text, size_t n)
-{
-	FILE *fp = fopen(path, "wb");
-
-	if (fp == NULL || fwrite(text, 1, n, fp) != n || fclose(fp) != 0)
-		fail_msg("write %s: %m", path);
-}
-
-/* Writes text as the fixture's config file and loads it. */
-static int load(struct fixture *f, const char *text, struct config *c, char *err, size_t errlen)
-{
-	write_file(f->path, text, strlen(text));
-	return config_load(f->path, c, err, errlen);
-}
-
-static void load_ok(struct fixture *f, const char *text, struct config *c)
-{
-	char err[1024] = "";
-
-	if (load(f, text, c, err, sizeof(err)) != 0)
-		fail_msg("config rejected: %s\n%s", err, text);
-}
-
-/* The load fails with -EINVAL, *out is zeroed, and the message is PATH + want. */
-static void load_bad(struct fixture *f, const char *text, const char *want)
-{
-	struct config c, zero;
-	char err[1024] = "", full[1400];
-	int rc;
-
-	memset(&c, 0x5a, sizeof(c));
-	memset(&zero, 0, sizeof(zero));
-	rc = load(f, text, &c, err, sizeof(err));
-	if (rc == 0) {
-		config_free(&c);
-		fail_msg("config accepted:\n%s", text);
-	}
-	assert_int_equal(rc, -EINVAL);
-	assert_memory_equal(&c, &zero, sizeof(c));
-	snprintf(full, sizeof(full), "%s%s", f->path, want);
-	if (strcmp(err, full) != 0)
-		fail_msg("config:\n%s\ngot:  %s\nwant: %s", text, err, full);
-}
 
 /* cwd + "/" + rel, as the loader makes relative paths absolute. */
 static void from_cwd(char *buf, size_t n, const char *rel)
@@ -576,65 +501,6 @@ static void test_errors(void **state)
 		load_bad(*state, cases[i].text, cases[i].want);
 }
 
-static void test_bad_bytes(void **state)
-{
-	struct fixture *f = *state;
-	struct config c;
-	char line[400], text[600], err[1024], want[1400];
-	static const char nul[] = "[db a]\npath = /x\0y\n";
-
-	/* inih's buffer takes 198 bytes of a line; a longer value is kept whole
-	 * (read as inih reads one: an inline comment and spaces removed), a
-	 * longer key or section header refused, never split. */
-	memset(line, 'a', sizeof(line));
-	memcpy(line, "exec = ", 7);
-	line[198] = '\0';
-	snprintf(text, sizeof(text), "[litestream]\n%s\n", line);
-	load_ok(f, text, &c);
-	assert_int_equal(strlen(c.exec), 198 - 7);
-	config_free(&c);
-	line[198] = 'a';
-	line[350] = '\0';
-	snprintf(text, sizeof(text), "[litestream]\n  %s   ; a comment\n[db a]\npath = /x\n", line);
-	load_ok(f, text, &c);
-	assert_int_equal(strlen(c.exec), 350 - 7);
-	assert_int_equal(strspn(c.exec, "a"), 350 - 7);
-	config_free(&c);
-	snprintf(text, sizeof(text), "[litestream]\nexec: %s\n[db a]\npath = /x\n", line + 7);
-	load_ok(f, text, &c);
-	assert_int_equal(strlen(c.exec), 350 - 7);
-	config_free(&c);
-	memset(line, 'k', 210);
-	snprintf(line + 210, sizeof(line) - 210, " = v");
-	snprintf(text, sizeof(text), "[litestream]\n%s\n", line);
-	load_bad(f, text, ":2: [litestream]: key longer than 198 bytes");
-	memset(line, 'd', 250);
-	line[250] = '\0';
-	snprintf(text, sizeof(text), "[db %s]\npath = /x\n", line);
-	load_bad(f, text, ":1: line longer than 198 bytes");
-
-	write_file(f->path, nul, sizeof(nul) - 1);
-	assert_int_equal(config_load(f->path, &c, err, sizeof(err)), -EINVAL);
-	snprintf(want, sizeof(want), "%s:2: [db a]: a NUL byte in the line", f->path);
-	assert_string_equal(err, want);
-}
-
-static void test_missing_file(void **state)
-{
-	struct config c;
-	char err[256];
-
-	memset(&c, 0x5a, sizeof(c));
-	assert_int_equal(config_load("/nonexistent/litestream.conf", &c, err, sizeof(err)), -ENOENT);
-	assert_string_equal(err, "open /nonexistent/litestream.conf: No such file or directory");
-	assert_null(c.dbs);
-	assert_null(c.socket);
-
-	/* A directory opens but does not read. */
-	assert_int_equal(config_load(((struct fixture *)*state)->dir, &c, err, sizeof(err)), -EISDIR);
-	assert_non_null(strstr(err, "Is a directory"));
-}
-
 static void test_from_args(void **state)
 {
 	char *const urls[] = {
@@ -728,52 +594,6 @@ static void test_replica_from_url(void **state)
 	assert_memory_equal(&r, &zero, sizeof(r));
 }
 
-static void test_parse_bool_size(void **state)
-{
-	static const struct {
-		const char *in;
-		bool v;
-	} bools[] = {
-		{"true", true}, {"TRUE", true}, {"yes", true}, {"on", true}, {"1", true},
-		{"false", false}, {"No", false}, {"off", false}, {"0", false},
-	};
-	static const struct {
-		const char *in;
-		int64_t v;
-	} sizes[] = {
-		{"0", 0}, {"8388608", 8388608}, {"8MB", 8 << 20}, {"8MiB", 8 << 20}, {"8 mib", 8 << 20},
-		{"8M", 8 << 20}, {"512k", 512 << 10}, {"512KB", 512 << 10}, {"2GiB", 2LL << 30},
-		{"1g", 1LL << 30}, {"100B", 100},
-	};
-	static const char *const bad_bools[] = {"", "y", "t", "2", "truee", "enabled"};
-	static const char *const bad_sizes[] = {"", "MB", "-1", "1.5MB", "8  MB", "8TB",
-						"99999999999999999999", "9999999999999GB", " 8"};
-	bool b;
-	int64_t n;
-
-	for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
-		b = !bools[i].v;
-		assert_int_equal(config_parse_bool(bools[i].in, &b), 0);
-		assert_int_equal(b, bools[i].v);
-	}
-	for (size_t i = 0; i < sizeof(bad_bools) / sizeof(bad_bools[0]); i++) {
-		b = true;
-		assert_int_equal(config_parse_bool(bad_bools[i], &b), -EINVAL);
-		assert_true(b);
-	}
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		n = -1;
-		assert_int_equal(config_parse_size(sizes[i].in, &n), 0);
-		assert_int_equal(n, sizes[i].v);
-	}
-	for (size_t i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++) {
-		n = -1;
-		if (config_parse_size(bad_sizes[i], &n) != -EINVAL)
-			fail_msg("size \"%s\" accepted", bad_sizes[i]);
-		assert_int_equal(n, -1);
-	}
-}
-
 static char *read_text(const char *path)
 {
 	FILE *fp = fopen(path, "rb");
@@ -864,11 +684,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_url_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_bytes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test(test_from_args),
 		cmocka_unit_test(test_replica_from_url),
-		cmocka_unit_test(test_parse_bool_size),
 		cmocka_unit_test(test_example_config),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
