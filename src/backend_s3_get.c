@@ -289,7 +289,7 @@ static void on_get_open(uv_fs_t *fs)
 }
 
 void backend_s3_get_follow(struct backend *b, const char *key, const char *local_path,
-			  void (*ready)(void *arg, uint64_t n), backend_done_cb cb, void *arg)
+			   void (*ready)(void *arg, uint64_t n), backend_done_cb cb, void *arg)
 {
 	struct s3_backend *sb = (struct s3_backend *)b;
 	struct get_op *op = calloc(1, sizeof(*op));

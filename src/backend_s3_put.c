@@ -34,6 +34,7 @@
 
 struct put_op;
 
+/* One part of a multipart upload: its bytes of the file, their digests, and its ETag once stored. */
 struct part {
 	struct put_op *op;
 	uv_work_t work;
@@ -45,6 +46,7 @@ struct part {
 	char *etag;
 };
 
+/* One put, from the threadpool step that opens the file to put_finish(). */
 struct put_op {
 	struct s3_backend *sb;
 	uv_work_t work;

@@ -24,19 +24,19 @@
  * the wire with -ECANCELED, from the loop). Once both close callbacks have
  * run, the cancelled calls are answered, the client is freed and the
  * user's close callback runs.
+ *
+ * What an answer means (retry or not, errno, hint) is s3/policy.c's.
  */
 #include "s3/client.h"
 
 #include "log.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,250 +123,6 @@ static void list_move_all(struct call_list *from, struct call_list *to)
 		list_remove(from, k);
 		list_push(to, k);
 	}
-}
-
-/* ---- policy ---- */
-
-bool s3_retryable(int result, long status, const char *code)
-{
-	if (result != 0) {
-		switch (-result) {
-		case ECONNREFUSED:
-		case ECONNRESET:
-		case ECONNABORTED:
-		case EPIPE:
-		case ETIMEDOUT:
-		case EBADMSG:
-		case EHOSTUNREACH:
-		case ENETUNREACH:
-		case ENETDOWN:
-		case EAGAIN:
-			return true;
-		default:
-			return false;
-		}
-	}
-	if (code != NULL && (strcmp(code, "SlowDown") == 0 || strcmp(code, "RequestTimeout") == 0 ||
-			     strcmp(code, "InternalError") == 0 ||
-			     strcmp(code, "ServiceUnavailable") == 0))
-		return true;
-	switch (status) {
-	case 408:
-	case 429:
-	case 500:
-	case 502:
-	case 503:
-	case 504:
-		return true;
-	default:
-		return false;
-	}
-}
-
-static bool code_is(const char *code, const char *want)
-{
-	return code != NULL && strcmp(code, want) == 0;
-}
-
-int s3_status_errno(long status, const char *code)
-{
-	if (code_is(code, "NoSuchBucket"))
-		return -ENXIO;
-	if (code_is(code, "AuthorizationHeaderMalformed") || code_is(code, "PermanentRedirect") ||
-	    code_is(code, "IllegalLocationConstraintException") || status == 301 || status == 307)
-		return -EINVAL;
-	if (status == 401 || status == 403)
-		return -EACCES;
-	if (status == 404)
-		return -ENOENT;
-	return -EIO;
-}
-
-void s3_hint(long status, const char *code, const struct s3_error *e, const char *bucket_region,
-	     const char *region, const char *bucket, char *buf, size_t n)
-{
-	const char *right = e != NULL && e->region[0] != '\0' ? e->region : bucket_region;
-
-	buf[0] = '\0';
-	if (code_is(code, "SignatureDoesNotMatch") || code_is(code, "InvalidAccessKeyId") ||
-	    code_is(code, "InvalidClientTokenId") || code_is(code, "Forbidden") ||
-	    (status == 403 && (code == NULL || code[0] == '\0'))) {
-		snprintf(buf, n, "check the access key and secret");
-	} else if (code_is(code, "AccessDenied")) {
-		snprintf(buf, n, "check the access key and secret, and that they may use bucket %s",
-			 bucket);
-	} else if (code_is(code, "AuthorizationHeaderMalformed") ||
-		   code_is(code, "PermanentRedirect") ||
-		   code_is(code, "IllegalLocationConstraintException") || status == 301 ||
-		   status == 307) {
-		if (right != NULL && right[0] != '\0' && strcmp(right, region) != 0)
-			snprintf(buf, n, "wrong region: bucket %s is in %s, not %s; set region = %s",
-				 bucket, right, region, right);
-		else
-			snprintf(buf, n,
-				 "wrong region or endpoint for bucket %s: check region and endpoint",
-				 bucket);
-	} else if (code_is(code, "NoSuchBucket")) {
-		snprintf(buf, n, "bucket %s does not exist: check the bucket name and the endpoint",
-			 bucket);
-	} else if (code_is(code, "ExpiredToken") || code_is(code, "InvalidToken") ||
-		   code_is(code, "TokenRefreshRequired")) {
-		snprintf(buf, n, "the session token is invalid or has expired");
-	} else if (code_is(code, "RequestTimeTooSkewed")) {
-		snprintf(buf, n, "the system clock is off: synchronise it");
-	} else if (code_is(code, "BadDigest") || code_is(code, "XAmzContentSHA256Mismatch")) {
-		snprintf(buf, n, "the body changed while it was sent");
-	} else if (code_is(code, "EntityTooSmall")) {
-		snprintf(buf, n, "a part is below the server's minimum: raise part-size");
-	}
-}
-
-uint64_t s3_backoff_ms(int attempt, double r)
-{
-	uint64_t d = S3_BACKOFF_BASE_MS;
-
-	for (int i = 1; i < attempt && d < S3_BACKOFF_MAX_MS; i++)
-		d *= 2;
-	if (d > S3_BACKOFF_MAX_MS)
-		d = S3_BACKOFF_MAX_MS;
-	if (r < 0)
-		r = 0;
-	if (r > 1)
-		r = 1;
-	/* "Equal jitter": at least half the step, so retries do spread out
-	 * without ever hammering at once. */
-	return d / 2 + (uint64_t)((double)(d / 2) * r);
-}
-
-bool s3_creds_rejected(long status, const char *code)
-{
-	static const char *const codes[] = {"InvalidAccessKeyId", "SignatureDoesNotMatch",
-					    "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
-					    "AccessDenied", "InvalidClientTokenId"};
-
-	if (status != 400 && status != 401 && status != 403)
-		return false;
-	if (status == 401)
-		return true;
-	for (size_t i = 0; code != NULL && i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (strcmp(code, codes[i]) == 0)
-			return true;
-	return false;
-}
-
-/* A decimal number at *p, advancing *p; false without digits or on overflow. */
-static bool parse_u64(const char **p, uint64_t *out)
-{
-	uint64_t v = 0;
-	const char *s = *p;
-
-	if (!isdigit((unsigned char)*s))
-		return false;
-	for (; isdigit((unsigned char)*s); s++) {
-		uint64_t d = (uint64_t)(*s - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*p = s;
-	*out = v;
-	return true;
-}
-
-int s3_parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint64_t *total)
-{
-	const char *p = v;
-
-	if (v == NULL || strncasecmp(p, "bytes ", 6) != 0)
-		return -EINVAL;
-	p += 6;
-	while (*p == ' ')
-		p++;
-	if (*p == '*') {
-		*first = *last = UINT64_MAX;
-		p++;
-	} else if (!parse_u64(&p, first) || *p++ != '-' || !parse_u64(&p, last) || *last < *first) {
-		return -EINVAL;
-	}
-	if (*p++ != '/' || !parse_u64(&p, total) || *p != '\0')
-		return -EINVAL;
-	if (*first != UINT64_MAX && *last >= *total)
-		return -EINVAL;
-	return 0;
-}
-
-/* The S3 code an answer without an <Error> body stands for (HEAD has none). */
-static const char *status_code(long status)
-{
-	switch (status) {
-	case 301:
-		return "PermanentRedirect";
-	case 307:
-		return "TemporaryRedirect";
-	case 400:
-		return "BadRequest";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "NotFound";
-	case 405:
-		return "MethodNotAllowed";
-	case 409:
-		return "Conflict";
-	case 412:
-		return "PreconditionFailed";
-	case 500:
-		return "InternalError";
-	case 503:
-		return "ServiceUnavailable";
-	default:
-		return "";
-	}
-}
-
-/* ---- addressing ---- */
-
-int s3_endpoint_split(const char *endpoint, char **scheme, char **authority, char **base)
-{
-	const char *sep = strstr(endpoint, "://"), *host, *slash;
-	size_t slen, alen, blen;
-	char *s = NULL, *a = NULL, *b = NULL;
-
-	if (sep == NULL)
-		return -EINVAL;
-	slen = (size_t)(sep - endpoint);
-	if (!(slen == 4 && strncasecmp(endpoint, "http", 4) == 0) &&
-	    !(slen == 5 && strncasecmp(endpoint, "https", 5) == 0))
-		return -EINVAL;
-	host = sep + 3;
-	slash = strchr(host, '/');
-	alen = slash ? (size_t)(slash - host) : strlen(host);
-	if (alen == 0 || memchr(host, '@', alen) != NULL || memchr(host, '?', alen) != NULL)
-		return -EINVAL;
-	/* curl leaves a default port out of Host; what is signed must match. */
-	if (slen == 4 && alen > 3 && strncmp(host + alen - 3, ":80", 3) == 0)
-		alen -= 3;
-	else if (slen == 5 && alen > 4 && strncmp(host + alen - 4, ":443", 4) == 0)
-		alen -= 4;
-	blen = slash ? strlen(slash) : 0;
-	while (blen > 0 && slash[blen - 1] == '/')
-		blen--;
-	s = strndup(endpoint, slen);
-	a = strndup(host, alen);
-	b = strndup(slash ? slash : "", blen);
-	if (s == NULL || a == NULL || b == NULL) {
-		free(s);
-		free(a);
-		free(b);
-		return -ENOMEM;
-	}
-	for (char *p = s; *p != '\0'; p++)
-		*p = (char)tolower((unsigned char)*p);
-	*scheme = s;
-	*authority = a;
-	*base = b;
-	return 0;
 }
 
 /* ---- calls ---- */
@@ -498,6 +254,60 @@ static long total_timeout_ms(const struct s3_client *c, const struct s3_call *k)
 	return t > 0x7fffffff ? 0x7fffffff : (long)t;
 }
 
+/*
+ * The body, the sink and the limits of k's next attempt: everything of o
+ * but the method, URL and headers. 0, or -errno with why set.
+ */
+static int attempt_opts(const struct s3_call *k, struct http_request_opts *o, const char **why)
+{
+	const struct s3_client *c = k->c;
+	const struct s3_request *r = &k->req;
+
+	switch (r->body) {
+	case S3_BODY_NONE:
+		o->body_source = HTTP_BODY_NONE;
+		break;
+	case S3_BODY_MEMORY:
+		o->body_source = HTTP_BODY_MEMORY;
+		o->body = r->body_buf;
+		o->body_len = r->body_len;
+		break;
+	case S3_BODY_FD:
+		o->body_source = HTTP_BODY_FD;
+		o->body_fd = r->body_fd;
+		o->body_offset = r->body_offset;
+		o->body_len = r->body_len;
+		break;
+	}
+	if (r->sink == S3_SINK_FD) {
+		o->sink = HTTP_SINK_FD;
+		o->sink_fd = r->sink_fd;
+		o->sink_offset = r->sink_offset;
+		/* A retry starts the file over: no bytes of the failed attempt stay.
+		 * A range is written again over itself; the rest is another's. */
+		if (k->attempts > 1 && r->range == NULL && ftruncate(r->sink_fd, r->sink_offset) != 0) {
+			int rc = -errno;
+
+			*why = "cannot truncate the download file";
+			return rc;
+		}
+	} else {
+		o->sink = HTTP_SINK_MEMORY;
+		o->max_body = r->max_body;
+	}
+	o->timeout_ms = total_timeout_ms(c, k);
+	/* Connecting gets less: a blackholed endpoint should not hold a
+	 * shutdown's last flush for minutes. */
+	o->connect_timeout_ms = (long)(c->stall_ms < CONNECT_TIMEOUT_MAX_MS ? c->stall_ms
+									  : CONNECT_TIMEOUT_MAX_MS);
+	o->low_speed_limit = 1;
+	o->low_speed_time = (long)(c->stall_ms / 1000 > 0 ? c->stall_ms / 1000 : 1);
+	o->ca_file = c->ca_file;
+	o->insecure = c->insecure;
+	o->expect_continue = r->body != S3_BODY_NONE && r->body_len >= EXPECT_CONTINUE_MIN;
+	return 0;
+}
+
 static void on_http_done(struct http_response *resp, void *data);
 
 /* Signs and sends one attempt. 0, or a negative errno with why set. */
@@ -570,47 +380,9 @@ static int call_send(struct s3_call *k, const char **why)
 	o.method = r->method;
 	o.url = url;
 	o.headers = (const char *const *)lines;
-	switch (r->body) {
-	case S3_BODY_NONE:
-		o.body_source = HTTP_BODY_NONE;
-		break;
-	case S3_BODY_MEMORY:
-		o.body_source = HTTP_BODY_MEMORY;
-		o.body = r->body_buf;
-		o.body_len = r->body_len;
-		break;
-	case S3_BODY_FD:
-		o.body_source = HTTP_BODY_FD;
-		o.body_fd = r->body_fd;
-		o.body_offset = r->body_offset;
-		o.body_len = r->body_len;
-		break;
-	}
-	if (r->sink == S3_SINK_FD) {
-		o.sink = HTTP_SINK_FD;
-		o.sink_fd = r->sink_fd;
-		o.sink_offset = r->sink_offset;
-		/* A retry starts the file over: no bytes of the failed attempt stay.
-		 * A range is written again over itself; the rest is another's. */
-		if (k->attempts > 1 && r->range == NULL && ftruncate(r->sink_fd, r->sink_offset) != 0) {
-			rc = -errno;
-			*why = "cannot truncate the download file";
-			goto out;
-		}
-	} else {
-		o.sink = HTTP_SINK_MEMORY;
-		o.max_body = r->max_body;
-	}
-	o.timeout_ms = total_timeout_ms(c, k);
-	/* Connecting gets less: a blackholed endpoint should not hold a
-	 * shutdown's last flush for minutes. */
-	o.connect_timeout_ms = (long)(c->stall_ms < CONNECT_TIMEOUT_MAX_MS ? c->stall_ms
-									 : CONNECT_TIMEOUT_MAX_MS);
-	o.low_speed_limit = 1;
-	o.low_speed_time = (long)(c->stall_ms / 1000 > 0 ? c->stall_ms / 1000 : 1);
-	o.ca_file = c->ca_file;
-	o.insecure = c->insecure;
-	o.expect_continue = r->body != S3_BODY_NONE && r->body_len >= EXPECT_CONTINUE_MIN;
+	rc = attempt_opts(k, &o, why);
+	if (rc != 0)
+		goto out;
 	rc = http_client_request(c->http, &o, on_http_done, k, &k->http);
 	if (rc != 0)
 		*why = NULL;
@@ -727,6 +499,12 @@ static bool fresher_creds(struct s3_client *c, const struct s3_call *k)
 	return true;
 }
 
+/*
+ * An attempt ended. One function on purpose: every outcome (cancelled,
+ * success, credentials to reload, retry, final failure) shares the title,
+ * code, detail and hint worked out first, and they read top to bottom in
+ * the order they are decided.
+ */
 static void on_http_done(struct http_response *hr, void *data)
 {
 	struct s3_call *k = data;
@@ -770,7 +548,7 @@ static void on_http_done(struct http_response *hr, void *data)
 		}
 	} else {
 		have_e = hr->body != NULL && s3_xml_parse_error(hr->body, hr->body_len, &e) == 0;
-		code = have_e && e.code[0] != '\0' ? e.code : status_code(hr->status);
+		code = have_e && e.code[0] != '\0' ? e.code : s3_status_code(hr->status);
 		rc = s3_status_errno(hr->status, code);
 	}
 	LOG_DEBUG(c->log_name, NULL, "%s: %ld%s%s in %" PRIu64 " ms (attempt %d)", title, hr->status,

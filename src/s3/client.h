@@ -177,7 +177,7 @@ int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_requ
 /* See the lifecycle above; cb may be NULL. Calling it again does nothing. */
 void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg);
 
-/* ---- the policy, exposed for tests ---- */
+/* ---- the policy (s3/policy.c), exposed for tests ---- */
 
 /* Whether an attempt that ended so may pass when tried again. */
 bool s3_retryable(int result, long status, const char *code);
@@ -193,6 +193,9 @@ void s3_hint(long status, const char *code, const struct s3_error *e, const char
 
 /* The errno for an S3 error answer (see above). */
 int s3_status_errno(long status, const char *code);
+
+/* The S3 code an answer without an <Error> body stands for (HEAD has none), or "". */
+const char *s3_status_code(long status);
 
 /* Whether an answer says the credentials are wrong or expired. */
 bool s3_creds_rejected(long status, const char *code);
