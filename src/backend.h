@@ -5,7 +5,8 @@
  * callback, on the loop thread. Keys are paths relative to the replica's
  * root, '/'-separated: "generations/GEN/wal/00000000_00000000.wal.lz4".
  *
- * Adding a backend is adding one file that fills a struct backend_ops.
+ * Adding a backend is filling a struct backend_ops (see backend_file.c,
+ * and backend_s3.c with its operations in backend_s3_*.c).
  */
 #ifndef LITESTREAM_BACKEND_H
 #define LITESTREAM_BACKEND_H
@@ -107,7 +108,7 @@ int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backen
 /* The file backend (backend_file.c). */
 int backend_file_new(uv_loop_t *loop, const char *root, struct backend **out);
 
-/* The S3 backend (backend_s3.c). 0 or -errno with a message in err. */
+/* The S3 backend (backend_s3*.c). 0 or -errno with a message in err. */
 int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
 		   char *err, size_t errlen);
 
