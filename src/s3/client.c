@@ -29,7 +29,7 @@
  */
 #include "s3/client.h"
 
-#include "log.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -53,7 +53,7 @@
 #ifndef LITESTREAM_S3_CLIENT_H
 #define LITESTREAM_S3_CLIENT_H
 
-#include "http_client.h"
+#include "net/http_client.h"
 #include "s3/credentials.h"
 #include "s3/sigv4.h"
 #include "s3/xml.h"

@@ -13,7 +13,7 @@
  * error paths as well.
  */
 #include "s3/sigv4.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>

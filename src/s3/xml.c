@@ -14,10 +14,10 @@
  * struct s3_error instead and the parse ends with -EREMOTEIO.
  */
 #include "s3/xml.h"
-#include "pct.h"
-#include "strbuf.h"
+#include "util/pct.h"
+#include "util/strbuf.h"
 
-#include "timefmt.h"
+#include "util/timefmt.h"
 
 #include <errno.h>
 #include <expat.h>

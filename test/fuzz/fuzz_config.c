@@ -5,8 +5,8 @@
  */
 #include "fuzz.h"
 
-#include "config.h"
-#include "parse.h"
+#include "config/config.h"
+#include "config/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

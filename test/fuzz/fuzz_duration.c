@@ -5,7 +5,7 @@
  */
 #include "fuzz.h"
 
-#include "duration.h"
+#include "util/duration.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

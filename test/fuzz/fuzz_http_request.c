@@ -10,7 +10,7 @@
  */
 #include "fuzz.h"
 
-#include "http_server.h"
+#include "net/http_server.h"
 
 static const struct http_server_limits small = {
 	.max_head = 256,

@@ -5,7 +5,7 @@
  */
 #include "fuzz.h"
 
-#include "names.h"
+#include "core/names.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -6,7 +6,7 @@
  */
 #include "fuzz.h"
 
-#include "timefmt.h"
+#include "util/timefmt.h"
 
 #define YEAR1000_MS (-30610224000000LL) /* 1000-01-01T00:00:00Z */
 #define YEAR10000_MS 253402300800000LL /* 10000-01-01T00:00:00Z */

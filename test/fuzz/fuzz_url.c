@@ -5,8 +5,8 @@
  */
 #include "fuzz.h"
 
-#include "config.h"
-#include "url.h"
+#include "config/config.h"
+#include "config/url.h"
 
 #include <errno.h>
 #include <strings.h>

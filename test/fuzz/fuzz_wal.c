@@ -22,7 +22,7 @@
  */
 #include "fuzz.h"
 
-#include "wal.h"
+#include "core/wal.h"
 
 #include <errno.h>
 

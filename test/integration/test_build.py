@@ -25,9 +25,9 @@ def test_configure_names_missing_package(tmp_path, pc, package):
     # A configured source tree refuses a second build directory, so run a
     # copy of what configure needs.
     src = tmp_path / "src-copy"
-    (src / "src").mkdir(parents=True)
+    (src / "src" / "cmd").mkdir(parents=True)
     shutil.copytree(os.path.join(srcdir, "build-aux"), src / "build-aux")
-    for f in ("configure", "Makefile.in", "autoconfig.h.in", "src/main.c"):
+    for f in ("configure", "Makefile.in", "autoconfig.h.in", "src/cmd/main.c"):
         shutil.copy2(os.path.join(srcdir, f), src / f)
     r = subprocess.run(["./configure"], cwd=src, capture_output=True, text=True,
                        env=dict(os.environ, PKG_CONFIG_LIBDIR=str(fake)), timeout=300)

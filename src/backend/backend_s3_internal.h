@@ -1,0 +1,73 @@
+/*
+ * What the files of the S3 backend share, and nothing outside them
+ * includes: the backend's state and the few helpers every operation uses.
+ *
+ *   backend_s3.c         creation, credentials, the operations table,
+ *                        close/free, and the count of operations in flight
+ *   backend_s3_list.c    list: ListObjectsV2, page after page
+ *   backend_s3_put.c     put: one PutObject, or a multipart upload that a
+ *                        HEAD verifies
+ *   backend_s3_get.c     get and get_follow: ranged GETs, several at a time
+ *   backend_s3_delete.c  remove: DeleteObjects in batches
+ *
+ * Every operation owns its state (a malloc'd *_op) from its entry point to
+ * its callback. It calls backend_s3_op_begin() once it is sure to answer
+ * through the loop, and backend_s3_op_end() after its callback returned and
+ * its state is freed: close() calls back only when the count is back to
+ * zero and the client is gone. Everything here runs on the loop thread;
+ * digests and file opens go to libuv's threadpool and come back on the
+ * loop.
+ */
+#ifndef LITESTREAM_BACKEND_S3_INTERNAL_H
+#define LITESTREAM_BACKEND_S3_INTERNAL_H
+
+#include "backend/backend.h"
+#include "s3/client.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct s3_backend {
+	struct backend base;
+	struct s3_client *client; /* NULL once closed */
+	char *name;               /* "replica NAME": how log lines name it */
+	char *prefix;             /* key prefix: "" or "a/b", no trailing '/' */
+	uint64_t part_size;
+	char max_keys[8];         /* listing page size, "" for the server's (1000) */
+	size_t n_ops;             /* operations not yet answered */
+	bool closing;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+/* One more operation in flight / one fewer (which may end a close()). */
+void backend_s3_op_begin(struct s3_backend *sb);
+void backend_s3_op_end(struct s3_backend *sb);
+
+/*
+ * Hands req to the client: 0 when accepted (cb then runs exactly once,
+ * from the loop), or a negative errno and cb never runs: -ESHUTDOWN once
+ * the client is closed, or what s3_client_request() refused it with.
+ */
+int backend_s3_send(struct s3_backend *sb, const struct s3_request *req, s3_request_cb cb,
+		    void *arg);
+
+/* The object key for a backend key: the replica's prefix, then key. malloc'd or NULL. */
+char *backend_s3_key(const struct s3_backend *sb, const char *key);
+
+/* What to tell about a request backend_s3_send() refused with rc. Static text. */
+const char *backend_s3_refused(int rc);
+
+/* The operations of the table; backend.h says what each does. */
+void backend_s3_list(struct backend *b, const char *dir, backend_list_cb cb, void *arg);
+void backend_s3_put(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
+		    void *arg);
+void backend_s3_get(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
+		    void *arg);
+void backend_s3_get_follow(struct backend *b, const char *key, const char *local_path,
+			   void (*ready)(void *arg, uint64_t n), backend_done_cb cb, void *arg);
+void backend_s3_remove(struct backend *b, char *const *keys, size_t n, backend_done_cb cb,
+		       void *arg);
+
+#endif

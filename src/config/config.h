@@ -1,0 +1,182 @@
+/*
+ * Configuration: the INI file (default /etc/litestream.conf) and the
+ * command-line URL mode (`replicate DB_PATH REPLICA_URL...`) both produce a
+ * struct config. Shape of the file (DESIGN.md):
+ *
+ *   [litestream]        socket, socket-mode, metrics-addr, log-level, exec
+ *   [db NAME]           path, monitor-interval, checkpoint-interval,
+ *                       min-checkpoint-page-count, max-checkpoint-page-count
+ *   [replica NAME]      db = NAME, type or url, path, bucket, region,
+ *                       endpoint, force-path-style, skip-verify, ca-file,
+ *                       access-key-id, secret-access-key, sync-interval,
+ *                       retention, retention-check-interval,
+ *                       snapshot-interval, validation-interval, part-size
+ *
+ * ${VAR} (and $VAR) in values are replaced from the environment. Every
+ * error names the file, line, section and key.
+ *
+ * Ownership: a struct config owns every string and array in it; free it
+ * with config_free().
+ *
+ * The file, in detail (config_options.c holds the one table of keys,
+ * config_ini.c reads the lines, config_check.c makes the checks that need
+ * the whole file):
+ *
+ * - Syntax is inih's: `key = value` (or `key: value`), `;` and `#` start a
+ *   comment line, ` ;` starts a comment after a value, whitespace around
+ *   keys and values is dropped, values are taken literally (no quotes). A
+ *   line may not be longer than inih's buffer (198 bytes). Indentation is
+ *   ignored: there are no continuation lines.
+ * - Expansion, in values only, before the value is parsed: `${NAME}` and
+ *   `$NAME` (NAME made of letters, digits and '_') become the variable's
+ *   value, or "" when it is unset, as Litestream's os.ExpandEnv does. A '$'
+ *   followed by anything else stays a '$' (so `$$` is just two dollars);
+ *   an unterminated or empty `${` is an error. There is no escape: a value
+ *   that must hold `$NAME` literally can come from a variable, since
+ *   expansion is not recursive.
+ * - Values: durations as duration_parse() reads them, never negative;
+ *   counts are decimal integers > 0; booleans see parse_bool() and
+ *   sizes parse_size() (parse.h); socket-mode is octal (0600 or 600);
+ *   log-level is debug, info, warn or error. An empty optional string
+ *   (region, endpoint, keys, ca-file, metrics-addr, exec), e.g. from an
+ *   unset variable, counts as not set; an empty db, type, url, path,
+ *   bucket or socket is an error.
+ * - Errors, the first one found: while reading, every line is checked at
+ *   once (syntax, unknown or duplicate sections and keys, bad values);
+ *   then each section, in file order, for what needs the whole file
+ *   (missing keys, `db` references, unique paths, url against type).
+ *   Messages read "FILE:LINE: [SECTION] KEY: what", with the key left out
+ *   when the error is the section's.
+ * - Replicas: `type` or `url` is required; with both, they must agree. A
+ *   url sets the type and the fields its form gives (url.h). As Litestream
+ *   0.3.13 does, `path` (file and s3) and `bucket` (s3) may not be given
+ *   beside a url, while an explicit `region`, `endpoint`,
+ *   `force-path-style` or `skip-verify` overrides what the url says (0.3.13
+ *   lets a url's path style win over an explicit `force-path-style =
+ *   false`; here the explicit key always wins). force-path-style defaults
+ *   to true when an endpoint is set, from either place. An s3-only key on
+ *   a file replica is an error rather than ignored. A `path` that looks
+ *   like a URL is an error (use `url`).
+ * - Paths: db `path`, a file replica's `path` and `ca-file` are made
+ *   absolute (replica_url_abs_path(): "~/" is $HOME, relative paths are
+ *   from the current directory); symbolic links are not resolved. No two
+ *   [db] sections may have the same path. A [db] needs no replicas, and a
+ *   file with no [db] section loads: commands decide what they need.
+ * - Section names are unique per kind ([db x] and [replica x] may
+ *   coexist); replica names are unique across the whole file.
+ */
+#ifndef LITESTREAM_CONFIG_H
+#define LITESTREAM_CONFIG_H
+
+#include "util/log.h"
+#include "config/url.h" /* enum replica_type */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/litestream.conf"
+#define CONFIG_DEFAULT_SOCKET "/var/run/litestream.sock"
+
+struct replica_config {
+	char *name;               /* section name; in URL mode the type ("file", "s3") */
+	enum replica_type type;
+	char *url;                /* as written (after ${VAR} expansion), or NULL */
+	char *path;               /* file: absolute directory; s3: key prefix, no leading '/', "" at the root */
+	/* S3 only (NULL/false when unset). */
+	char *bucket;
+	char *region;
+	char *endpoint;           /* "http(s)://host[:port]" or NULL for AWS */
+	bool force_path_style;    /* default: true when endpoint is set */
+	bool skip_verify;
+	char *ca_file;
+	char *access_key_id;
+	char *secret_access_key;
+	int64_t part_size;        /* bytes, default 8 MiB, at least 5 MiB */
+	/* Intervals in milliseconds. */
+	int64_t sync_interval_ms;          /* file: 0, s3: 1000 */
+	int64_t retention_ms;              /* 24h */
+	int64_t retention_check_interval_ms; /* 1h */
+	int64_t snapshot_interval_ms;      /* 0 = only at generation start */
+	int64_t validation_interval_ms;    /* 0 = off */
+	int line;                 /* line of the section header, 0 in URL mode */
+};
+
+struct db_config {
+	char *name;               /* section name; in URL mode the path */
+	char *path;               /* absolute */
+	int64_t monitor_interval_ms;       /* 1s */
+	int64_t checkpoint_interval_ms;    /* 1m */
+	long min_checkpoint_page_count;    /* 1000 */
+	long max_checkpoint_page_count;    /* 10000 */
+	struct replica_config *replicas;
+	size_t n_replicas;
+	int line;
+};
+
+struct config {
+	char *path;               /* file read, or NULL in URL mode */
+	char *socket;             /* default CONFIG_DEFAULT_SOCKET */
+	int socket_mode;          /* default 0600 */
+	char *metrics_addr;       /* "host:port" or NULL */
+	enum log_level log_level; /* default info */
+	char *exec;               /* command to run as a child, or NULL */
+	struct db_config *dbs;
+	size_t n_dbs;
+};
+
+/*
+ * Reads the INI file at path. On success fills *out and returns 0; on
+ * failure returns a negative errno-style code, writes a one-line message to
+ * err (e.g. "/etc/litestream.conf:12: [replica s3] sync-interval: invalid
+ * duration \"5x\"") and leaves *out zeroed.
+ */
+int config_load(const char *path, struct config *out, char *err, size_t errlen);
+
+/*
+ * URL mode: one database and its replicas given on the command line
+ * (`file:///abs/dir`, a plain path, or `s3://BUCKET/PREFIX?endpoint=...`).
+ * Same contract as config_load().
+ */
+int config_from_args(const char *db_path, char *const *urls, size_t n_urls,
+		     struct config *out, char *err, size_t errlen);
+
+/*
+ * A replica configuration from one URL alone (as `restore REPLICA_URL`
+ * takes), with defaults for everything else. Same contract.
+ */
+int config_replica_from_url(const char *url, struct replica_config *out, char *err, size_t errlen);
+
+/*
+ * URL mode names each replica by its type; when a type repeats, the second
+ * is "file2", the third "file3", and so on ("s3-2" for s3: a '-' goes
+ * between a name ending in a digit and the number). Sync intervals follow
+ * the per-type defaults (file 0, s3 1s) rather than Litestream's 1s for
+ * every URL-mode replica, so both modes agree.
+ */
+
+/* Finds the database whose absolute path equals path (after making path absolute). */
+struct db_config *config_find_db(struct config *c, const char *path);
+
+/* Frees everything c owns and zeroes it (c itself is the caller's). */
+void config_free(struct config *c);
+/* Frees the strings r owns and zeroes it. */
+void replica_config_free(struct replica_config *r);
+
+/* The keys of one section kind: "litestream", "db" or "replica". */
+struct config_key {
+	const char *section;
+	const char *key;
+};
+
+/*
+ * The i-th key the parser knows, NULL past the last; for help text and for
+ * the test that conf/litestream.conf mentions each one.
+ */
+const struct config_key *config_key_at(size_t i);
+
+#define CONFIG_PART_SIZE_DEFAULT (8 * 1024 * 1024)
+#define CONFIG_PART_SIZE_MIN (5 * 1024 * 1024)          /* S3's smallest part */
+#define CONFIG_PART_SIZE_MAX (5LL * 1024 * 1024 * 1024) /* and largest */
+
+#endif

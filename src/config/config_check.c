@@ -1,0 +1,259 @@
+/*
+ * The checks that need the whole file, made once every line has been read
+ * and passed its own checks (config_options.c): in file order, each [db]
+ * (its path, made absolute and unique; its page counts), then each
+ * [replica] (the [db] it names; its type and location, settled from
+ * `type`, `url` and the other keys as config.h says). The first error
+ * found is the one reported, as for the line checks. Then the replica
+ * drafts move into their databases.
+ *
+ * config_check_replica() also serves URL mode (config.c), with a section
+ * that has no keys set and a draft that holds only the url.
+ */
+#include "config/config_internal.h"
+
+#include "config/url.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *config_replica_type_name(enum replica_type t)
+{
+	return t == REPLICA_S3 ? "s3" : "file";
+}
+
+static struct db_config *find_db_named(struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_dbs; i++)
+		if (strcmp(c->dbs[i].name, name) == 0)
+			return &c->dbs[i];
+	return NULL;
+}
+
+/* Makes *path absolute in place; errors name key in section s. */
+static int make_abs(struct parser *p, const struct section *s, const char *key, char **path)
+{
+	char *abs = NULL;
+	int rc = replica_url_abs_path(*path, &abs);
+
+	if (rc != 0)
+		return fail_rc(p, rc == -ENOMEM ? rc : -EINVAL, config_key_line(s, key), s->title, key,
+			       "\"%s\": %s", *path,
+			       rc == -ENOENT ? "no home directory ($HOME is not set)" : strerror(-rc));
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
+static int finish_db(struct parser *p, const struct section *s)
+{
+	struct db_config *db = &p->cfg.dbs[s->index];
+	const char *t = s->title;
+
+	if (db->path == NULL)
+		return fail(p, s->line, t, "path", "missing (the database file)");
+	if (make_abs(p, s, "path", &db->path) != 0)
+		return p->e.rc;
+	for (size_t i = 0; i < s->index; i++)
+		if (strcmp(p->cfg.dbs[i].path, db->path) == 0)
+			return fail(p, config_key_line(s, "path"), t, "path",
+				    "\"%s\" is also the path of [db %s] (line %d)", db->path,
+				    p->cfg.dbs[i].name, p->cfg.dbs[i].line);
+	if (db->min_checkpoint_page_count > db->max_checkpoint_page_count) {
+		bool min_set = config_key_line(s, "min-checkpoint-page-count") != 0;
+		const char *k = min_set ? "min-checkpoint-page-count" : "max-checkpoint-page-count";
+
+		return fail(p, config_key_line(s, k), t, k,
+			    "min-checkpoint-page-count (%ld) is greater than "
+			    "max-checkpoint-page-count (%ld)",
+			    db->min_checkpoint_page_count, db->max_checkpoint_page_count);
+	}
+	return 0;
+}
+
+/* Takes *from into *to unless *to is set already; *from ends NULL either way. */
+static void take_unless_set(char **to, char **from)
+{
+	if (*to == NULL) {
+		*to = *from;
+		*from = NULL;
+	}
+}
+
+/* The s3 half of config_check_replica(); u is the parsed url or NULL. */
+static int finish_s3(struct parser *p, const struct section *s, struct replica_config *rep,
+		     struct replica_url *u)
+{
+	const char *t = s->title;
+	char *e = NULL, msg[256];
+	int rc;
+
+	/* Normalised before merging so that an explicit endpoint is checked too. */
+	if (rep->endpoint != NULL) {
+		rc = replica_url_endpoint(rep->endpoint, &e, msg, sizeof(msg));
+		if (rc != 0)
+			return fail_rc(p, rc, config_key_line(s, "endpoint"), t, "endpoint", "%s", msg);
+		free(rep->endpoint);
+		rep->endpoint = e;
+	}
+	if (u != NULL) {
+		rep->path = u->path;
+		rep->bucket = u->bucket;
+		u->path = u->bucket = NULL;
+		take_unless_set(&rep->region, &u->region);
+		take_unless_set(&rep->endpoint, &u->endpoint);
+		if (config_key_line(s, "skip-verify") == 0)
+			rep->skip_verify = u->skip_verify;
+	} else {
+		if (rep->bucket == NULL)
+			return fail(p, s->line, t, "bucket", "missing (or give a url)");
+		if (!replica_url_bucket_valid(rep->bucket))
+			return fail(p, config_key_line(s, "bucket"), t, "bucket", "invalid bucket name \"%s\"",
+				    rep->bucket);
+		if (rep->path != NULL) {
+			char *prefix;
+
+			if (replica_url_s3_prefix(rep->path, &prefix) != 0)
+				return oom(p);
+			free(rep->path);
+			rep->path = prefix;
+		} else if ((rep->path = strdup("")) == NULL) {
+			return oom(p);
+		}
+	}
+	if (config_key_line(s, "force-path-style") == 0)
+		rep->force_path_style = u != NULL && u->force_path_style_set ? u->force_path_style
+									   : rep->endpoint != NULL;
+	if (rep->ca_file != NULL && make_abs(p, s, "ca-file", &rep->ca_file) != 0)
+		return p->e.rc;
+	if (rep->part_size < CONFIG_PART_SIZE_MIN || rep->part_size > CONFIG_PART_SIZE_MAX)
+		return fail(p, config_key_line(s, "part-size"), t, "part-size",
+			    "%lld bytes is outside S3's part sizes (5MiB to 5GiB)",
+			    (long long)rep->part_size);
+	return 0;
+}
+
+int config_check_replica(struct parser *p, const struct section *s, struct replica_draft *d)
+{
+	struct replica_config *rep = &d->rc;
+	struct replica_url u = {0}, *up = NULL;
+	const char *t = s->title;
+	enum replica_type type = REPLICA_FILE;
+	char msg[512];
+	int rc;
+
+	if (d->type != NULL) {
+		if (strcmp(d->type, "file") == 0)
+			type = REPLICA_FILE;
+		else if (strcmp(d->type, "s3") == 0)
+			type = REPLICA_S3;
+		else
+			return fail(p, config_key_line(s, "type"), t, "type",
+				    "unknown replica type \"%s\" (want file or s3)", d->type);
+	}
+	if (rep->url != NULL) {
+		rc = replica_url_parse(rep->url, &u, msg, sizeof(msg));
+		if (rc != 0)
+			return fail_rc(p, rc == -ENOMEM ? rc : -EINVAL, config_key_line(s, "url"), t, "url",
+				       "%s", msg);
+		up = &u;
+		if (d->type != NULL && type != u.type) {
+			fail(p, config_key_line(s, "type"), t, "type",
+			     "\"%s\" does not match the url, which names a %s replica", d->type,
+			     config_replica_type_name(u.type));
+			goto out;
+		}
+		type = u.type;
+		if (rep->path != NULL) {
+			fail(p, config_key_line(s, "path"), t, "path", "cannot be set beside url");
+			goto out;
+		}
+		if (rep->bucket != NULL) {
+			fail(p, config_key_line(s, "bucket"), t, "bucket", "cannot be set beside url");
+			goto out;
+		}
+	} else if (d->type == NULL) {
+		return fail(p, s->line, t, "type", "missing (a replica needs type or url)");
+	}
+	rep->type = type;
+
+	if (type == REPLICA_FILE) {
+		const char *s3_key;
+		int line;
+
+		if ((s3_key = config_s3_only_key(s, &line)) != NULL) {
+			fail(p, line, t, s3_key, "only for s3 replicas, and this is a file replica");
+			goto out;
+		}
+		if (up != NULL) {
+			rep->path = u.path;
+			u.path = NULL;
+		} else if (rep->path == NULL) {
+			fail(p, s->line, t, "path", "missing (the replica's directory)");
+		} else if (replica_url_is_url(rep->path)) {
+			fail(p, config_key_line(s, "path"), t, "path", "\"%s\" is a URL: give it as url",
+			     rep->path);
+		} else {
+			make_abs(p, s, "path", &rep->path);
+		}
+	} else {
+		if (up == NULL && rep->path != NULL && replica_url_is_url(rep->path))
+			fail(p, config_key_line(s, "path"), t, "path", "\"%s\" is a URL: give it as url",
+			     rep->path);
+		else
+			finish_s3(p, s, rep, up);
+	}
+	if (p->e.rc == 0 && config_key_line(s, "sync-interval") == 0)
+		rep->sync_interval_ms = type == REPLICA_S3 ? 1000 : 0;
+out:
+	replica_url_free(&u);
+	return p->e.rc;
+}
+
+/* Moves each draft into the replicas of its db, in file order. */
+static int attach_replicas(struct parser *p)
+{
+	for (size_t i = 0; i < p->cfg.n_dbs; i++) {
+		struct db_config *db = &p->cfg.dbs[i];
+		size_t n = 0;
+
+		for (size_t j = 0; j < p->n_drafts; j++)
+			n += strcmp(p->drafts[j].db, db->name) == 0;
+		if (n == 0)
+			continue;
+		db->replicas = calloc(n, sizeof(*db->replicas));
+		if (db->replicas == NULL)
+			return oom(p);
+		for (size_t j = 0; j < p->n_drafts; j++) {
+			if (strcmp(p->drafts[j].db, db->name) == 0) {
+				db->replicas[db->n_replicas++] = p->drafts[j].rc;
+				memset(&p->drafts[j].rc, 0, sizeof(p->drafts[j].rc));
+			}
+		}
+	}
+	return 0;
+}
+
+int config_check_file(struct parser *p)
+{
+	for (size_t i = 0; i < p->n_sections && p->e.rc == 0; i++) {
+		const struct section *s = &p->sections[i];
+
+		if (s->kind == SEC_DB) {
+			finish_db(p, s);
+		} else if (s->kind == SEC_REPLICA) {
+			struct replica_draft *d = &p->drafts[s->index];
+
+			if (d->db == NULL)
+				fail(p, s->line, s->title, "db",
+				     "missing (the name of this replica's [db NAME] section)");
+			else if (find_db_named(&p->cfg, d->db) == NULL)
+				fail(p, config_key_line(s, "db"), s->title, "db", "no section [db %s]", d->db);
+			else
+				config_check_replica(p, s, d);
+		}
+	}
+	return p->e.rc == 0 ? attach_replicas(p) : p->e.rc;
+}

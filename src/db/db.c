@@ -1,0 +1,412 @@
+/*
+ * One watched database, the threadpool side: the sync job that opens the
+ * database, copies the WAL into the shadow WAL, checkpoints and removes
+ * shipped shadow files (see db.h). It touches only its struct db_job, the
+ * job-owned fields of struct db and the shadow; db_loop.c schedules it and
+ * reads its outputs.
+ */
+#include "db/db_internal.h"
+
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long the forced checkpoint waits for the write lock. */
+#define BUSY_FORCED_LOCK_MS 5000
+
+
+static const char *const mode_names[CHECKPOINT_MODES] = {"PASSIVE", "FULL", "RESTART", "TRUNCATE"};
+
+const char *db_checkpoint_mode_name(enum db_checkpoint_mode mode)
+{
+	return mode >= 0 && mode < CHECKPOINT_MODES ? mode_names[mode] : "NONE";
+}
+
+int db_pos_cmp(const struct db_pos *a, const struct db_pos *b)
+{
+	if (a->index != b->index)
+		return a->index < b->index ? -1 : 1;
+	if (a->offset != b->offset)
+		return a->offset < b->offset ? -1 : 1;
+	return 0;
+}
+
+static int64_t now_ms(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- SQLite side (job thread) ---------------------------------------- */
+
+/*
+ * Checkpoints, and why the WAL stays small without our ever writing to the
+ * database or taking its write lock (but for the forced checkpoint).
+ *
+ * SQLite restarts the WAL (the next write starts again at its beginning)
+ * only when a writer begins on a fully backfilled WAL and no reader holds
+ * a read mark above 0 (walRestartLog in SQLite's wal.c); a reader that
+ * begins on a fully backfilled WAL takes mark 0 and reads the database
+ * file alone, which lets the restart happen and keeps every checkpoint
+ * out until that reader moves on. So a checkpoint here is:
+ *
+ *   1. the shadow WAL already holds everything our read transaction sees
+ *      (advance(): the next read transaction begins, the new frames are
+ *      copied, the last one ends), so backfilling up to our read mark
+ *      puts nothing in the database file the shadow does not have;
+ *   2. a PASSIVE checkpoint on a connection without a transaction
+ *      backfills up to our mark, never blocking the application;
+ *   3. advance() again: if the WAL is now fully backfilled (no commit came
+ *      in meanwhile) our new read transaction takes mark 0 and the
+ *      application's next write restarts the WAL, which the shadow WAL
+ *      follows into its next index (shadow.c, "complete index"); if a
+ *      commit came in, our mark moves up to it and a second round
+ *      backfills the few frames that arrived during the first.
+ *
+ * Until the WAL has restarted, the rounds are tried again after a short,
+ * doubling pause (a writer's pause is when they succeed). Only at
+ * max-checkpoint-page-count, against a writer that never pauses, does the
+ * forced checkpoint take the write lock, for as long as copying and
+ * backfilling the frames since the last round takes.
+ */
+
+#define PASSIVE_ROUNDS 2
+#define RETRY_MIN_MS 10
+#define RETRY_MAX_MS 1000
+
+static void note_sync(struct db_job *job, const struct shadow_sync_result *r)
+{
+	job->copied += r->copied;
+	job->wal_size = r->wal_size;
+	if (r->new_generation) {
+		job->generation_started = true;
+		job->sync = *r;
+	}
+}
+
+static int sync_shadow(struct db *db, struct db_job *job)
+{
+	struct shadow_sync_result r;
+	int rc = shadow_sync(&db->shadow, &r);
+
+	if (rc == 0)
+		note_sync(job, &r);
+	else if (job->err[0] == '\0')
+		snprintf(job->err, sizeof(job->err), "sync shadow wal: %s", strerror(-rc));
+	return rc;
+}
+
+/*
+ * Moves our read transaction up to the newest snapshot without a moment
+ * of letting go: the next one begins, what it sees is copied, and only
+ * then does the last one end (db_conn.h).
+ */
+static int advance(struct db *db, struct db_job *job)
+{
+	int rc = db_conn_read_take(&db->conn, job->err, sizeof(job->err));
+
+	if (rc == -EBUSY) {
+		job->err[0] = '\0'; /* keep the one we hold; copy anyway */
+		return sync_shadow(db, job);
+	}
+	if (rc != 0)
+		return rc;
+	rc = sync_shadow(db, job);
+	db_conn_read_settle(&db->conn, rc == 0);
+	return rc;
+}
+
+static uint64_t shadow_frames(const struct db *db)
+{
+	uint64_t frame = WAL_FRAME_HEADER_SIZE + (uint64_t)db->shadow.hdr.page_size;
+
+	return db->shadow.size > WAL_HEADER_SIZE ? (db->shadow.size - WAL_HEADER_SIZE) / frame : 0;
+}
+
+static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
+{
+	const struct db_config *cfg = db->cfg;
+	uint64_t frames = shadow_frames(db);
+	struct stat st;
+
+	if (job->requested != CHECKPOINT_NONE)
+		return job->requested;
+	if (db->checkpoint_pending && db->shadow.index != db->checkpoint_index) {
+		/* The WAL restarted: the next checkpoint waits for new frames. */
+		db->checkpoint_pending = false;
+		db->checkpoint_backoff_ms = 0;
+	}
+	/* The bound holds whatever the pacing: forced rounds 100 ms apart. */
+	if (cfg->max_checkpoint_page_count > 0 && frames >= (uint64_t)cfg->max_checkpoint_page_count &&
+	    now_ms(CLOCK_MONOTONIC) >= db->forced_retry_ms)
+		return CHECKPOINT_RESTART;
+	if (db->checkpoint_pending && now_ms(CLOCK_MONOTONIC) < db->checkpoint_retry_ms)
+		return CHECKPOINT_NONE;
+	if (frames >= (uint64_t)cfg->min_checkpoint_page_count || (db->checkpoint_pending && frames > 0))
+		return CHECKPOINT_PASSIVE;
+	if (cfg->checkpoint_interval_ms > 0 && frames > 1 && stat(db->path, &st) == 0) {
+		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		int64_t last = mtime > job->last_checkpoint_ms ? mtime : job->last_checkpoint_ms;
+		if (now_ms(CLOCK_REALTIME) - last >= cfg->checkpoint_interval_ms)
+			return CHECKPOINT_PASSIVE;
+	}
+	return CHECKPOINT_NONE;
+}
+
+/*
+ * One round: steps 2 and 3 of the comment above. spin: the write lock is
+ * held, so the application's own checkpoint (which makes ours answer BUSY
+ * at once) ends soon: try again until the deadline.
+ */
+static int passive_round(struct db *db, struct db_job *job, bool spin, bool *complete)
+{
+	int log = 0, done = 0, rc;
+
+	/* What SQLite may reuse once backfilled should be on disk (shadow.c). */
+	if ((rc = shadow_flush(&db->shadow)) != 0) {
+		snprintf(job->err, sizeof(job->err), "fsync shadow wal: %s", strerror(-rc));
+		return rc;
+	}
+	for (;;) {
+		rc = db_conn_checkpoint(&db->conn, &log, &done, job->err, sizeof(job->err));
+		if (rc != -EBUSY || !spin || now_ms(CLOCK_MONOTONIC) >= db->conn.busy_deadline_ms)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	if (rc != 0)
+		return rc;
+	LOG_DEBUG(db->path, NULL, "checkpoint: %d of %d frames backfilled", done, log);
+	*complete = log > 0 && done == log;
+	if (*complete)
+		shadow_mark_backfilled(&db->shadow, (uint64_t)log);
+	return advance(db, job);
+}
+
+/* The write lock, for as long as the last frames take (see above). */
+static int forced_round(struct db *db, struct db_job *job, bool *complete)
+{
+	int rc;
+
+	db_conn_busy_for(&db->conn, BUSY_FORCED_LOCK_MS);
+	if ((rc = db_conn_write_lock(&db->conn, job->err, sizeof(job->err))) != 0)
+		return rc;
+	if ((rc = advance(db, job)) == 0)
+		rc = passive_round(db, job, true, complete);
+	db_conn_write_unlock(&db->conn);
+	return rc;
+}
+
+/*
+ * After a round the WAL restarts only once the application writes after
+ * a pause (see above): until the shadow WAL moves to the next index, try
+ * again after a pause that doubles from RETRY_MIN_MS to RETRY_MAX_MS, so
+ * that a short pause of the writer is caught soon and a writer that never
+ * pauses costs about one round a second.
+ */
+static void checkpoint_paced(struct db *db, bool complete)
+{
+	db->checkpoint_pending = true;
+	db->checkpoint_complete = complete;
+	db->checkpoint_index = db->shadow.index;
+	db->checkpoint_backoff_ms = db->checkpoint_backoff_ms == 0 ? RETRY_MIN_MS
+				    : db->checkpoint_backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+				    : db->checkpoint_backoff_ms * 2;
+	db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + db->checkpoint_backoff_ms;
+}
+
+static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode mode)
+{
+	bool complete = false;
+	/* Step 1: our mark up to the newest commit (it may rest on mark 0). */
+	int rc = advance(db, job);
+
+	for (int i = 0; i < PASSIVE_ROUNDS && !complete && rc == 0; i++)
+		rc = passive_round(db, job, false, &complete);
+	if (rc == 0 && !complete && mode != CHECKPOINT_PASSIVE) {
+		rc = forced_round(db, job, &complete);
+		/* A reader of the application's holds old frames: pause briefly. */
+		if (!complete)
+			db->forced_retry_ms = now_ms(CLOCK_MONOTONIC) + 100;
+	}
+	checkpoint_paced(db, complete);
+	return rc;
+}
+
+static void job_fill_pos(struct db *db, struct db_job *job)
+{
+	struct stat st;
+
+	snprintf(job->pos.generation, sizeof(job->pos.generation), "%s", db->shadow.generation);
+	job->pos.index = db->shadow.index;
+	job->pos.offset = db->shadow.size;
+	if (stat(db->path, &st) == 0)
+		job->db_size = (uint64_t)st.st_size;
+	/* Complete: the application's next write restarts the WAL and wakes us. */
+	if (db->checkpoint_pending && !db->checkpoint_complete)
+		job->retry_in_ms = db->checkpoint_retry_ms - now_ms(CLOCK_MONOTONIC);
+}
+
+/*
+ * A database file that exists but has no header yet is still being
+ * created by the application: opening it now would race with its first
+ * statements (switching the journal mode needs an exclusive lock).
+ */
+static bool looks_created(const char *path)
+{
+	char hdr[16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = fs_pread_full(fd, hdr, sizeof(hdr), 0);
+	close(fd);
+	return n == (ssize_t)sizeof(hdr) && memcmp(hdr, "SQLite format 3", 16) == 0;
+}
+
+/* The database file, through our descriptor (see file_fd in db_conn.h). */
+static int copy_image(struct db *db, const char *path)
+{
+	struct stat st;
+	int out, rc;
+
+	if (fstat(db->conn.file_fd, &st) != 0)
+		return -errno;
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -errno;
+	rc = fs_copy_range(db->conn.file_fd, 0, (uint64_t)st.st_size, out);
+	if (close(out) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+static void close_conns(struct db *db)
+{
+	db_conn_close(&db->conn);
+	shadow_forget(&db->shadow);
+}
+
+/* Opens the database if it is there; false when the job has nothing to do. */
+static bool job_open(struct db *db, struct db_job *job)
+{
+	int rc;
+
+	if (db_conn_is_open(&db->conn) && access(db->path, F_OK) != 0 && errno == ENOENT) {
+		/* Removed under us: let go of it and wait for it to come back. */
+		close_conns(db);
+		job->removed = true;
+	}
+	if (!db_conn_is_open(&db->conn)) {
+		if (!looks_created(db->path)) {
+			job->waiting = true;
+			return false;
+		}
+		if ((rc = db_conn_open(&db->conn, job->err, sizeof(job->err))) != 0) {
+			job->rc = rc;
+			return false;
+		}
+		job->opened = true;
+	} else if ((rc = db_conn_read_hold(&db->conn, job->err, sizeof(job->err))) != 0) {
+		job->rc = rc;
+		return false;
+	}
+	return true;
+}
+
+/* Copies what was committed (or starts the generation a replica asked for). */
+static int job_sync(struct db *db, struct db_job *job)
+{
+	struct shadow_sync_result r;
+	int rc;
+
+	if (job->new_generation_reason[0] != '\0') {
+		if ((rc = shadow_new_generation(&db->shadow, job->new_generation_reason, &r)) == 0)
+			note_sync(job, &r);
+	} else {
+		/*
+		 * The read mark stays where it is between checkpoints: the frames
+		 * are read from the WAL file, not through SQLite, and a mark that
+		 * does not move (best: mark 0, where the last checkpoint left it)
+		 * keeps the application's own checkpoints from doing anything, so
+		 * that only ours do, at our pace (and none runs while a snapshot
+		 * reads the file: may_checkpoint).
+		 */
+		rc = sync_shadow(db, job);
+	}
+	if (rc != 0 && job->err[0] == '\0')
+		snprintf(job->err, sizeof(job->err), "sync: %s", strerror(-rc));
+	return rc;
+}
+
+static void job_run(struct db *db, struct db_job *job)
+{
+	int rc;
+
+	if (job->close) {
+		close_conns(db);
+		return;
+	}
+	if (!job_open(db, job))
+		return;
+	if ((rc = job_sync(db, job)) != 0) {
+		job->rc = rc;
+		return;
+	}
+	job->page_size = db->shadow.hdr.page_size ? db->shadow.hdr.page_size : db->conn.page_size;
+	if (job->may_checkpoint && !job->final) {
+		enum db_checkpoint_mode mode = checkpoint_due(db, job);
+		if (mode != CHECKPOINT_NONE) {
+			int64_t t0 = now_ms(CLOCK_MONOTONIC);
+			job->checkpointed = mode;
+			job->checkpoint_rc = checkpoint(db, job, mode);
+			job->checkpoint_seconds = (double)(now_ms(CLOCK_MONOTONIC) - t0) / 1000.0;
+		}
+	}
+	/* Plans were made for the generation the job started in. */
+	if (job->housekeeping && !job->generation_started) {
+		char *keep[8];
+		for (size_t i = 0; i < job->n_keep; i++)
+			keep[i] = job->keep[i];
+		rc = shadow_remove_shipped(&db->shadow, job->min_index, keep, job->n_keep);
+		if (rc != 0)
+			LOG_WARN(db->path, NULL, "cannot remove shipped shadow wal files: %s", strerror(-rc));
+	}
+	if (job->final && (rc = shadow_flush(&db->shadow)) != 0)
+		LOG_WARN(db->path, NULL, "fsync shadow wal: %s", strerror(-rc));
+	job_fill_pos(db, job);
+	if (job->image_path != NULL)
+		job->image_rc = copy_image(db, job->image_path);
+}
+
+/* ---- what the loop side calls ----------------------------------------- */
+
+void db_job_work(uv_work_t *req)
+{
+	struct db_job *job = req->data;
+	int64_t t0 = now_ms(CLOCK_MONOTONIC);
+
+	job_run(job->db, job);
+	job->seconds = (double)(now_ms(CLOCK_MONOTONIC) - t0) / 1000.0;
+}
+
+void db_job_close_now(struct db *db)
+{
+	close_conns(db);
+}
+
+int64_t db_now_ms(clockid_t clock)
+{
+	return now_ms(clock);
+}

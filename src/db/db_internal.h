@@ -1,0 +1,95 @@
+/*
+ * What the files of one watched database share (db.c, db_loop.c,
+ * db_subscribers.c, db_snapshot.c); nothing outside them includes this.
+ *
+ * A struct db_job carries one sync from the loop to the threadpool and
+ * back: the loop fills the inputs (start_job in db_loop.c), the worker
+ * thread runs it (db_job_work() in db.c) touching only the job, the
+ * job-owned fields of struct db and the shadow WAL, and the after-work
+ * callback on the loop reads the outputs.
+ */
+#ifndef LITESTREAM_DB_INTERNAL_H
+#define LITESTREAM_DB_INTERNAL_H
+
+#include "db/db.h"
+
+#include <time.h>
+
+struct db_job {
+	uv_work_t req;
+	struct db *db;
+	/* inputs */
+	bool final;                  /* last sync before exit: no checkpoint */
+	bool close;                  /* release and close the connections */
+	bool may_checkpoint;
+	enum db_checkpoint_mode requested;
+	char new_generation_reason[128];
+	bool housekeeping;
+	char *image_path;            /* copy the database file here (owned) */
+	db_image_cb image_cb;
+	void *image_arg;
+	int image_rc;
+	uint32_t min_index;          /* lowest index a replica still reads (current generation) */
+	char keep[8][GENERATION_LEN + 1]; /* other generations replicas still read */
+	size_t n_keep;
+	int64_t last_checkpoint_ms;
+	/* outputs */
+	int rc;
+	char err[256];
+	bool waiting;                /* the database file does not exist yet */
+	bool removed;                /* ... any more: it was removed */
+	bool opened;
+	struct shadow_sync_result sync;
+	uint64_t copied;
+	bool generation_started;
+	enum db_checkpoint_mode checkpointed;
+	int checkpoint_rc;
+	double checkpoint_seconds;
+	struct db_pos pos;
+	uint32_t page_size;
+	uint64_t db_size, wal_size;
+	int64_t retry_in_ms;         /* > 0: a checkpoint to try again this much later */
+	double seconds;
+};
+
+struct db_subscriber {
+	db_event_cb on_event; /* NULL once unsubscribed during a dispatch */
+	db_floor_cb floor;    /* NULL: needs no shadow file */
+	void *arg;
+};
+
+/* db.c: the threadpool side. */
+
+/* uv_work_cb of every job: runs it (worker thread). */
+void db_job_work(uv_work_t *req);
+
+/* Closes the connections and the file from the loop, when no job can run. */
+void db_job_close_now(struct db *db);
+
+/* clock_gettime in milliseconds. */
+int64_t db_now_ms(clockid_t clock);
+
+/* db_subscribers.c */
+
+/* Sends ev to every subscriber, in the order they subscribed. */
+void db_dispatch(struct db *db, const struct db_event *ev);
+
+/*
+ * Fills the job's housekeeping plan (min_index, keep) from the
+ * subscribers' floors; false when one does not know its floor yet (keep
+ * everything).
+ */
+bool db_plan_housekeeping(struct db *db, struct db_job *job);
+
+/* db_snapshot.c */
+
+/* Whether a job started now may checkpoint (no snapshot reads or waits). */
+bool db_checkpoint_allowed(const struct db *db);
+
+/* A job ended: lets in the snapshots that waited for it. */
+void db_snapshot_job_done(struct db *db);
+
+/* db_free(): drops waits nobody cancelled. */
+void db_snapshot_forget(struct db *db);
+
+#endif

@@ -1,0 +1,459 @@
+/*
+ * One watched database, the loop side: starts the sync jobs (one at a
+ * time, paced), takes their results in the after-work callback and
+ * publishes them to the subscribers, queues what replicas and the control
+ * server ask for (a sync, a checkpoint, an image, a new generation) into
+ * the next job, and runs the lifecycle (start, the final sync at stop,
+ * close). See db.h; the job itself is db.c.
+ */
+#include "db/db_internal.h"
+
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * Syncs start at most this often: a lone commit is copied at once, a
+ * burst of them (each commit raises fs events) every few milliseconds in
+ * one job, which spares the loop and the threadpool a hand-over and the
+ * WAL a read per commit. Replicas ship at most every SHIP_MIN_GAP_MS
+ * (replica.c) anyway.
+ */
+#define SYNC_MIN_GAP_MS 5
+
+static int64_t now_ms(clockid_t clock)
+{
+	return db_now_ms(clock);
+}
+
+static void start_job(struct db *db);
+
+static void publish(struct db *db, struct db_job *job)
+{
+	bool moved = !db->pos_valid || strcmp(db->pos.generation, job->pos.generation) != 0 ||
+		     db_pos_cmp(&db->pos, &job->pos) != 0;
+
+	db->pos = job->pos;
+	db->pos_valid = true;
+	db->page_size = job->page_size;
+	db->stats.db_size = job->db_size;
+	db->stats.wal_size = job->wal_size;
+	db->stats.total_wal_bytes += job->copied;
+	db->stats.last_sync_ms = now_ms(CLOCK_REALTIME);
+	if (job->generation_started) {
+		struct db_event gen = {DB_EVENT_GENERATION, db, &db->pos, false};
+		db->stats.generations_started++;
+		db_dispatch(db, &gen);
+	}
+	struct db_event ev = {DB_EVENT_POSITION, db, &db->pos, moved};
+	db_dispatch(db, &ev);
+}
+
+static void record_checkpoint(struct db *db, struct db_job *job)
+{
+	enum db_checkpoint_mode m = job->checkpointed;
+
+	if (m == CHECKPOINT_NONE)
+		return;
+	db->stats.checkpoint_count[m]++;
+	db->stats.checkpoint_seconds[m] += job->checkpoint_seconds;
+	if (job->checkpoint_rc == 0) {
+		db->last_checkpoint_ms = now_ms(CLOCK_REALTIME);
+		return;
+	}
+	db->stats.checkpoint_error_count[m]++;
+	if (job->checkpoint_rc == -EBUSY)
+		LOG_DEBUG(db->path, NULL, "checkpoint %s: database busy, retrying later (%s)",
+			  db_checkpoint_mode_name(m), job->err);
+	else
+		LOG_ERROR(db->path, NULL, "checkpoint %s: %s", db_checkpoint_mode_name(m), job->err);
+}
+
+static void turn_at(struct db *db, int64_t ms);
+
+static void on_job_done(uv_work_t *req, int status)
+{
+	struct db_job *job = req->data;
+	struct db *db = job->db;
+
+	db->job = NULL;
+	if (job->close) {
+		free(job);
+		db->open = false;
+		return;
+	}
+	if (job->removed) {
+		struct db_event ev = {DB_EVENT_REMOVED, db, NULL, false};
+		db->open = false;
+		db->pos_valid = false;
+		LOG_WARN(db->path, NULL, "database removed; waiting for it to come back");
+		db_dispatch(db, &ev);
+	}
+	if (job->opened) {
+		db->open = true;
+		LOG_INFO(db->path, NULL, "opened (page size %u)", job->page_size);
+	}
+	if (job->new_generation_reason[0] != '\0' && job->rc == 0)
+		db->new_generation_reason[0] = '\0';
+	if (!job->waiting) {
+		db->stats.sync_count++;
+		db->stats.sync_seconds += job->seconds;
+	}
+	if (status == UV_ECANCELED) {
+		job->rc = -ECANCELED;
+	} else if (job->rc != 0) {
+		db->retry_at_ms = now_ms(CLOCK_MONOTONIC) + 1000;
+		db->stats.sync_error_count++;
+		snprintf(db->stats.last_error, sizeof(db->stats.last_error), "%s", job->err);
+		if (job->rc == -EBUSY)
+			LOG_WARN(db->path, NULL, "sync: database busy, retrying: %s", job->err);
+		else
+			LOG_ERROR(db->path, NULL, "sync: %s", job->err);
+	} else if (!job->waiting) {
+		db->stats.last_error[0] = '\0';
+		record_checkpoint(db, job);
+		publish(db, job);
+	}
+	if (job->image_cb != NULL) {
+		int rc = job->rc != 0 ? job->rc : job->waiting ? -ENOENT : job->image_rc;
+		job->image_cb(job->image_arg, rc, &job->pos);
+	}
+	free(job->image_path);
+	bool final = job->final;
+	int64_t retry_in_ms = job->rc == 0 ? job->retry_in_ms : 0;
+	free(job);
+	db_snapshot_job_done(db);
+	if (db->state == DB_STOPPING) {
+		if (final) {
+			db->state = DB_STOPPED;
+			if (db->stop_cb)
+				db->stop_cb(db);
+		} else {
+			start_job(db); /* the final sync */
+		}
+		return;
+	}
+	if (db->state == DB_CLOSING) {
+		db_close(db, db->close_cb);
+		return;
+	}
+	if (db->state != DB_RUNNING)
+		return;
+	if (db->sync_wanted || db->checkpoint_wanted != CHECKPOINT_NONE ||
+	    db->new_generation_reason[0] != '\0' || db->image_path != NULL)
+		db_request_sync(db);
+	else if (retry_in_ms > 0)
+		turn_at(db, retry_in_ms);
+}
+
+static void start_job(struct db *db)
+{
+	struct db_job *job;
+	int rc;
+
+	if (db->job != NULL)
+		return;
+	job = calloc(1, sizeof(*job));
+	if (job == NULL) {
+		LOG_ERROR(db->path, NULL, "sync: out of memory");
+		return;
+	}
+	job->req.data = job;
+	job->db = db;
+	db->last_start_ms = now_ms(CLOCK_MONOTONIC);
+	job->final = db->state == DB_STOPPING;
+	job->requested = db->checkpoint_wanted;
+	job->checkpointed = CHECKPOINT_NONE; /* calloc's 0 is CHECKPOINT_PASSIVE */
+	job->may_checkpoint = db_checkpoint_allowed(db);
+	job->last_checkpoint_ms = db->last_checkpoint_ms;
+	snprintf(job->new_generation_reason, sizeof(job->new_generation_reason), "%s",
+		 db->new_generation_reason);
+	if (!job->final)
+		job->housekeeping = db_plan_housekeeping(db, job);
+	if (db->image_path != NULL && !job->final) {
+		job->image_path = db->image_path;
+		job->image_cb = db->image_cb;
+		job->image_arg = db->image_arg;
+		db->image_path = NULL;
+		db->image_cb = NULL;
+	}
+	db->sync_wanted = false;
+	if (job->may_checkpoint)
+		db->checkpoint_wanted = CHECKPOINT_NONE;
+	rc = uv_queue_work(db->loop, &job->req, db_job_work, on_job_done);
+	if (rc != 0) {
+		LOG_ERROR(db->path, NULL, "cannot queue sync: %s", uv_strerror(rc));
+		free(job);
+		return;
+	}
+	db->job = job;
+}
+
+static void on_turn(uv_timer_t *t);
+
+/* The next sync in ms from now, unless one is due sooner already. */
+static void turn_at(struct db *db, int64_t ms)
+{
+	int64_t due = now_ms(CLOCK_MONOTONIC) + ms;
+
+	if (uv_is_active((uv_handle_t *)&db->turn_timer) && db->turn_due_ms <= due)
+		return;
+	db->turn_due_ms = due;
+	uv_timer_start(&db->turn_timer, on_turn, (uint64_t)ms, 0);
+}
+
+static void on_turn(uv_timer_t *t)
+{
+	struct db *db = t->data;
+
+	if (db->state == DB_RUNNING && db->job == NULL)
+		start_job(db);
+}
+
+/*
+ * A commit raises several fs events (the WAL, then the database file when
+ * a checkpoint writes it) and each asks for a sync: they meet in one job
+ * that starts at the next turn of the loop (or SYNC_MIN_GAP_MS after the
+ * last one started), and those that come while a job runs in the one
+ * after it (on_job_done). No fixed delay: a lone commit is copied at once.
+ */
+void db_request_sync(struct db *db)
+{
+	int64_t now = now_ms(CLOCK_MONOTONIC), wait;
+
+	if (db->state != DB_RUNNING)
+		return;
+	db->sync_wanted = true;
+	/* After a failure, wait a second (the monitor timer comes back). */
+	if (db->job != NULL || now < db->retry_at_ms)
+		return;
+	wait = db->last_start_ms + SYNC_MIN_GAP_MS - now;
+	turn_at(db, wait > 0 ? wait : 0);
+}
+
+void db_request_checkpoint(struct db *db, enum db_checkpoint_mode mode)
+{
+	db->checkpoint_wanted = mode;
+	db_request_sync(db);
+}
+
+int db_request_image(struct db *db, const char *path, db_image_cb cb, void *arg)
+{
+	if (db->image_path != NULL)
+		return -EBUSY;
+	db->image_path = strdup(path);
+	if (db->image_path == NULL)
+		return -ENOMEM;
+	db->image_cb = cb;
+	db->image_arg = arg;
+	db_request_sync(db);
+	return 0;
+}
+
+void db_request_new_generation(struct db *db, const char *reason)
+{
+	snprintf(db->new_generation_reason, sizeof(db->new_generation_reason), "%s", reason);
+	db_request_sync(db);
+}
+
+static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct db *db = h->data;
+	const char *base = strrchr(db->path, '/');
+	size_t n;
+
+	base = base ? base + 1 : db->path;
+	n = strlen(base);
+	if (status < 0 || filename == NULL) {
+		db_request_sync(db);
+		return;
+	}
+	/* NAME, NAME-wal (not NAME-shm, which changes on every read). */
+	if (strncmp(filename, base, n) == 0 && (filename[n] == '\0' || strcmp(filename + n, "-wal") == 0))
+		db_request_sync(db);
+}
+
+static void on_monitor(uv_timer_t *t)
+{
+	db_request_sync(t->data);
+}
+
+int db_init(struct db *db, uv_loop_t *loop, const struct db_config *cfg)
+{
+	int rc;
+
+	memset(db, 0, sizeof(*db));
+	db->loop = loop;
+	db->cfg = cfg;
+	db->path = cfg->path;
+	db_conn_init(&db->conn, cfg->path);
+	db->checkpoint_wanted = CHECKPOINT_NONE;
+	db->state = DB_RUNNING;
+	db->last_checkpoint_ms = now_ms(CLOCK_REALTIME);
+	if ((rc = shadow_init(&db->shadow, cfg->path)) != 0)
+		return rc;
+	if ((db->tmp_dir = shadow_tmp_dir(&db->shadow)) == NULL) {
+		shadow_close(&db->shadow);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int db_add_replica(struct db *db, struct replica *r)
+{
+	struct replica **v = realloc(db->replicas, (db->n_replicas + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return -ENOMEM;
+	v[db->n_replicas++] = r;
+	db->replicas = v;
+	return 0;
+}
+
+int db_start(struct db *db)
+{
+	char dir[4096];
+	const char *slash = strrchr(db->path, '/');
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash && slash != db->path ? (int)(slash - db->path) : 1,
+		 slash ? db->path : ".");
+	uv_timer_init(db->loop, &db->monitor_timer);
+	db->monitor_timer.data = db;
+	db->open_handles++;
+	if (db->cfg->monitor_interval_ms > 0)
+		uv_timer_start(&db->monitor_timer, on_monitor, (uint64_t)db->cfg->monitor_interval_ms,
+			       (uint64_t)db->cfg->monitor_interval_ms);
+	uv_timer_init(db->loop, &db->turn_timer);
+	db->turn_timer.data = db;
+	db->open_handles++;
+	uv_fs_event_init(db->loop, &db->dir_watch);
+	db->dir_watch.data = db;
+	db->open_handles++;
+	rc = uv_fs_event_start(&db->dir_watch, on_dir_event, dir, 0);
+	if (rc != 0)
+		LOG_WARN(db->path, NULL, "cannot watch %s (%s); relying on monitor-interval", dir,
+			 uv_strerror(rc));
+	db_request_sync(db);
+	return 0;
+}
+
+void db_stop(struct db *db, void (*cb)(struct db *db))
+{
+	if (db->state != DB_RUNNING)
+		return;
+	db->stop_cb = cb;
+	db->state = DB_STOPPING;
+	uv_timer_stop(&db->monitor_timer);
+	uv_timer_stop(&db->turn_timer);
+	uv_fs_event_stop(&db->dir_watch);
+	if (db->job == NULL)
+		start_job(db); /* the final sync; on_job_done reports */
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct db *db = h->data;
+
+	if (--db->open_handles == 0 && db->job == NULL) {
+		db->state = DB_CLOSED;
+		if (db->close_cb)
+			db->close_cb(db);
+	}
+}
+
+static void on_close_job_done(uv_work_t *req, int status)
+{
+	struct db_job *job = req->data;
+	struct db *db = job->db;
+
+	free(job);
+	db->job = NULL;
+	db->open = false;
+	uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->turn_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
+}
+
+void db_close(struct db *db, void (*cb)(struct db *db))
+{
+	struct db_job *job;
+
+	db->close_cb = cb;
+	db->state = DB_CLOSING;
+	if (db->job != NULL)
+		return; /* on_job_done() comes back here once the job is over */
+	job = calloc(1, sizeof(*job));
+	if (job != NULL) {
+		job->req.data = job;
+		job->db = db;
+		job->close = true;
+		db->job = job;
+		if (uv_queue_work(db->loop, &job->req, db_job_work, on_close_job_done) == 0)
+			return;
+		db->job = NULL;
+		free(job);
+	}
+	/* No memory or no threadpool: close here; nothing else runs now. */
+	db_job_close_now(db);
+	uv_close((uv_handle_t *)&db->monitor_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->turn_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&db->dir_watch, on_handle_closed);
+}
+
+void db_free(struct db *db)
+{
+	free(db->image_path);
+	db->image_path = NULL;
+	free(db->tmp_dir);
+	db->tmp_dir = NULL;
+	shadow_close(&db->shadow);
+	free(db->replicas);
+	db->replicas = NULL;
+	free(db->subs);
+	db->subs = NULL;
+	db->n_subs = 0;
+	db_snapshot_forget(db);
+}
+
+/* ---- what readers see ------------------------------------------------------ */
+
+bool db_position(const struct db *db, struct db_pos *out)
+{
+	*out = db->pos;
+	return db->pos_valid;
+}
+
+uint32_t db_page_size(const struct db *db)
+{
+	return db->page_size;
+}
+
+const char *db_path(const struct db *db)
+{
+	return db->path;
+}
+
+char *db_shadow_path(const struct db *db, const char *generation, uint32_t index)
+{
+	return shadow_file_path(&db->shadow, generation, index);
+}
+
+int64_t db_shadow_size(const struct db *db, const char *generation, uint32_t index)
+{
+	return shadow_index_size(&db->shadow, generation, index);
+}
+
+const char *db_tmp_dir(const struct db *db)
+{
+	return db->tmp_dir;
+}
+
+int db_file_fd(const struct db *db)
+{
+	return db->conn.file_fd;
+}
