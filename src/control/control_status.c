@@ -7,6 +7,7 @@
  * files (at most LAG_SCAN_MAX of them).
  */
 #include "control/control_internal.h"
+#include "util/clock.h"
 
 #include "util/fsutil.h"
 #include "replica/replica.h"
@@ -24,10 +25,7 @@
 
 double control_wall_seconds(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)clock_wall_ns() / 1e9;
 }
 
 /* RFC 3339 in UTC with milliseconds, or JSON null when ms is 0. */

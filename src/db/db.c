@@ -6,6 +6,7 @@
  * reads its outputs.
  */
 #include "db/db_internal.h"
+#include "util/clock.h"
 
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -37,14 +38,6 @@ int db_pos_cmp(const struct db_pos *a, const struct db_pos *b)
 	if (a->offset != b->offset)
 		return a->offset < b->offset ? -1 : 1;
 	return 0;
-}
-
-static int64_t now_ms(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- SQLite side (job thread) ---------------------------------------- */
@@ -148,16 +141,16 @@ static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
 	}
 	/* The bound holds whatever the pacing: forced rounds 100 ms apart. */
 	if (cfg->max_checkpoint_page_count > 0 && frames >= (uint64_t)cfg->max_checkpoint_page_count &&
-	    now_ms(CLOCK_MONOTONIC) >= db->forced_retry_ms)
+	    clock_mono_ms() >= db->forced_retry_ms)
 		return CHECKPOINT_RESTART;
-	if (db->checkpoint_pending && now_ms(CLOCK_MONOTONIC) < db->checkpoint_retry_ms)
+	if (db->checkpoint_pending && clock_mono_ms() < db->checkpoint_retry_ms)
 		return CHECKPOINT_NONE;
 	if (frames >= (uint64_t)cfg->min_checkpoint_page_count || (db->checkpoint_pending && frames > 0))
 		return CHECKPOINT_PASSIVE;
 	if (cfg->checkpoint_interval_ms > 0 && frames > 1 && stat(db->path, &st) == 0) {
 		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 		int64_t last = mtime > job->last_checkpoint_ms ? mtime : job->last_checkpoint_ms;
-		if (now_ms(CLOCK_REALTIME) - last >= cfg->checkpoint_interval_ms)
+		if (clock_wall_ms() - last >= cfg->checkpoint_interval_ms)
 			return CHECKPOINT_PASSIVE;
 	}
 	return CHECKPOINT_NONE;
@@ -179,7 +172,7 @@ static int passive_round(struct db *db, struct db_job *job, bool spin, bool *com
 	}
 	for (;;) {
 		rc = db_conn_checkpoint(&db->conn, &log, &done, job->err, sizeof(job->err));
-		if (rc != -EBUSY || !spin || now_ms(CLOCK_MONOTONIC) >= db->conn.busy_deadline_ms)
+		if (rc != -EBUSY || !spin || clock_mono_ms() >= db->conn.busy_deadline_ms)
 			break;
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
@@ -222,7 +215,7 @@ static void checkpoint_paced(struct db *db, bool complete)
 	db->checkpoint_backoff_ms = db->checkpoint_backoff_ms == 0 ? RETRY_MIN_MS
 				    : db->checkpoint_backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
 				    : db->checkpoint_backoff_ms * 2;
-	db->checkpoint_retry_ms = now_ms(CLOCK_MONOTONIC) + db->checkpoint_backoff_ms;
+	db->checkpoint_retry_ms = clock_mono_ms() + db->checkpoint_backoff_ms;
 }
 
 static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode mode)
@@ -237,7 +230,7 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 		rc = forced_round(db, job, &complete);
 		/* A reader of the application's holds old frames: pause briefly. */
 		if (!complete)
-			db->forced_retry_ms = now_ms(CLOCK_MONOTONIC) + 100;
+			db->forced_retry_ms = clock_mono_ms() + 100;
 	}
 	checkpoint_paced(db, complete);
 	return rc;
@@ -254,7 +247,7 @@ static void job_fill_pos(struct db *db, struct db_job *job)
 		job->db_size = (uint64_t)st.st_size;
 	/* Complete: the application's next write restarts the WAL and wakes us. */
 	if (db->checkpoint_pending && !db->checkpoint_complete)
-		job->retry_in_ms = db->checkpoint_retry_ms - now_ms(CLOCK_MONOTONIC);
+		job->retry_in_ms = db->checkpoint_retry_ms - clock_mono_ms();
 }
 
 /*
@@ -368,10 +361,10 @@ static void job_run(struct db *db, struct db_job *job)
 	if (job->may_checkpoint && !job->final) {
 		enum db_checkpoint_mode mode = checkpoint_due(db, job);
 		if (mode != CHECKPOINT_NONE) {
-			int64_t t0 = now_ms(CLOCK_MONOTONIC);
+			int64_t t0 = clock_mono_ms();
 			job->checkpointed = mode;
 			job->checkpoint_rc = checkpoint(db, job, mode);
-			job->checkpoint_seconds = (double)(now_ms(CLOCK_MONOTONIC) - t0) / 1000.0;
+			job->checkpoint_seconds = (double)(clock_mono_ms() - t0) / 1000.0;
 		}
 	}
 	/* Plans were made for the generation the job started in. */
@@ -395,18 +388,13 @@ static void job_run(struct db *db, struct db_job *job)
 void db_job_work(uv_work_t *req)
 {
 	struct db_job *job = req->data;
-	int64_t t0 = now_ms(CLOCK_MONOTONIC);
+	int64_t t0 = clock_mono_ms();
 
 	job_run(job->db, job);
-	job->seconds = (double)(now_ms(CLOCK_MONOTONIC) - t0) / 1000.0;
+	job->seconds = (double)(clock_mono_ms() - t0) / 1000.0;
 }
 
 void db_job_close_now(struct db *db)
 {
 	close_conns(db);
-}
-
-int64_t db_now_ms(clockid_t clock)
-{
-	return now_ms(clock);
 }

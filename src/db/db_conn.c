@@ -9,6 +9,7 @@
  * our own read mark, which is what keeps it behind the shadow WAL.
  */
 #include "db/db_conn.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,14 +18,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * SQLite's own busy handler sleeps a millisecond or more between tries, and
@@ -37,7 +30,7 @@ static int on_busy(void *arg, int count)
 	struct db_conn *c = arg;
 	struct timespec ts = {0, count < 4000 ? 20000 : 1000000};
 
-	if (count % 64 == 0 && mono_ms() >= c->busy_deadline_ms)
+	if (count % 64 == 0 && clock_mono_ms() >= c->busy_deadline_ms)
 		return 0;
 	if (count >= 2000)
 		nanosleep(&ts, NULL);
@@ -46,7 +39,7 @@ static int on_busy(void *arg, int count)
 
 void db_conn_busy_for(struct db_conn *c, int64_t ms)
 {
-	c->busy_deadline_ms = mono_ms() + ms;
+	c->busy_deadline_ms = clock_mono_ms() + ms;
 }
 
 static int sqlite_rc(int rc)

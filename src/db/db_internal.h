@@ -66,9 +66,6 @@ void db_job_work(uv_work_t *req);
 /* Closes the connections and the file from the loop, when no job can run. */
 void db_job_close_now(struct db *db);
 
-/* clock_gettime in milliseconds. */
-int64_t db_now_ms(clockid_t clock);
-
 /* db_subscribers.c */
 
 /* Sends ev to every subscriber, in the order they subscribed. */

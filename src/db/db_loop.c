@@ -7,6 +7,7 @@
  * close). See db.h; the job itself is db.c.
  */
 #include "db/db_internal.h"
+#include "util/clock.h"
 
 #include "util/log.h"
 
@@ -25,11 +26,6 @@
  */
 #define SYNC_MIN_GAP_MS 5
 
-static int64_t now_ms(clockid_t clock)
-{
-	return db_now_ms(clock);
-}
-
 static void start_job(struct db *db);
 
 static void publish(struct db *db, struct db_job *job)
@@ -43,7 +39,7 @@ static void publish(struct db *db, struct db_job *job)
 	db->stats.db_size = job->db_size;
 	db->stats.wal_size = job->wal_size;
 	db->stats.total_wal_bytes += job->copied;
-	db->stats.last_sync_ms = now_ms(CLOCK_REALTIME);
+	db->stats.last_sync_ms = clock_wall_ms();
 	if (job->generation_started) {
 		struct db_event gen = {DB_EVENT_GENERATION, db, &db->pos, false};
 		db->stats.generations_started++;
@@ -62,7 +58,7 @@ static void record_checkpoint(struct db *db, struct db_job *job)
 	db->stats.checkpoint_count[m]++;
 	db->stats.checkpoint_seconds[m] += job->checkpoint_seconds;
 	if (job->checkpoint_rc == 0) {
-		db->last_checkpoint_ms = now_ms(CLOCK_REALTIME);
+		db->last_checkpoint_ms = clock_wall_ms();
 		return;
 	}
 	db->stats.checkpoint_error_count[m]++;
@@ -106,7 +102,7 @@ static void on_job_done(uv_work_t *req, int status)
 	if (status == UV_ECANCELED) {
 		job->rc = -ECANCELED;
 	} else if (job->rc != 0) {
-		db->retry_at_ms = now_ms(CLOCK_MONOTONIC) + 1000;
+		db->retry_at_ms = clock_mono_ms() + 1000;
 		db->stats.sync_error_count++;
 		snprintf(db->stats.last_error, sizeof(db->stats.last_error), "%s", job->err);
 		if (job->rc == -EBUSY)
@@ -164,7 +160,7 @@ static void start_job(struct db *db)
 	}
 	job->req.data = job;
 	job->db = db;
-	db->last_start_ms = now_ms(CLOCK_MONOTONIC);
+	db->last_start_ms = clock_mono_ms();
 	job->final = db->state == DB_STOPPING;
 	job->requested = db->checkpoint_wanted;
 	job->checkpointed = CHECKPOINT_NONE; /* calloc's 0 is CHECKPOINT_PASSIVE */
@@ -198,7 +194,7 @@ static void on_turn(uv_timer_t *t);
 /* The next sync in ms from now, unless one is due sooner already. */
 static void turn_at(struct db *db, int64_t ms)
 {
-	int64_t due = now_ms(CLOCK_MONOTONIC) + ms;
+	int64_t due = clock_mono_ms() + ms;
 
 	if (uv_is_active((uv_handle_t *)&db->turn_timer) && db->turn_due_ms <= due)
 		return;
@@ -223,7 +219,7 @@ static void on_turn(uv_timer_t *t)
  */
 void db_request_sync(struct db *db)
 {
-	int64_t now = now_ms(CLOCK_MONOTONIC), wait;
+	int64_t now = clock_mono_ms(), wait;
 
 	if (db->state != DB_RUNNING)
 		return;
@@ -293,7 +289,7 @@ int db_init(struct db *db, uv_loop_t *loop, const struct db_config *cfg)
 	db_conn_init(&db->conn, cfg->path);
 	db->checkpoint_wanted = CHECKPOINT_NONE;
 	db->state = DB_RUNNING;
-	db->last_checkpoint_ms = now_ms(CLOCK_REALTIME);
+	db->last_checkpoint_ms = clock_wall_ms();
 	if ((rc = shadow_init(&db->shadow, cfg->path)) != 0)
 		return rc;
 	if ((db->tmp_dir = shadow_tmp_dir(&db->shadow)) == NULL) {

@@ -14,6 +14,7 @@
  * remembered as flags and served by the next step in a fixed order.
  */
 #include "replica/replica_internal.h"
+#include "util/clock.h"
 
 #include "util/log.h"
 
@@ -38,22 +39,6 @@
  * without it).
  */
 #define SHIP_MIN_GAP_MS 10
-
-int64_t replica_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t replica_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_sync_timer(uv_timer_t *t);
 static void notify(struct replica *r);
@@ -113,7 +98,7 @@ void replica_succeeded(struct replica *r)
 		LOG_INFO(db_path(r->db), r->name, "replica healthy again");
 	r->failures = 0;
 	r->stats.last_error[0] = '\0';
-	r->stats.last_sync_ms = replica_wall_ms();
+	r->stats.last_sync_ms = clock_wall_ms();
 }
 
 static void compact_subs(struct replica *r)
@@ -202,7 +187,7 @@ static void ship_current(struct replica *r, const struct db_pos *d)
 	if (r->cfg->sync_interval_ms > 0 && r->flush_cb == NULL && !r->tick)
 		return;
 	if (r->cfg->sync_interval_ms == 0 && r->flush_cb == NULL) {
-		int64_t since = replica_mono_ms() - r->last_ship_ms;
+		int64_t since = clock_mono_ms() - r->last_ship_ms;
 		if (since < SHIP_MIN_GAP_MS) {
 			if (!uv_is_active((uv_handle_t *)&r->sync_timer))
 				uv_timer_start(&r->sync_timer, on_sync_timer,
@@ -301,7 +286,7 @@ static void notify(struct replica *r)
 	if (r->state == REPLICA_CLOSED)
 		return;
 	if (r->stats.behind_since_ms == 0)
-		r->stats.behind_since_ms = replica_wall_ms();
+		r->stats.behind_since_ms = clock_wall_ms();
 	switch (r->state) {
 	case REPLICA_WAITING:
 		if (db_position(r->db, &d) && !uv_is_active((uv_handle_t *)&r->retry_timer))
@@ -436,7 +421,7 @@ double replica_lag_seconds(const struct replica *r)
 {
 	if (r->stats.behind_since_ms == 0)
 		return 0;
-	return (double)(replica_wall_ms() - r->stats.behind_since_ms) / 1000.0;
+	return (double)(clock_wall_ms() - r->stats.behind_since_ms) / 1000.0;
 }
 
 void replica_request_snapshot(struct replica *r)

@@ -52,9 +52,6 @@ void replica_failed(struct replica *r, const char *what, int rc, const char *err
 void replica_succeeded(struct replica *r);
 void replica_progressed(struct replica *r);
 
-int64_t replica_wall_ms(void);
-int64_t replica_mono_ms(void);
-
 /* ---- replica_ship.c: segments and snapshots ---- */
 
 struct replica_job *replica_job_new(struct replica *r, enum replica_job_kind kind);
@@ -63,8 +60,6 @@ struct replica_job *replica_job_new(struct replica *r, enum replica_job_kind kin
 int replica_job_queue(struct replica *r, struct replica_job *job, uv_work_cb work,
 		      uv_after_work_cb after);
 
-/* mkdir -p of the directory that holds path. */
-int replica_mkdir_parent(const char *path);
 
 /* Ships [pos.offset, end) of the shadow index at the replica's position. */
 void replica_ship_segment(struct replica *r, uint64_t end);

@@ -13,6 +13,7 @@
  * through replica_failed(); the retry starts locating again.
  */
 #include "replica/replica_internal.h"
+#include "util/fsutil.h"
 
 #include "util/log.h"
 #include "core/lz4io.h"
@@ -147,7 +148,7 @@ static void fetch_last(struct replica *r, const struct backend_entry *last, uint
 	job->raw = form == SEGMENT_WHOLE_RAW;
 	snprintf(job->key, sizeof(job->key), "generations/%s/wal/%s", job->from.generation, last->name);
 	snprintf(job->src, sizeof(job->src), "%s/%s-locate.tmp", db_tmp_dir(r->db), r->name);
-	if (replica_mkdir_parent(job->src) != 0) {
+	if (fs_mkdir_parent(job->src, 0755) != 0) {
 		replica_failed(r, "locate: mkdir", -errno, NULL);
 		free(job);
 		return;

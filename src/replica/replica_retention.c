@@ -9,6 +9,7 @@
  * and the next check tries again.
  */
 #include "replica/replica_internal.h"
+#include "util/clock.h"
 
 #include "backend/catalog.h"
 #include "util/log.h"
@@ -64,7 +65,7 @@ static void on_retention_catalog(void *arg, int rc, const char *err, struct cata
 	db_position(r->db, &d);
 	p = calloc(1, sizeof(*p));
 	if (p == NULL ||
-	    retention_plan(c, d.generation, replica_wall_ms(), r->cfg->retention_ms, p) != 0) {
+	    retention_plan(c, d.generation, clock_wall_ms(), r->cfg->retention_ms, p) != 0) {
 		free(p);
 		LOG_ERROR(db_path(r->db), r->name, "retention: out of memory");
 		retention_done(r);

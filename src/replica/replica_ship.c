@@ -13,6 +13,7 @@
  * snapshot slot until the compression is done (db.h).
  */
 #include "replica/replica_internal.h"
+#include "util/clock.h"
 
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -28,18 +29,6 @@
 #include <unistd.h>
 
 /* ---- threadpool jobs ----------------------------------------------------- */
-
-int replica_mkdir_parent(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL || (size_t)(slash - path) >= sizeof(dir))
-		return -EINVAL;
-	memcpy(dir, path, (size_t)(slash - path));
-	dir[slash - path] = '\0';
-	return fs_mkdir_p(dir, 0755);
-}
 
 /* Compresses [from.offset, end) of the shadow file, or the whole database. */
 static void compress_job(struct replica_job *job)
@@ -64,7 +53,7 @@ static void compress_job(struct replica_job *job)
 	out = open(job->stage, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (out < 0 && errno == ENOENT) {
 		/* First object in this directory. */
-		if ((rc = replica_mkdir_parent(job->stage)) != 0) {
+		if ((rc = fs_mkdir_parent(job->stage, 0755)) != 0) {
 			job->rc = rc;
 			snprintf(job->err, sizeof(job->err), "mkdir for %s: %s", job->stage, strerror(-rc));
 			goto done;
@@ -208,7 +197,7 @@ static void on_segment_compressed(uv_work_t *req, int status)
 
 void replica_ship_segment(struct replica *r, uint64_t end)
 {
-	r->last_ship_ms = replica_mono_ms();
+	r->last_ship_ms = clock_mono_ms();
 	r->tick = false;
 	struct replica_job *job = replica_job_new(r, JOB_SEGMENT);
 	char name[NAME_MAX_LEN], *src;
