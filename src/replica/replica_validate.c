@@ -126,7 +126,8 @@ static void validate_work(uv_work_t *req)
 	struct restore_segment seg = {v->shadow, "shadow wal", v->at.index, 0, v->at.offset};
 
 	v->rc = restore_build_local(v->objs, v->n_objs, v->restored, v->dir, v->err, sizeof(v->err));
-	if (v->rc == 0)
+	/* Offset 0: a generation on an empty WAL, with no shadow file yet. */
+	if (v->rc == 0 && v->at.offset > 0)
 		v->rc = restore_apply(v->primary, &seg, 1, false, v->err, sizeof(v->err));
 	if (v->rc == 0 && (v->rc = crc64_file(v->restored, &v->crc_replica)) != 0)
 		snprintf(v->err, sizeof(v->err), "checksum %s: %s", v->restored, strerror(-v->rc));

@@ -54,3 +54,21 @@ def test_validation_catches_a_wrong_replica(litestream_bin, tmp_path):
     wait_writers(start_writers(db, [["--seed", 3, "--count", 20]]))
     wait_for(lambda: "VALIDATION FAILED" in rep.text(), timeout=30, what="the mismatch")
     assert rep.stop() == 0
+
+
+def test_validation_of_an_idle_database_with_an_empty_wal(litestream_bin, tmp_path):
+    """A database whose WAL is empty at start gets a generation with no
+    shadow WAL file until the first write (the sidecar never writes to
+    it): validating it compares the snapshot with the file alone."""
+    db, replica = tmp_path / "app.db", tmp_path / "replica"
+    make_db(db)
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO t (writer, n, payload) VALUES (1, 1, x'01')")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    rep = Replicator(litestream_bin, ["-config", config(tmp_path, db, replica)], tmp_path / "log")
+    wait_for(lambda: rep.text().count("validation ok") >= 2, timeout=30, what="two validations")
+    assert rep.stop() == 0
+    assert "validation:" not in rep.text(), rep.text()
+    assert "VALIDATION FAILED" not in rep.text()
