@@ -1,16 +1,8 @@
 /*
  * S3 requests on the loop; see client.h for the contract.
  *
- * Who owns what:
- *
- *   struct s3_client  the http client (one curl multi handle for this
- *                     replica), one timer, the copied credentials, and
- *                     four lists of calls: ready (waiting for a slot under
- *                     max_in_flight, FIFO), sending (on the wire), waiting
- *                     (backing off until due_ms) and cancelled (closing).
- *   struct s3_call    one accepted request: its own copy of every string of
- *                     the request, the attempt count, the http request on
- *                     the wire. Freed right after its callback returns.
+ * Who owns what is in client_internal.h; building, signing and sending
+ * one attempt of a call is client_call.c's.
  *
  * Nothing is sent from inside s3_client_request(): it queues the call and
  * arms the timer at 0, so that a request refused by http_client (a bad
@@ -27,7 +19,7 @@
  *
  * What an answer means (retry or not, errno, hint) is s3/policy.c's.
  */
-#include "s3/client.h"
+#include "s3/client_internal.h"
 
 #include "util/log.h"
 
@@ -37,57 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#define UPLOAD_RATE_FLOOR (32 * 1024)     /* bytes/s an upload is given at least */
-#define RECEIVE_ALLOWANCE_MS (30 * 60 * 1000)
-#define EXPECT_CONTINUE_MIN (1024 * 1024) /* ask first before sending this much */
-#define MESSAGE_MAX 512
-#define CONNECT_TIMEOUT_MAX_MS 10000
-
-enum client_state { CLIENT_RUNNING, CLIENT_CLOSING };
-
-struct call_list {
-	struct s3_call *head, *tail;
-};
-
-struct s3_call {
-	struct s3_client *c;
-	struct s3_call *prev, *next;
-	struct s3_request req; /* every string points into this call's copies */
-	struct sigv4_param *params;
-	int attempts;
-	uint64_t due_ms;   /* waiting: loop time of the next attempt */
-	uint64_t sent_ms;  /* loop time the current attempt started */
-	unsigned creds_gen; /* the client's creds_gen when the attempt was signed */
-	struct http_request *http;
-	s3_request_cb cb;
-	void *arg;
-};
-
-struct s3_client {
-	uv_loop_t *loop;
-	struct http_client *http;
-	uv_timer_t timer;
-	enum client_state state;
-	char *scheme, *authority, *base, *bucket, *region, *ca_file, *log_name;
-	bool path_style, insecure;
-	struct s3_credentials creds;
-	unsigned creds_gen;          /* bumped whenever creds are replaced */
-	unsigned creds_reloads;      /* reload_creds calls so far */
-	uint64_t creds_reloaded_ms;  /* loop time of the last one */
-	int (*reload_creds)(void *arg, struct s3_credentials *out);
-	void *reload_arg;
-	unsigned max_in_flight, in_flight;
-	int max_attempts;
-	int64_t stall_ms;
-	struct call_list ready, sending, waiting, cancelled;
-	uint64_t rng;
-	int closing_parts;
-	void (*close_cb)(void *arg);
-	void *close_arg;
-};
 
 /* ---- lists ---- */
 
@@ -125,101 +67,6 @@ static void list_move_all(struct call_list *from, struct call_list *to)
 	}
 }
 
-/* ---- calls ---- */
-
-static void call_free(struct s3_call *k)
-{
-	free((char *)k->req.method);
-	free((char *)k->req.op);
-	free((char *)k->req.key);
-	free((char *)k->req.label);
-	free((char *)k->req.what);
-	free((char *)k->req.content_md5);
-	free((char *)k->req.content_type);
-	free((char *)k->req.range);
-	free((char *)k->req.payload_hash);
-	for (size_t i = 0; i < k->req.n_params; i++) {
-		free((char *)k->params[i].name);
-		free((char *)k->params[i].value);
-	}
-	free(k->params);
-	free(k);
-}
-
-static bool dup_opt(const char *in, const char **out)
-{
-	if (in == NULL) {
-		*out = NULL;
-		return true;
-	}
-	*out = strdup(in);
-	return *out != NULL;
-}
-
-static struct s3_call *call_new(struct s3_client *c, const struct s3_request *req)
-{
-	struct s3_call *k = calloc(1, sizeof(*k));
-	bool ok;
-
-	if (k == NULL)
-		return NULL;
-	k->c = c;
-	k->req = *req;
-	k->req.n_params = 0;
-	k->req.params = NULL;
-	ok = dup_opt(req->method, &k->req.method) && dup_opt(req->op, &k->req.op) &&
-	     dup_opt(req->key, &k->req.key) && dup_opt(req->label, &k->req.label) &&
-	     dup_opt(req->what, &k->req.what) && dup_opt(req->content_md5, &k->req.content_md5) &&
-	     dup_opt(req->content_type, &k->req.content_type) &&
-	     dup_opt(req->range, &k->req.range) && dup_opt(req->payload_hash, &k->req.payload_hash);
-	if (ok && req->n_params > 0) {
-		k->params = calloc(req->n_params, sizeof(*k->params));
-		ok = k->params != NULL;
-		for (size_t i = 0; ok && i < req->n_params; i++) {
-			ok = dup_opt(req->params[i].name, &k->params[i].name) &&
-			     dup_opt(req->params[i].value, &k->params[i].value);
-			k->req.n_params = i + 1;
-		}
-		k->req.params = k->params;
-	}
-	if (!ok) {
-		call_free(k);
-		return NULL;
-	}
-	return k;
-}
-
-/* "PUT generations/x/wal/y (part 2 of 7)" */
-static void call_title(const struct s3_call *k, char *buf, size_t n)
-{
-	const struct s3_request *r = &k->req;
-
-	snprintf(buf, n, "%s %s%s%s%s", r->op ? r->op : r->method,
-			r->label ? r->label : (r->key ? r->key : "/"), r->what ? " (" : "",
-			r->what ? r->what : "", r->what ? ")" : "");
-}
-
-/* Answers k and frees it; the slot it held (if any) was released before. */
-static void call_finish(struct s3_call *k, struct s3_response *resp)
-{
-	resp->attempts = k->attempts;
-	k->cb(k->arg, resp);
-	call_free(k);
-}
-
-static void call_fail(struct s3_call *k, int rc, const char *why)
-{
-	struct s3_response resp = {0};
-	char title[MESSAGE_MAX], msg[MESSAGE_MAX];
-
-	call_title(k, title, sizeof(title));
-	snprintf(msg, sizeof(msg), "%s: %s", title, why ? why : strerror(-rc));
-	resp.rc = rc;
-	resp.code = "";
-	resp.message = msg;
-	call_finish(k, &resp);
-}
-
 static uint64_t next_random(struct s3_client *c)
 {
 	/* xorshift64: jitter only, nothing secret depends on it. */
@@ -227,175 +74,6 @@ static uint64_t next_random(struct s3_client *c)
 	c->rng ^= c->rng >> 7;
 	c->rng ^= c->rng << 17;
 	return c->rng;
-}
-
-static char *build_path(const struct s3_client *c, const char *key)
-{
-	size_t n = strlen(c->base) + strlen(c->bucket) + (key ? strlen(key) : 0) + 4;
-	char *p = malloc(n);
-
-	if (p == NULL)
-		return NULL;
-	if (c->path_style)
-		snprintf(p, n, "%s/%s%s%s", c->base, c->bucket, key ? "/" : "", key ? key : "");
-	else
-		snprintf(p, n, "%s/%s", c->base, key ? key : "");
-	return p;
-}
-
-static long total_timeout_ms(const struct s3_client *c, const struct s3_call *k)
-{
-	int64_t t = 10 * c->stall_ms;
-
-	if (k->req.body != S3_BODY_NONE)
-		t += (int64_t)(k->req.body_len * 1000 / UPLOAD_RATE_FLOOR);
-	if (k->req.sink == S3_SINK_FD)
-		t += RECEIVE_ALLOWANCE_MS;
-	return t > 0x7fffffff ? 0x7fffffff : (long)t;
-}
-
-/*
- * The body, the sink and the limits of k's next attempt: everything of o
- * but the method, URL and headers. 0, or -errno with why set.
- */
-static int attempt_opts(const struct s3_call *k, struct http_request_opts *o, const char **why)
-{
-	const struct s3_client *c = k->c;
-	const struct s3_request *r = &k->req;
-
-	switch (r->body) {
-	case S3_BODY_NONE:
-		o->body_source = HTTP_BODY_NONE;
-		break;
-	case S3_BODY_MEMORY:
-		o->body_source = HTTP_BODY_MEMORY;
-		o->body = r->body_buf;
-		o->body_len = r->body_len;
-		break;
-	case S3_BODY_FD:
-		o->body_source = HTTP_BODY_FD;
-		o->body_fd = r->body_fd;
-		o->body_offset = r->body_offset;
-		o->body_len = r->body_len;
-		break;
-	}
-	if (r->sink == S3_SINK_FD) {
-		o->sink = HTTP_SINK_FD;
-		o->sink_fd = r->sink_fd;
-		o->sink_offset = r->sink_offset;
-		/* A retry starts the file over: no bytes of the failed attempt stay.
-		 * A range is written again over itself; the rest is another's. */
-		if (k->attempts > 1 && r->range == NULL && ftruncate(r->sink_fd, r->sink_offset) != 0) {
-			int rc = -errno;
-
-			*why = "cannot truncate the download file";
-			return rc;
-		}
-	} else {
-		o->sink = HTTP_SINK_MEMORY;
-		o->max_body = r->max_body;
-	}
-	o->timeout_ms = total_timeout_ms(c, k);
-	/* Connecting gets less: a blackholed endpoint should not hold a
-	 * shutdown's last flush for minutes. */
-	o->connect_timeout_ms = (long)(c->stall_ms < CONNECT_TIMEOUT_MAX_MS ? c->stall_ms
-									  : CONNECT_TIMEOUT_MAX_MS);
-	o->low_speed_limit = 1;
-	o->low_speed_time = (long)(c->stall_ms / 1000 > 0 ? c->stall_ms / 1000 : 1);
-	o->ca_file = c->ca_file;
-	o->insecure = c->insecure;
-	o->expect_continue = r->body != S3_BODY_NONE && r->body_len >= EXPECT_CONTINUE_MIN;
-	return 0;
-}
-
-static void on_http_done(struct http_response *resp, void *data);
-
-/* Signs and sends one attempt. 0, or a negative errno with why set. */
-static int call_send(struct s3_call *k, const char **why)
-{
-	struct s3_client *c = k->c;
-	const struct s3_request *r = &k->req;
-	struct sigv4_header sh[3];
-	struct sigv4_request sr;
-	struct sigv4_signed *sig = NULL;
-	struct http_request_opts o;
-	char *path = build_path(c, r->key), *host, *url = NULL;
-	char *lines[3 + SIGV4_MAX_ADDED + 1] = {0};
-	size_t n_sh = 0, n_lines = 0;
-	int rc;
-
-	if (c->path_style) {
-		host = strdup(c->authority);
-	} else if ((host = malloc(strlen(c->bucket) + strlen(c->authority) + 2)) != NULL) {
-		sprintf(host, "%s.%s", c->bucket, c->authority);
-	}
-	if (path == NULL || host == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (r->content_md5 != NULL)
-		sh[n_sh++] = (struct sigv4_header){"Content-MD5", r->content_md5};
-	if (r->content_type != NULL)
-		sh[n_sh++] = (struct sigv4_header){"Content-Type", r->content_type};
-	if (r->range != NULL)
-		sh[n_sh++] = (struct sigv4_header){"Range", r->range};
-	memset(&sr, 0, sizeof(sr));
-	sr.method = r->method;
-	sr.host = host;
-	sr.path = path;
-	sr.params = r->params;
-	sr.n_params = r->n_params;
-	sr.headers = sh;
-	sr.n_headers = n_sh;
-	sr.payload_hash = r->body == S3_BODY_FD ? r->payload_hash : NULL;
-	sr.body = r->body == S3_BODY_MEMORY ? r->body_buf : NULL;
-	sr.body_len = r->body == S3_BODY_MEMORY ? (size_t)r->body_len : 0;
-	sr.region = c->region;
-	sr.service = "s3";
-	sr.access_key_id = c->creds.access_key_id;
-	sr.secret_key = c->creds.secret_access_key;
-	sr.session_token = c->creds.session_token;
-	k->creds_gen = c->creds_gen;
-	sr.time = time(NULL);
-	rc = sigv4_sign(&sr, &sig, why);
-	if (rc != 0)
-		goto out;
-	url = malloc(strlen(c->scheme) + strlen(host) + strlen(sig->target) + 4);
-	if (url == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	sprintf(url, "%s://%s%s", c->scheme, host, sig->target);
-	for (size_t i = 0; i < n_sh + sig->n_added; i++) {
-		const struct sigv4_header *h = i < n_sh ? &sh[i] : &sig->added[i - n_sh];
-
-		lines[n_lines] = malloc(strlen(h->name) + strlen(h->value) + 3);
-		if (lines[n_lines] == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		sprintf(lines[n_lines++], "%s: %s", h->name, h->value);
-	}
-	memset(&o, 0, sizeof(o));
-	o.method = r->method;
-	o.url = url;
-	o.headers = (const char *const *)lines;
-	rc = attempt_opts(k, &o, why);
-	if (rc != 0)
-		goto out;
-	rc = http_client_request(c->http, &o, on_http_done, k, &k->http);
-	if (rc != 0)
-		*why = NULL;
-	else
-		k->sent_ms = uv_now(c->loop);
-out:
-	for (size_t i = 0; i < n_lines; i++)
-		free(lines[i]);
-	free(url);
-	sigv4_signed_free(sig);
-	free(path);
-	free(host);
-	return rc;
 }
 
 static void pump(struct s3_client *c);
@@ -435,12 +113,12 @@ static void pump(struct s3_client *c)
 
 		list_remove(&c->ready, k);
 		k->attempts++;
-		rc = call_send(k, &why);
+		rc = s3_call_send(k, &why);
 		if (rc == 0) {
 			list_push(&c->sending, k);
 			c->in_flight++;
 		} else {
-			call_fail(k, rc, why);
+			s3_call_fail(k, rc, why);
 		}
 	}
 }
@@ -449,7 +127,7 @@ static void pump(struct s3_client *c)
 static void compose(char *msg, size_t n, const char *title, const char *detail, const char *hint,
 		    int gave_up)
 {
-	char notes[MESSAGE_MAX] = "";
+	char notes[S3_CLIENT_MESSAGE_MAX] = "";
 
 	if (hint != NULL && hint[0] != '\0')
 		snprintf(notes, sizeof(notes), "%s", hint);
@@ -505,14 +183,14 @@ static bool fresher_creds(struct s3_client *c, const struct s3_call *k)
  * code, detail and hint worked out first, and they read top to bottom in
  * the order they are decided.
  */
-static void on_http_done(struct http_response *hr, void *data)
+void s3_client_on_http_done(struct http_response *hr, void *data)
 {
 	struct s3_call *k = data;
 	struct s3_client *c = k->c;
 	struct s3_response resp = {0};
 	struct s3_error e;
 	bool have_e = false;
-	char title[MESSAGE_MAX], detail[MESSAGE_MAX], hint[MESSAGE_MAX] = "", msg[MESSAGE_MAX];
+	char title[S3_CLIENT_MESSAGE_MAX], detail[S3_CLIENT_MESSAGE_MAX], hint[S3_CLIENT_MESSAGE_MAX] = "", msg[S3_CLIENT_MESSAGE_MAX];
 	const char *code = "", *bad;
 	int rc = 0, result = hr->result;
 
@@ -522,13 +200,13 @@ static void on_http_done(struct http_response *hr, void *data)
 	k->http = NULL;
 	resp.http = hr;
 	resp.status = hr->status;
-	call_title(k, title, sizeof(title));
+	s3_call_title(k, title, sizeof(title));
 	if (c->state != CLIENT_RUNNING || hr->result == -ECANCELED) {
 		snprintf(msg, sizeof(msg), "%s: cancelled: the replica's S3 client is closing", title);
 		resp.rc = -ECANCELED;
 		resp.code = "";
 		resp.message = msg;
-		call_finish(k, &resp);
+		s3_call_finish(k, &resp);
 		return;
 	}
 	if (hr->result != 0) {
@@ -556,7 +234,7 @@ static void on_http_done(struct http_response *hr, void *data)
 	if (rc == 0) {
 		resp.rc = 0;
 		resp.code = "";
-		call_finish(k, &resp);
+		s3_call_finish(k, &resp);
 		pump(c);
 		return;
 	}
@@ -595,7 +273,7 @@ static void on_http_done(struct http_response *hr, void *data)
 	resp.code = code;
 	resp.message = msg;
 	resp.s3err = have_e ? &e : NULL;
-	call_finish(k, &resp);
+	s3_call_finish(k, &resp);
 	pump(c);
 }
 
@@ -613,7 +291,7 @@ int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_requ
 	    (req->body == S3_BODY_MEMORY && req->body_buf == NULL && req->body_len > 0) ||
 	    (req->sink == S3_SINK_FD && (req->sink_fd < 0 || req->sink_offset < 0)))
 		return -EINVAL;
-	k = call_new(c, req);
+	k = s3_call_new(c, req);
 	if (k == NULL)
 		return -ENOMEM;
 	k->cb = cb;
@@ -647,7 +325,7 @@ static void close_part_done(struct s3_client *c)
 		return;
 	while ((k = c->cancelled.head) != NULL) {
 		list_remove(&c->cancelled, k);
-		call_fail(k, -ECANCELED, "cancelled: the replica's S3 client is closing");
+		s3_call_fail(k, -ECANCELED, "cancelled: the replica's S3 client is closing");
 	}
 	cb = c->close_cb;
 	arg = c->close_arg;
@@ -680,6 +358,76 @@ void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg)
 	http_client_close(c->http, on_http_closed, c);
 }
 
+/* c's scheme, authority, base and path style, from cfg's endpoint or region. */
+static int client_endpoint(struct s3_client *c, const struct s3_client_config *cfg,
+			   const char *region, char *err, size_t errlen)
+{
+	int rc;
+
+	if (cfg->endpoint != NULL && cfg->endpoint[0] != '\0') {
+		rc = s3_endpoint_split(cfg->endpoint, &c->scheme, &c->authority, &c->base);
+		if (rc != 0) {
+			if (rc == -EINVAL)
+				snprintf(err, errlen, "invalid endpoint \"%s\"", cfg->endpoint);
+			return rc;
+		}
+		c->path_style = cfg->force_path_style;
+	} else {
+		const char *suffix =
+			strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
+
+		c->scheme = strdup("https");
+		c->authority = malloc(strlen(region) + strlen(suffix) + 5);
+		if (c->authority != NULL)
+			sprintf(c->authority, "s3.%s.%s", region, suffix);
+		c->base = strdup("");
+		c->path_style = cfg->force_path_style;
+	}
+	/* A dotted bucket name breaks the wildcard certificate of a virtual host. */
+	if (c->scheme != NULL && strcmp(c->scheme, "https") == 0 && strchr(cfg->bucket, '.') != NULL)
+		c->path_style = true;
+	return 0;
+}
+
+/* The rest of cfg into c, and its random seed. 0 or -ENOMEM. */
+static int client_copy_config(struct s3_client *c, const struct s3_client_config *cfg,
+			      const char *region)
+{
+	c->bucket = strdup(cfg->bucket);
+	c->region = strdup(region);
+	c->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
+	c->log_name = cfg->log_name ? strdup(cfg->log_name) : NULL;
+	c->insecure = cfg->skip_verify;
+	c->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : S3_DEFAULT_MAX_IN_FLIGHT;
+	c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : S3_DEFAULT_MAX_ATTEMPTS;
+	c->stall_ms = cfg->stall_timeout_ms > 0 ? cfg->stall_timeout_ms : S3_DEFAULT_STALL_TIMEOUT_MS;
+	if (c->stall_ms < 1000)
+		c->stall_ms = 1000;
+	c->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+	if (c->rng == 0)
+		c->rng = 0x9e3779b97f4a7c15ull;
+	if (c->scheme == NULL || c->authority == NULL || c->base == NULL || c->bucket == NULL ||
+	    c->region == NULL || (cfg->ca_file && c->ca_file == NULL) ||
+	    (cfg->log_name && c->log_name == NULL))
+		return -ENOMEM;
+	return 0;
+}
+
+/* cfg's credentials and reload hook into c. 0 or -ENOMEM. */
+static int client_copy_creds(struct s3_client *c, const struct s3_client_config *cfg)
+{
+	c->creds.access_key_id = strdup(cfg->creds->access_key_id);
+	c->creds.secret_access_key = strdup(cfg->creds->secret_access_key);
+	c->creds.session_token = cfg->creds->session_token ? strdup(cfg->creds->session_token) : NULL;
+	snprintf(c->creds.source, sizeof(c->creds.source), "%s", cfg->creds->source);
+	c->reload_creds = cfg->reload_creds;
+	c->reload_arg = cfg->reload_arg;
+	if (c->creds.access_key_id == NULL || c->creds.secret_access_key == NULL ||
+	    (cfg->creds->session_token && c->creds.session_token == NULL))
+		return -ENOMEM;
+	return 0;
+}
+
 int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3_client **out,
 		  char *err, size_t errlen)
 {
@@ -700,59 +448,14 @@ int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3
 		return -ENOMEM;
 	c->loop = loop;
 	c->state = CLIENT_RUNNING;
-	if (cfg->endpoint != NULL && cfg->endpoint[0] != '\0') {
-		rc = s3_endpoint_split(cfg->endpoint, &c->scheme, &c->authority, &c->base);
-		if (rc != 0) {
-			if (rc == -EINVAL)
-				snprintf(err, errlen, "invalid endpoint \"%s\"", cfg->endpoint);
-			free(c);
-			return rc;
-		}
-		c->path_style = cfg->force_path_style;
-	} else {
-		const char *suffix =
-			strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
-
-		c->scheme = strdup("https");
-		c->authority = malloc(strlen(region) + strlen(suffix) + 5);
-		if (c->authority != NULL)
-			sprintf(c->authority, "s3.%s.%s", region, suffix);
-		c->base = strdup("");
-		c->path_style = cfg->force_path_style;
+	rc = client_endpoint(c, cfg, region, err, errlen);
+	if (rc != 0) {
+		free(c);
+		return rc;
 	}
-	/* A dotted bucket name breaks the wildcard certificate of a virtual host. */
-	if (c->scheme != NULL && strcmp(c->scheme, "https") == 0 && strchr(cfg->bucket, '.') != NULL)
-		c->path_style = true;
-	c->bucket = strdup(cfg->bucket);
-	c->region = strdup(region);
-	c->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
-	c->log_name = cfg->log_name ? strdup(cfg->log_name) : NULL;
-	c->insecure = cfg->skip_verify;
-	c->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : S3_DEFAULT_MAX_IN_FLIGHT;
-	c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : S3_DEFAULT_MAX_ATTEMPTS;
-	c->stall_ms = cfg->stall_timeout_ms > 0 ? cfg->stall_timeout_ms : S3_DEFAULT_STALL_TIMEOUT_MS;
-	if (c->stall_ms < 1000)
-		c->stall_ms = 1000;
-	c->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
-	if (c->rng == 0)
-		c->rng = 0x9e3779b97f4a7c15ull;
-	rc = 0;
-	if (c->scheme == NULL || c->authority == NULL || c->base == NULL || c->bucket == NULL ||
-	    c->region == NULL || (cfg->ca_file && c->ca_file == NULL) ||
-	    (cfg->log_name && c->log_name == NULL))
-		rc = -ENOMEM;
-	if (rc == 0) {
-		c->creds.access_key_id = strdup(cfg->creds->access_key_id);
-		c->creds.secret_access_key = strdup(cfg->creds->secret_access_key);
-		c->creds.session_token =
-			cfg->creds->session_token ? strdup(cfg->creds->session_token) : NULL;
-		snprintf(c->creds.source, sizeof(c->creds.source), "%s", cfg->creds->source);
-		c->reload_creds = cfg->reload_creds;
-		c->reload_arg = cfg->reload_arg;
-		if (c->creds.access_key_id == NULL || c->creds.secret_access_key == NULL ||
-		    (cfg->creds->session_token && c->creds.session_token == NULL))
-			rc = -ENOMEM;
-	}
+	rc = client_copy_config(c, cfg, region);
+	if (rc == 0)
+		rc = client_copy_creds(c, cfg);
 	if (rc == 0)
 		rc = http_client_new(loop, &c->http);
 	if (rc != 0) {
