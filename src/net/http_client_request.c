@@ -228,7 +228,11 @@ static int validate(const struct http_request_opts *o)
 	return 0;
 }
 
-/* Sets every curl option of a request; 0 or a negative errno. */
+/*
+ * Sets every curl option of a request; 0 or a negative errno. Long on
+ * purpose: one curl_easy_setopt() a line, in the order curl's manual
+ * groups them, reads better as one list than scattered over helpers.
+ */
 static int request_setup(struct http_request *r, const struct http_request_opts *o)
 {
 	CURL *e = r->easy;
