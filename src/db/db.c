@@ -248,13 +248,7 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 	/* Step 1: our mark up to the newest commit (it may rest on mark 0). */
 	int rc = advance(db, job);
 
-	/*
-	 * At max-checkpoint-page-count the bound comes first: PASSIVE rounds
-	 * under a writer that never pauses would let the WAL grow by what it
-	 * writes meanwhile (test_checkpoint.py), so the forced round goes
-	 * first, as SQLite's own RESTART would.
-	 */
-	for (int i = 0; i < PASSIVE_ROUNDS && mode == CHECKPOINT_PASSIVE && !complete && rc == 0; i++)
+	for (int i = 0; i < PASSIVE_ROUNDS && !complete && rc == 0; i++)
 		rc = passive_round(db, job, false, &complete);
 	if (rc == 0 && !complete && mode != CHECKPOINT_PASSIVE) {
 		rc = forced_round(db, job, &complete);
