@@ -381,9 +381,8 @@ static void job_run(struct db *db, struct db_job *job)
 		job->rc = rc;
 		return;
 	}
-	/* Our first read transaction may sit on mark 0 (the look backfills). */
-	if (job->opened && job->may_checkpoint)
-		note_backfilled(db);
+	if (job->opened)
+		note_backfilled(db); /* our first read transaction may sit on mark 0 */
 	job->page_size = db->shadow.hdr.page_size ? db->shadow.hdr.page_size : db->conn.page_size;
 	if (job->may_checkpoint && !job->final) {
 		enum db_checkpoint_mode mode = checkpoint_due(db, job);
