@@ -185,12 +185,8 @@ static int passive_round(struct db *db, struct db_job *job, bool spin, bool *com
 {
 	int log = 0, done = 0, rc;
 
-	/*
-	 * What SQLite may reuse once backfilled should be on disk (shadow.c),
-	 * but not under the write lock: it is not needed for correctness, and
-	 * the rounds before flushed all but the last frames.
-	 */
-	if (!spin && (rc = shadow_flush(&db->shadow)) != 0) {
+	/* What SQLite may reuse once backfilled should be on disk (shadow.c). */
+	if ((rc = shadow_flush(&db->shadow)) != 0) {
 		snprintf(job->err, sizeof(job->err), "fsync shadow wal: %s", strerror(-rc));
 		return rc;
 	}
