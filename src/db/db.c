@@ -100,25 +100,6 @@ static int sync_shadow(struct db *db, struct db_job *job)
 }
 
 /*
- * Is the WAL fully backfilled now, with every frame of it in the shadow?
- * Then the shadow index is complete (shadow.c) before our last read
- * transaction ends: once it has, the application may restart the WAL at
- * once (our new one may sit on mark 0), before any round of ours looks.
- * The look is a PASSIVE checkpoint on the write connection, which stops
- * at our read marks (at most the shadow's end). Not while the forced
- * round holds the write lock: no restart can happen then.
- */
-static void note_backfilled(struct db *db)
-{
-	int log = 0, done = 0;
-
-	if (db->conn.write_locked)
-		return;
-	if (db_conn_probe(&db->conn, &log, &done) == 0 && log > 0 && done == log)
-		shadow_mark_backfilled(&db->shadow, (uint64_t)log);
-}
-
-/*
  * Moves our read transaction up to the newest snapshot without a moment
  * of letting go: the next one begins, what it sees is copied, and only
  * then does the last one end (db_conn.h).
@@ -133,8 +114,7 @@ static int advance(struct db *db, struct db_job *job)
 	}
 	if (rc != 0)
 		return rc;
-	if ((rc = sync_shadow(db, job)) == 0)
-		note_backfilled(db);
+	rc = sync_shadow(db, job);
 	db_conn_read_settle(&db->conn, rc == 0);
 	return rc;
 }
@@ -377,8 +357,6 @@ static void job_run(struct db *db, struct db_job *job)
 		job->rc = rc;
 		return;
 	}
-	if (job->opened)
-		note_backfilled(db); /* our first read transaction may sit on mark 0 */
 	job->page_size = db->shadow.hdr.page_size ? db->shadow.hdr.page_size : db->conn.page_size;
 	if (job->may_checkpoint && !job->final) {
 		enum db_checkpoint_mode mode = checkpoint_due(db, job);

@@ -245,26 +245,12 @@ int db_conn_checkpoint(struct db_conn *c, int *log, int *done, char *err, size_t
 	return 0;
 }
 
-int db_conn_probe(struct db_conn *c, int *log, int *done)
-{
-	*log = *done = 0;
-	if (c->write_locked)
-		return -EBUSY;
-	return sqlite3_wal_checkpoint_v2(c->wconn, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done) == SQLITE_OK
-		       ? 0
-		       : -EBUSY;
-}
-
 int db_conn_write_lock(struct db_conn *c, char *err, size_t errlen)
 {
-	int rc = exec_sql(c->wconn, "BEGIN IMMEDIATE", err, errlen);
-
-	c->write_locked = rc == 0;
-	return rc;
+	return exec_sql(c->wconn, "BEGIN IMMEDIATE", err, errlen);
 }
 
 void db_conn_write_unlock(struct db_conn *c)
 {
 	sqlite3_exec(c->wconn, "ROLLBACK", NULL, NULL, NULL);
-	c->write_locked = false;
 }

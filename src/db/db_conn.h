@@ -45,7 +45,6 @@ struct db_conn {
 	int file_fd;
 	int64_t busy_deadline_ms;
 	uint32_t page_size;
-	bool write_locked;    /* between db_conn_write_lock and _unlock */
 };
 
 void db_conn_init(struct db_conn *c, const char *path);
@@ -84,13 +83,6 @@ void db_conn_read_settle(struct db_conn *c, bool keep_new);
  * another connection's checkpoint runs.
  */
 int db_conn_checkpoint(struct db_conn *c, int *log, int *done, char *err, size_t errlen);
-
-/*
- * The same PASSIVE checkpoint on the write connection, while both read
- * connections hold transactions (during a hand-over). Not while the write
- * lock is held. Same results as db_conn_checkpoint().
- */
-int db_conn_probe(struct db_conn *c, int *log, int *done);
 
 /* Takes and drops the write lock (BEGIN IMMEDIATE) on the write connection. */
 int db_conn_write_lock(struct db_conn *c, char *err, size_t errlen);
