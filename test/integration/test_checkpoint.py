@@ -49,7 +49,12 @@ url = file://{replica}
         stop.set()
         sampler.join()
     assert rep.stop() == 0, rep.text()
-    limit = 2 * max_pages * FRAME + 32
+    # Bounded, but no longer within 2 x max: the forced checkpoint no longer
+    # writes the frame that restarts the WAL (the sidecar never writes to
+    # the database), so a writer whose next transaction already holds a
+    # snapshot appends once more before its next one restarts it. Seen up
+    # to 2.5 x in CI; issue 11 keeps tightening it open.
+    limit = 3 * max_pages * FRAME + 32
     assert peak[0] <= limit, f"WAL peaked at {peak[0]} bytes ({peak[0] // FRAME} frames), limit {limit}"
     assert "database is locked" not in rep.text()
     restore(run, f"file://{replica}", tmp_path / "restored.db")
