@@ -25,11 +25,26 @@
  * two transactions: it would win every time. So spin on the (cheap,
  * non-blocking) lock attempt first, then back off; give up at the deadline.
  */
+/*
+ * The longest spin on the WAL-index between two tries at the write lock:
+ * longer than one commit of a writer that never pauses (an fsync), short
+ * enough that a writer holding one long transaction costs little CPU.
+ */
+#define WRITE_SPIN_US 20000
+
 static int on_busy(void *arg, int count)
 {
 	struct db_conn *c = arg;
 	struct timespec ts = {0, count < 4000 ? 20000 : 1000000};
 
+	if (c->write_waiting) {
+		/* Try when a writer lets go: right after its commit. */
+		if (clock_mono_ms() >= c->busy_deadline_ms)
+			return 0;
+		if (!commit_watch_wait(&c->watch, WRITE_SPIN_US))
+			nanosleep(&ts, NULL);
+		return 1;
+	}
 	if (count % 64 == 0 && clock_mono_ms() >= c->busy_deadline_ms)
 		return 0;
 	if (count >= 2000)
@@ -83,6 +98,7 @@ void db_conn_init(struct db_conn *c, const char *path)
 	c->path = path;
 	c->reader = c->next = -1;
 	c->file_fd = -1;
+	commit_watch_init(&c->watch);
 }
 
 bool db_conn_is_open(const struct db_conn *c)
@@ -169,6 +185,8 @@ int db_conn_open(struct db_conn *c, char *err, size_t errlen)
 	if ((rc = read_begin(c, 0, err, errlen)) != 0)
 		goto fail;
 	c->reader = 0;
+	/* The -shm file exists now that SQLite opened the WAL. */
+	commit_watch_open(&c->watch, c->path);
 	return 0;
 fail:
 	db_conn_close(c);
@@ -190,6 +208,7 @@ void db_conn_close(struct db_conn *c)
 	if (c->file_fd >= 0)
 		close(c->file_fd);
 	c->file_fd = -1;
+	commit_watch_close(&c->watch);
 }
 
 int db_conn_read_hold(struct db_conn *c, char *err, size_t errlen)
@@ -247,7 +266,12 @@ int db_conn_checkpoint(struct db_conn *c, int *log, int *done, char *err, size_t
 
 int db_conn_write_lock(struct db_conn *c, char *err, size_t errlen)
 {
-	return exec_sql(c->wconn, "BEGIN IMMEDIATE", err, errlen);
+	int rc;
+
+	c->write_waiting = true;
+	rc = exec_sql(c->wconn, "BEGIN IMMEDIATE", err, errlen);
+	c->write_waiting = false;
+	return rc;
 }
 
 void db_conn_write_unlock(struct db_conn *c)

@@ -23,6 +23,8 @@
 #ifndef LITESTREAM_DB_CONN_H
 #define LITESTREAM_DB_CONN_H
 
+#include "db/commit_watch.h"
+
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +45,9 @@ struct db_conn {
 	 * and never opens or closes the database itself. -1 when closed.
 	 */
 	int file_fd;
+	/* The application's commits, for the write lock's waits (commit_watch.h). */
+	struct commit_watch watch;
+	bool write_waiting;   /* the write lock is being waited for */
 	int64_t busy_deadline_ms;
 	uint32_t page_size;
 };

@@ -20,6 +20,9 @@
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t clock_mono_ms(void);
 
+/* Microseconds of CLOCK_MONOTONIC: for the short spins of a lock wait. */
+int64_t clock_mono_us(void);
+
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME), rounded down. */
 int64_t clock_wall_ms(void);
 
