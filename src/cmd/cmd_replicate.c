@@ -9,52 +9,38 @@
  * for whatever reason, litestream syncs and flushes the same way and
  * exits with the child's status (0 when the child ended on the signal it
  * was passed).
+ *
+ * -restore-if-db-not-exists restores each configured database whose file
+ * is missing before anything starts; -once ships everything and exits
+ * (replicate_stop.c); -force-snapshot and -enforce-retention add a
+ * snapshot at start and a retention run. See replicate.h for the files.
  */
 #include "cmd/commands.h"
-#include "control/control.h"
-#include "db/db.h"
+#include "cmd/replicate.h"
+#include "restore/restore_replicas.h"
 #include "util/flags.h"
 #include "util/log.h"
-#include "replica/replica.h"
 #include "util/shellwords.h"
-#include "util/subprocess.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
-struct watched {
-	struct db db;
-	struct replica *replicas;
-	size_t n_replicas;
-	size_t pending; /* replicas still flushing or closing */
-	struct app *app;
-};
-
-struct app {
-	uv_loop_t loop;
-	struct config cfg;
-	struct watched *dbs;
-	size_t n_dbs;
-	size_t running;  /* databases not yet closed */
-	uv_signal_t sigint, sigterm;
-	int signals;
-	int forwarded;   /* the signal passed on to the child, 0 if none */
-	bool stopping;
-	int exit_code;
-	struct control *control;
-	struct subprocess child;
-};
-
 static const char *config_path, *socket_flag, *exec_flag;
+static bool once_flag, force_snapshot_flag, enforce_retention_flag, restore_flag;
 static const struct flag replicate_flags[] = {
 	{"config", FLAG_STRING, &config_path, "PATH", "Specifies the configuration file. Defaults to " CONFIG_DEFAULT_PATH "."},
 	{"exec", FLAG_STRING, &exec_flag, "CMD", "Executes a subcommand. Litestream will exit when the child process exits. Useful for simple process management."},
 	{"socket", FLAG_STRING, &socket_flag, "PATH", "Serves status and metrics on this Unix socket (overrides the configuration's socket)."},
+	{"once", FLAG_BOOL, &once_flag, NULL, "Syncs every database, ships everything to every replica and exits (1 when a replica could not take it)."},
+	{"force-snapshot", FLAG_BOOL, &force_snapshot_flag, NULL, "Ships a new snapshot of every database to every replica first."},
+	{"enforce-retention", FLAG_BOOL, &enforce_retention_flag, NULL, "Applies retention once: at start, or before exiting with -once."},
+	{"restore-if-db-not-exists", FLAG_BOOL, &restore_flag, NULL, "Restores each database that does not exist from its replicas first (none yet: it starts empty)."},
 	{0},
 };
 
@@ -67,73 +53,6 @@ static const struct command_help replicate_help = {
 	"command line arguments.",
 	replicate_flags,
 };
-
-static void on_db_closed(struct db *db)
-{
-	struct watched *w = (struct watched *)db;
-	struct app *app = w->app;
-
-	if (--app->running == 0) {
-		control_close(app->control); /* after the last flush, which sync?wait may be waiting for */
-		app->control = NULL;
-		uv_close((uv_handle_t *)&app->sigint, NULL);
-		uv_close((uv_handle_t *)&app->sigterm, NULL);
-	}
-}
-
-static void on_backend_closed(void *arg)
-{
-	struct replica *r = arg;
-	struct watched *w = (struct watched *)r->db;
-
-	if (--w->pending == 0)
-		db_close(&w->db, on_db_closed);
-}
-
-static void on_replica_closed(struct replica *r)
-{
-	/* The backend's loop handles (S3's http client) must go before the
-	 * loop ends; replica_free() frees it later. */
-	backend_close(r->backend, on_backend_closed, r);
-}
-
-static void on_flushed(struct replica *r, int rc)
-{
-	struct watched *w = (struct watched *)r->db;
-
-	if (rc != 0)
-		LOG_ERROR(w->db.path, r->name,
-			  "could not ship everything before exit; the rest stays in the shadow wal "
-			  "and ships at the next start");
-	if (--w->pending == 0) {
-		w->pending = w->n_replicas;
-		for (size_t i = 0; i < w->n_replicas; i++)
-			replica_close(&w->replicas[i], on_replica_closed);
-	}
-}
-
-static void on_db_stopped(struct db *db)
-{
-	struct watched *w = (struct watched *)db;
-
-	if (w->n_replicas == 0) {
-		db_close(db, on_db_closed);
-		return;
-	}
-	w->pending = w->n_replicas;
-	for (size_t i = 0; i < w->n_replicas; i++)
-		replica_flush(&w->replicas[i], on_flushed);
-}
-
-/* The last sync and flush of every database, then the loop ends. */
-static void shut_down(struct app *app)
-{
-	if (app->stopping)
-		return;
-	app->stopping = true;
-	for (size_t i = 0; i < app->n_dbs; i++)
-		db_stop(&app->dbs[i].db, on_db_stopped);
-}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -152,7 +71,7 @@ static void on_signal(uv_signal_t *h, int signum)
 			return;
 	}
 	LOG_INFO(NULL, NULL, "signal received, litestream shutting down");
-	shut_down(app);
+	replicate_shut_down(app);
 }
 
 static void on_child_exit(struct subprocess *sp, int code, int term_signal, const char *how)
@@ -162,7 +81,7 @@ static void on_child_exit(struct subprocess *sp, int code, int term_signal, cons
 	LOG_INFO(NULL, NULL, "exec process exited (%s), litestream shutting down", how);
 	/* Ending on the signal it was passed is the clean stop asked for. */
 	app->exit_code = app->forwarded != 0 && term_signal == app->forwarded ? 0 : code;
-	shut_down(app);
+	replicate_shut_down(app);
 }
 
 static void start_child(struct app *app, const char *cmdline)
@@ -173,7 +92,7 @@ static void start_child(struct app *app, const char *cmdline)
 	if (subprocess_start(&app->loop, &app->child, cmdline, on_child_exit, err, sizeof(err)) != 0) {
 		LOG_ERROR(NULL, NULL, "%s", err);
 		app->exit_code = 1;
-		shut_down(app);
+		replicate_shut_down(app);
 	}
 }
 
@@ -196,7 +115,8 @@ static int setup(struct app *app)
 		}
 		app->n_dbs++;
 		w->replicas = calloc(dc->n_replicas, sizeof(*w->replicas));
-		if (w->replicas == NULL && dc->n_replicas > 0)
+		w->finished = calloc(dc->n_replicas + 1, sizeof(*w->finished));
+		if ((w->replicas == NULL && dc->n_replicas > 0) || w->finished == NULL)
 			return -ENOMEM;
 		for (size_t j = 0; j < dc->n_replicas; j++) {
 			rc = replica_init(&w->replicas[j], &app->loop, &w->db, &dc->replicas[j], err, sizeof(err));
@@ -244,6 +164,7 @@ static void teardown(struct app *app)
 		for (size_t j = 0; j < app->dbs[i].n_replicas; j++)
 			replica_free(&app->dbs[i].replicas[j]);
 		free(app->dbs[i].replicas);
+		free(app->dbs[i].finished);
 		db_free(&app->dbs[i].db);
 	}
 	free(app->dbs);
@@ -303,6 +224,77 @@ static int check_exec(const struct app *app)
 	return 1;
 }
 
+/*
+ * -restore-if-db-not-exists: each database whose file is missing is
+ * restored from its replicas before anything watches it. No backup yet
+ * is a first start: the database starts empty. Any other failure stops
+ * the start (1), naming the database.
+ */
+static int restore_missing(const struct app *app)
+{
+	for (size_t i = 0; i < app->cfg.n_dbs; i++) {
+		const struct db_config *dc = &app->cfg.dbs[i];
+		const struct replica_config *rcs[64];
+		struct restore_opts o = {.output = dc->path, .index = -1, .timestamp_ms = -1, .parallelism = 8};
+		struct stat st;
+		char err[1024];
+		size_t n = 0;
+		int rc;
+
+		if (stat(dc->path, &st) == 0 || errno != ENOENT)
+			continue;
+		for (size_t j = 0; j < dc->n_replicas && n < 64; j++)
+			rcs[n++] = &dc->replicas[j];
+		if (n == 0) {
+			LOG_INFO(dc->path, NULL, "database does not exist and has no replica to restore from");
+			continue;
+		}
+		LOG_INFO(dc->path, NULL, "database does not exist: restoring it from its replicas");
+		rc = restore_from_replicas(rcs, n, &o, err, sizeof(err));
+		if (rc == -ENOENT) {
+			LOG_INFO(dc->path, NULL, "no backup found (%s); starting with an empty database", err);
+		} else if (rc != 0) {
+			fprintf(stderr, "litestream replicate: -restore-if-db-not-exists: %s: %s\n", dc->path, err);
+			return 1;
+		} else {
+			LOG_INFO(dc->path, NULL, "restored");
+		}
+	}
+	return 0;
+}
+
+/* Flags that only make sense together. 0, or the usage exit code 2. */
+static int check_flags(const struct app *app)
+{
+	if (once_flag && (exec_flag != NULL || app->cfg.exec != NULL)) {
+		fprintf(stderr, "litestream replicate: -once cannot be used with -exec (or the exec key)\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* Starts the databases and replicas (and the child with -exec). */
+static void start_all(struct app *app)
+{
+	for (size_t i = 0; i < app->n_dbs; i++) {
+		struct watched *w = &app->dbs[i];
+		for (size_t j = 0; j < w->n_replicas; j++) {
+			LOG_INFO(w->db.path, w->replicas[j].name, "replicating to %s",
+				 w->replicas[j].backend->describe);
+			replica_start(&w->replicas[j]);
+			if (force_snapshot_flag)
+				replica_request_snapshot(&w->replicas[j]);
+			if (enforce_retention_flag && !app->once)
+				replica_request_retention(&w->replicas[j]);
+		}
+		db_start(&w->db);
+	}
+	if (exec_flag != NULL || app->cfg.exec != NULL)
+		start_child(app, exec_flag != NULL ? exec_flag : app->cfg.exec);
+	if (app->once)
+		replicate_shut_down(app);
+}
+
 int cmd_replicate(int argc, char **argv)
 {
 	struct app app;
@@ -310,19 +302,23 @@ int cmd_replicate(int argc, char **argv)
 
 	memset(&app, 0, sizeof(app));
 	config_path = socket_flag = exec_flag = NULL;
+	once_flag = force_snapshot_flag = enforce_retention_flag = restore_flag = false;
 	first = flags_parse(&replicate_help, argc, argv);
 	if (first < 0)
 		return flags_exit_code(first);
-	if ((rc = load_config(&app, argc, argv, first)) != 0) {
+	if ((rc = load_config(&app, argc, argv, first)) != 0 || (rc = check_exec(&app)) != 0 ||
+	    (rc = check_flags(&app)) != 0) {
 		config_free(&app.cfg);
 		return rc;
 	}
-	if ((rc = check_exec(&app)) != 0) {
-		config_free(&app.cfg);
-		return rc;
-	}
+	app.once = once_flag;
+	app.enforce_retention = enforce_retention_flag;
 	log_threshold = app.cfg.log_level;
 	signal(SIGPIPE, SIG_IGN);
+	if (restore_flag && (rc = restore_missing(&app)) != 0) {
+		config_free(&app.cfg);
+		return rc;
+	}
 	uv_loop_init(&app.loop);
 	if (setup(&app) != 0 || start_control(&app) != 0) {
 		uv_run(&app.loop, UV_RUN_DEFAULT); /* lets what the control server opened close */
@@ -332,23 +328,15 @@ int cmd_replicate(int argc, char **argv)
 	}
 	uv_signal_init(&app.loop, &app.sigint);
 	uv_signal_init(&app.loop, &app.sigterm);
-	app.sigint.data = app.sigterm.data = &app;
+	uv_timer_init(&app.loop, &app.stop_timer);
+	app.sigint.data = app.sigterm.data = app.stop_timer.data = &app;
 	uv_signal_start(&app.sigint, on_signal, SIGINT);
 	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
-	LOG_INFO(NULL, NULL, "litestream v%s: replicating %zu database%s", PACKAGE_VERSION, app.n_dbs,
-		 app.n_dbs == 1 ? "" : "s");
+	replicate_notify_start(&app);
+	LOG_INFO(NULL, NULL, "litestream v%s: %s %zu database%s", PACKAGE_VERSION,
+		 app.once ? "shipping" : "replicating", app.n_dbs, app.n_dbs == 1 ? "" : "s");
 	app.running = app.n_dbs;
-	for (size_t i = 0; i < app.n_dbs; i++) {
-		struct watched *w = &app.dbs[i];
-		for (size_t j = 0; j < w->n_replicas; j++) {
-			LOG_INFO(w->db.path, w->replicas[j].name, "replicating to %s",
-				 w->replicas[j].backend->describe);
-			replica_start(&w->replicas[j]);
-		}
-		db_start(&w->db);
-	}
-	if (exec_flag != NULL || app.cfg.exec != NULL)
-		start_child(&app, exec_flag != NULL ? exec_flag : app.cfg.exec);
+	start_all(&app);
 	uv_run(&app.loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(&app.loop);
 	if (rc != 0)

@@ -10,7 +10,7 @@
 #include "util/flags.h"
 #include "util/log.h"
 #include "core/names.h"
-#include "restore/restore.h"
+#include "restore/restore_replicas.h"
 #include "util/timefmt.h"
 #include "config/url.h"
 
@@ -118,35 +118,18 @@ static int parse_targets(struct restore_opts *o)
 
 static int run(struct sources *s, struct restore_opts *o)
 {
-	struct restore_source src[64];
-	size_t n = 0;
-	uv_loop_t loop;
 	char err[1024];
-	int rc, code = 1;
+	int rc = restore_from_replicas(s->rcs, s->n, o, err, sizeof(err));
 
-	uv_loop_init(&loop);
-	for (size_t i = 0; i < s->n; i++) {
-		if (backend_new(&loop, s->rcs[i], &src[n].backend, err, sizeof(err)) != 0) {
-			fprintf(stderr, "litestream restore: %s\n", err);
-			goto out;
-		}
-		src[n++].name = s->rcs[i]->name;
-	}
-	rc = restore_run(src, n, o, err, sizeof(err));
 	if (rc == -ENOENT && if_replica_exists) {
 		fprintf(stderr, "no matching backups found\n");
-		code = 0;
-	} else if (rc != 0) {
-		fprintf(stderr, "litestream restore: %s\n", err);
-	} else {
-		code = 0;
+		return 0;
 	}
-out:
-	for (size_t i = 0; i < n; i++)
-		src[i].backend->ops->free(src[i].backend);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
-	return code;
+	if (rc != 0) {
+		fprintf(stderr, "litestream restore: %s\n", err);
+		return 1;
+	}
+	return 0;
 }
 
 int cmd_restore(int argc, char **argv)

@@ -121,6 +121,7 @@ struct config {
 	char *metrics_addr;       /* "host:port" or NULL */
 	enum log_level log_level; /* default info */
 	char *exec;               /* command to run as a child, or NULL */
+	int64_t shutdown_sync_timeout_ms; /* the last shipment at exit; default 30s, 0 = no limit */
 	struct db_config *dbs;
 	size_t n_dbs;
 };

@@ -58,6 +58,7 @@ static const struct option options[] = {
 	L_OPT("metrics-addr", OPT_ADDR, metrics_addr),
 	L_OPT("log-level", OPT_LOG_LEVEL, log_level),
 	L_OPT("exec", OPT_STRING, exec),
+	L_OPT("shutdown-sync-timeout", OPT_DURATION, shutdown_sync_timeout_ms),
 	D_OPT("path", OPT_REQUIRED, path),
 	D_OPT("monitor-interval", OPT_DURATION, monitor_interval_ms),
 	D_OPT("checkpoint-interval", OPT_DURATION, checkpoint_interval_ms),
@@ -270,6 +271,7 @@ int config_defaults(struct config *c)
 	c->socket = strdup(CONFIG_DEFAULT_SOCKET);
 	c->socket_mode = 0600;
 	c->log_level = LOG_LEVEL_INFO;
+	c->shutdown_sync_timeout_ms = 30 * 1000;
 	return c->socket == NULL ? -ENOMEM : 0;
 }
 

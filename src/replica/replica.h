@@ -128,6 +128,8 @@ struct replica {
 	uv_timer_t validation_timer;
 	int open_handles;
 	void (*flush_cb)(struct replica *r, int rc);
+	void (*retention_cb)(struct replica *r, int rc); /* replica_enforce_retention() */
+	int retention_rc;
 	void (*close_cb)(struct replica *r);
 	struct replica_subscriber *subs; /* owned */
 	size_t n_subs;
@@ -179,6 +181,16 @@ uint64_t replica_pending_bytes(const struct replica *r);
  * WAL and ship at the next start).
  */
 void replica_flush(struct replica *r, void (*cb)(struct replica *r, int rc));
+
+/*
+ * One retention run now (retention.h), then cb with 0, or with -errno
+ * when listing or removing failed (logged). For a replica with nothing in
+ * flight (after replica_flush()); with retention 0 it only calls cb.
+ */
+void replica_enforce_retention(struct replica *r, void (*cb)(struct replica *r, int rc));
+
+/* Asks for one retention run at the next step (-enforce-retention at start). */
+void replica_request_retention(struct replica *r);
 
 /*
  * Stops timers, ends the subscriptions and closes handles; cb when closed.

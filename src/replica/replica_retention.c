@@ -27,6 +27,12 @@ static void retention_done(struct replica *r)
 		r->retention = NULL;
 	}
 	replica_set_task(r, REPLICA_TASK_NONE);
+	if (r->retention_cb != NULL) {
+		void (*cb)(struct replica *, int) = r->retention_cb;
+		r->retention_cb = NULL;
+		cb(r, r->retention_rc);
+		return;
+	}
 	replica_step(r);
 }
 
@@ -35,6 +41,7 @@ static void on_retention_removed(void *arg, int rc, const char *err)
 	struct replica *r = arg;
 
 	if (rc != 0) {
+		r->retention_rc = rc;
 		r->stats.error_count++;
 		snprintf(r->stats.last_error, sizeof(r->stats.last_error), "retention: %s",
 			 err ? err : strerror(-rc));
@@ -55,6 +62,7 @@ static void on_retention_catalog(void *arg, int rc, const char *err, struct cata
 
 	r->stats.list_count++;
 	if (rc != 0) {
+		r->retention_rc = rc;
 		r->stats.error_count++;
 		snprintf(r->stats.last_error, sizeof(r->stats.last_error), "retention: %s", err);
 		LOG_ERROR(db_path(r->db), r->name, "%s", r->stats.last_error);
@@ -68,6 +76,7 @@ static void on_retention_catalog(void *arg, int rc, const char *err, struct cata
 	    retention_plan(c, d.generation, clock_wall_ms(), r->cfg->retention_ms, p) != 0) {
 		free(p);
 		LOG_ERROR(db_path(r->db), r->name, "retention: out of memory");
+		r->retention_rc = -ENOMEM;
 		retention_done(r);
 		return;
 	}
@@ -84,6 +93,7 @@ static void on_retention_catalog(void *arg, int rc, const char *err, struct cata
 void replica_retention_start(struct replica *r)
 {
 	r->retention_wanted = false;
+	r->retention_rc = 0;
 	replica_set_task(r, REPLICA_TASK_RETENTION);
 	catalog_load_async(r->backend, NULL, on_retention_catalog, r);
 }
@@ -92,6 +102,25 @@ void replica_on_retention_timer(uv_timer_t *t)
 {
 	struct replica *r = t->data;
 
+	r->retention_wanted = true;
+	if (r->state == REPLICA_IDLE)
+		replica_step(r);
+}
+
+void replica_enforce_retention(struct replica *r, void (*cb)(struct replica *r, int rc))
+{
+	if (r->cfg->retention_ms <= 0 || r->state != REPLICA_IDLE) {
+		cb(r, 0);
+		return;
+	}
+	r->retention_cb = cb;
+	replica_retention_start(r);
+}
+
+void replica_request_retention(struct replica *r)
+{
+	if (r->cfg->retention_ms <= 0)
+		return;
 	r->retention_wanted = true;
 	if (r->state == REPLICA_IDLE)
 		replica_step(r);

@@ -50,6 +50,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.log_level, LOG_LEVEL_INFO);
 	assert_null(c.metrics_addr);
 	assert_null(c.exec);
+	assert_int_equal(c.shutdown_sync_timeout_ms, 30000);
 	assert_int_equal(c.n_dbs, 1);
 
 	db = &c.dbs[0];
@@ -115,6 +116,7 @@ static void test_every_key(void **state)
 		"metrics-addr = 127.0.0.1:9090\n"
 		"log-level = debug\n"
 		"exec = /usr/bin/myapp -serve\n"
+		"shutdown-sync-timeout = 2m\n"
 		"[db app]\n"
 		"path = /data/app.db\n"
 		"monitor-interval = 500ms\n"
@@ -150,6 +152,7 @@ static void test_every_key(void **state)
 	assert_string_equal(c.metrics_addr, "127.0.0.1:9090");
 	assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
 	assert_string_equal(c.exec, "/usr/bin/myapp -serve");
+	assert_int_equal(c.shutdown_sync_timeout_ms, 120000);
 
 	db = &c.dbs[0];
 	assert_int_equal(db->monitor_interval_ms, 500);
@@ -208,7 +211,7 @@ static void test_key_table(void **state)
 				fail_msg("key %s listed twice", k->key);
 		}
 	}
-	assert_int_equal(per[0], 5);
+	assert_int_equal(per[0], 6);
 	assert_int_equal(per[1], 5);
 	assert_int_equal(per[2], 18);
 	assert_null(config_key_at(n));
