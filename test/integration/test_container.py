@@ -46,6 +46,10 @@ RGW_NAME = "client.rgw.a"  # test/rgw/rgw-up.sh's radosgw
 
 # ---- podman ------------------------------------------------------------------
 
+# First, so that a missing podman skips before radosgw is started for nothing.
+pytestmark = pytest.mark.usefixtures("podman_ok")
+
+
 def podman_env():
     env = dict(os.environ)
     env.setdefault("CONTAINERS_CONF", PODMAN_CONF)
@@ -345,20 +349,20 @@ def test_sidecar_ships_app_writes_stops_cleanly_and_restores(pod):
     assert_same(source, pod.restore(prefix))
 
 
-def test_healthcheck_follows_radosgw(pod, s3_server):
+def test_healthcheck_follows_radosgw(pod):
     vol = pod.volume()
     pod.app(vol, SCHEMA + rows_sql(1, 100))
     side = pod.sidecar(vol, new_prefix())
     pod.wait(lambda: pod.shipped(side), side, "the first shipment")
     assert pod.healthy(side), pod.logs(side)
-    rgw_stop(s3_server)
+    rgw_stop(pod.s3)
     try:
         # Nothing to ship is nothing to fail: the application writes.
         pod.app(vol, rows_sql(1000, 50))
         pod.wait(lambda: not pod.healthy(side), side,
                  "the health check to fail with radosgw stopped", interval=0.5)
     finally:
-        rgw_start(s3_server)
+        rgw_start(pod.s3)
     pod.wait(lambda: pod.healthy(side), side, "the health check to pass with radosgw back",
              timeout=40, interval=0.5)
     assert podman("inspect", "--format", "{{.State.Health.Status}}", side).stdout.strip() \
@@ -366,7 +370,6 @@ def test_healthcheck_follows_radosgw(pod, s3_server):
     assert pod.stop(side) == 0, pod.logs(side)
 
 
-@pytest.mark.skip(reason="needs -restore-if-db-not-exists")
 def test_restore_if_db_not_exists_on_an_empty_volume(pod):
     vol = pod.volume()
     prefix = new_prefix()
@@ -379,6 +382,9 @@ def test_restore_if_db_not_exists_on_an_empty_volume(pod):
     side2 = pod.sidecar(fresh, prefix, "replicate", "-restore-if-db-not-exists",
                         "-config", "/etc/litestream.conf")
     pod.wait(lambda: pod.shipped(side2), side2, "the restored database to be open")
+    restored = os.path.join(pod.mountpoint(fresh), "app.db")
+    assert_same(os.path.join(pod.mountpoint(vol), "app.db"), restored)
+    # The application goes on with it, and the sidecar goes on shipping.
+    pod.app(fresh, rows_sql(5000, 100))
     assert pod.stop(side2) == 0, pod.logs(side2)
-    assert_same(os.path.join(pod.mountpoint(vol), "app.db"),
-                os.path.join(pod.mountpoint(fresh), "app.db"))
+    assert_same(restored, pod.restore(prefix))
