@@ -50,10 +50,11 @@ struct app {
 	struct subprocess child;
 };
 
-static const char *config_path, *socket_flag, *exec_flag;
+static const char *config_path, *socket_flag, *exec_flag, *log_format_flag;
 static const struct flag replicate_flags[] = {
 	{"config", FLAG_STRING, &config_path, "PATH", "Specifies the configuration file. Defaults to " CONFIG_DEFAULT_PATH "."},
 	{"exec", FLAG_STRING, &exec_flag, "CMD", "Executes a subcommand. Litestream will exit when the child process exits. Useful for simple process management."},
+	{"log-format", FLAG_STRING, &log_format_flag, "FORMAT", "Log as text (the default) or json: one object per line on standard error. Overrides the configuration's log-format."},
 	{"socket", FLAG_STRING, &socket_flag, "PATH", "Serves status and metrics on this Unix socket (overrides the configuration's socket)."},
 	{0},
 };
@@ -309,10 +310,15 @@ int cmd_replicate(int argc, char **argv)
 	int first, rc;
 
 	memset(&app, 0, sizeof(app));
-	config_path = socket_flag = exec_flag = NULL;
+	config_path = socket_flag = exec_flag = log_format_flag = NULL;
 	first = flags_parse(&replicate_help, argc, argv);
 	if (first < 0)
 		return flags_exit_code(first);
+	if (log_format_flag != NULL && log_format_parse(log_format_flag, &log_output_format) != 0) {
+		fprintf(stderr, "litestream replicate: invalid -log-format \"%s\" (want text or json)\n",
+			log_format_flag);
+		return 2;
+	}
 	if ((rc = load_config(&app, argc, argv, first)) != 0) {
 		config_free(&app.cfg);
 		return rc;
@@ -322,6 +328,8 @@ int cmd_replicate(int argc, char **argv)
 		return rc;
 	}
 	log_threshold = app.cfg.log_level;
+	if (log_format_flag == NULL)
+		log_output_format = app.cfg.log_format;
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&app.loop);
 	if (setup(&app) != 0 || start_control(&app) != 0) {

@@ -3,7 +3,8 @@
  * command-line URL mode (`replicate DB_PATH REPLICA_URL...`) both produce a
  * struct config. Shape of the file (DESIGN.md):
  *
- *   [litestream]        socket, socket-mode, metrics-addr, log-level, exec
+ *   [litestream]        socket, socket-mode, metrics-addr, log-level,
+ *                       log-format, exec
  *   [db NAME]           path, monitor-interval, checkpoint-interval,
  *                       min-checkpoint-page-count, max-checkpoint-page-count
  *   [replica NAME]      db = NAME, type or url, path, bucket, region,
@@ -37,7 +38,8 @@
  * - Values: durations as duration_parse() reads them, never negative;
  *   counts are decimal integers > 0; booleans see parse_bool() and
  *   sizes parse_size() (parse.h); socket-mode is octal (0600 or 600);
- *   log-level is debug, info, warn or error. An empty optional string
+ *   log-level is debug, info, warn or error; log-format text or json
+ *   (both in any case). An empty optional string
  *   (region, endpoint, keys, ca-file, metrics-addr, exec), e.g. from an
  *   unset variable, counts as not set; an empty db, type, url, path,
  *   bucket or socket is an error.
@@ -120,6 +122,7 @@ struct config {
 	int socket_mode;          /* default 0600 */
 	char *metrics_addr;       /* "host:port" or NULL */
 	enum log_level log_level; /* default info */
+	enum log_format log_format; /* default text */
 	char *exec;               /* command to run as a child, or NULL */
 	struct db_config *dbs;
 	size_t n_dbs;

@@ -329,7 +329,7 @@ int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 		if (rc != 0 && !opt->socket_optional)
 			goto fail;
 		if (rc != 0)
-			LOG_WARN(NULL, NULL, "control socket disabled: %s", err);
+			LOG_WARN_ERR(NULL, NULL, err, "control socket disabled");
 		else
 			LOG_INFO(NULL, NULL, "control socket listening on %s", opt->socket_path);
 	}

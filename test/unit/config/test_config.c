@@ -48,6 +48,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.socket, CONFIG_DEFAULT_SOCKET);
 	assert_int_equal(c.socket_mode, 0600);
 	assert_int_equal(c.log_level, LOG_LEVEL_INFO);
+	assert_int_equal(c.log_format, LOG_FORMAT_TEXT);
 	assert_null(c.metrics_addr);
 	assert_null(c.exec);
 	assert_int_equal(c.n_dbs, 1);
@@ -114,6 +115,7 @@ static void test_every_key(void **state)
 		"socket-mode = 0660\n"
 		"metrics-addr = 127.0.0.1:9090\n"
 		"log-level = debug\n"
+		"log-format = JSON\n"
 		"exec = /usr/bin/myapp -serve\n"
 		"[db app]\n"
 		"path = /data/app.db\n"
@@ -149,6 +151,7 @@ static void test_every_key(void **state)
 	assert_int_equal(c.socket_mode, 0660);
 	assert_string_equal(c.metrics_addr, "127.0.0.1:9090");
 	assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(c.log_format, LOG_FORMAT_JSON);
 	assert_string_equal(c.exec, "/usr/bin/myapp -serve");
 
 	db = &c.dbs[0];
@@ -208,7 +211,7 @@ static void test_key_table(void **state)
 				fail_msg("key %s listed twice", k->key);
 		}
 	}
-	assert_int_equal(per[0], 5);
+	assert_int_equal(per[0], 6);
 	assert_int_equal(per[1], 5);
 	assert_int_equal(per[2], 18);
 	assert_null(config_key_at(n));
@@ -462,6 +465,10 @@ static void test_errors(void **state)
 		{"[litestream]\nsocket-mode = 16000000000000000000000000000\n",
 		 ":2: [litestream] socket-mode: invalid mode \"16000000000000000000000000000\" (want octal, e.g. 0600)"},
 		{"[litestream]\nlog-level = loud\n", ":2: [litestream] log-level: invalid log level \"loud\" (want debug, info, warn or error)"},
+		{"[litestream]\n\nlog-format = yaml\n", ":3: [litestream] log-format: invalid log format \"yaml\" (want text or json)"},
+		{"[litestream]\nlog-format =\n", ":2: [litestream] log-format: invalid log format \"\" (want text or json)"},
+		{"[litestream]\nlog-format = json\nlog-format = text\n", ":3: [litestream] log-format: set twice (first on line 2)"},
+		{"[db a]\npath = /x\nlog-format = json\n", ":3: [db a] log-format: unknown key"},
 		{"[litestream]\nmetrics-addr = 9090\n", ":2: [litestream] metrics-addr: invalid address \"9090\" (want HOST:PORT)"},
 		{"[litestream]\nmetrics-addr = localhost:http\n", ":2: [litestream] metrics-addr: invalid address \"localhost:http\" (want HOST:PORT)"},
 		{"[litestream]\nmetrics-addr = :99999\n", ":2: [litestream] metrics-addr: invalid address \":99999\" (want HOST:PORT)"},
