@@ -105,7 +105,7 @@ struct replica_config {
 };
 
 struct db_config {
-	char *name;               /* section name; in URL mode the path */
+	char *name;               /* section name; in URL mode the file's name (config_name_by_file()) */
 	char *path;               /* absolute */
 	int64_t monitor_interval_ms;       /* 1s */
 	int64_t checkpoint_interval_ms;    /* 1m */
@@ -157,6 +157,15 @@ int config_replica_from_url(const char *url, struct replica_config *out, char *e
  * the per-type defaults (file 0, s3 1s) rather than Litestream's 1s for
  * every URL-mode replica, so both modes agree.
  */
+
+/*
+ * Names each database of c by its file's name, as URL mode does (the
+ * name `litestream status` shows and the control socket takes): the last
+ * component of its path, and when an earlier database already has that
+ * name, the name followed by "-2", "-3" and so on (the first free one).
+ * Replaces the names c had. 0 or -ENOMEM (names given so far stay).
+ */
+int config_name_by_file(struct config *c);
 
 /* Finds the database whose absolute path equals path (after making path absolute). */
 struct db_config *config_find_db(struct config *c, const char *path);

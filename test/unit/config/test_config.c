@@ -508,6 +508,30 @@ static void test_errors(void **state)
 		load_bad(*state, cases[i].text, cases[i].want);
 }
 
+static void test_name_by_file(void **state)
+{
+	static const char *const paths[] = {"/a/app.db", "/b/app.db", "/c/app.db-2", "/d/app.db",
+					    "/e/other", "/f/app.db-2", "weird"};
+	static const char *const want[] = {"app.db", "app.db-2", "app.db-2-2", "app.db-3",
+					   "other", "app.db-2-3", "weird"};
+	struct config c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.n_dbs = sizeof(paths) / sizeof(paths[0]);
+	c.dbs = calloc(c.n_dbs, sizeof(*c.dbs));
+	assert_non_null(c.dbs);
+	for (size_t i = 0; i < c.n_dbs; i++) {
+		c.dbs[i].path = strdup(paths[i]);
+		c.dbs[i].name = strdup("section");
+	}
+	assert_int_equal(config_name_by_file(&c), 0);
+	for (size_t i = 0; i < c.n_dbs; i++)
+		if (strcmp(c.dbs[i].name, want[i]) != 0)
+			fail_msg("%s: named \"%s\", want \"%s\"", paths[i], c.dbs[i].name, want[i]);
+	config_free(&c);
+}
+
 static void test_from_args(void **state)
 {
 	char *const urls[] = {
@@ -526,7 +550,7 @@ static void test_from_args(void **state)
 	db = &c.dbs[0];
 	from_cwd(want, sizeof(want), "data/app.db");
 	assert_string_equal(db->path, want);
-	assert_string_equal(db->name, want);
+	assert_string_equal(db->name, "app.db");
 	assert_int_equal(db->line, 0);
 	assert_int_equal(db->monitor_interval_ms, 1000);
 	assert_int_equal(db->n_replicas, 5);
@@ -691,6 +715,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_url_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test(test_name_by_file),
 		cmocka_unit_test(test_from_args),
 		cmocka_unit_test(test_replica_from_url),
 		cmocka_unit_test(test_example_config),
