@@ -7,7 +7,7 @@
  * Routing: /v1/dbs/... goes by control_route.h (a database name or path
  * as written, slashes and all, or percent-encoded; any byte but NUL);
  * other paths are split at '/' and each segment percent-decoded. The
- * metrics listener serves /metrics alone. A database is found by its name,
+ * metrics listener serves /metrics and /healthz alone. A database is found by its name,
  * then by its path.
  *
  * The server watches where each replica is (struct observed) through its
@@ -145,7 +145,7 @@ static void handle_metrics(struct control *c, struct http_server_request *req)
 	metrics_buf_free(&b);
 }
 
-static struct db *find_db(struct control *c, const char *name)
+struct db *control_find_db(struct control *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_dbs; i++)
 		if (strcmp(control_db_name(c->dbs[i]), name) == 0)
@@ -206,7 +206,7 @@ static int split_path(const char *path, char **seg, size_t max, size_t *n, char 
 
 static void *lookup_db(void *arg, const char *name)
 {
-	return find_db(arg, name);
+	return control_find_db(arg, name);
 }
 
 /* /v1/dbs/REST: control_route.h says which database and what for. */
@@ -257,8 +257,14 @@ static void on_request(struct http_server_request *req, void *arg)
 			handle_metrics(c, req);
 		return;
 	}
+	if (strcmp(req->path, "/healthz") == 0) {
+		if (method_is(req, "GET"))
+			control_health(c, req);
+		return;
+	}
 	if (req->listener == CONTROL_LISTENER_METRICS) {
-		control_respond_errorf(req, 404, "not found: %s (only /metrics is served here)", req->path);
+		control_respond_errorf(req, 404, "not found: %s (only /metrics and /healthz are served here)",
+				       req->path);
 		return;
 	}
 	if (strncmp(req->path, "/v1/dbs/", 8) == 0) {
