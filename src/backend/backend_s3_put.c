@@ -182,8 +182,8 @@ static void put_abort(struct put_op *op)
 	req.n_params = 1;
 	rc = backend_s3_send(op->sb, &req, on_aborted, op);
 	if (rc != 0) {
-		LOG_WARN(op->sb->name, NULL, "DELETE %s (abort multipart upload): %s", op->key,
-			 backend_s3_refused(rc));
+		LOG_WARN_ERR(op->sb->name, NULL, backend_s3_refused(rc), "DELETE %s (abort multipart upload)",
+			     op->key);
 		put_finish(op, op->fail_rc, op->fail_msg);
 	}
 }

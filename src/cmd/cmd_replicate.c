@@ -31,11 +31,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-static const char *config_path, *socket_flag, *exec_flag;
+static const char *config_path, *socket_flag, *exec_flag, *log_format_flag;
 static bool once_flag, force_snapshot_flag, enforce_retention_flag, restore_flag;
 static const struct flag replicate_flags[] = {
 	{"config", FLAG_STRING, &config_path, "PATH", "Specifies the configuration file. Defaults to " CONFIG_DEFAULT_PATH "."},
 	{"exec", FLAG_STRING, &exec_flag, "CMD", "Executes a subcommand. Litestream will exit when the child process exits. Useful for simple process management."},
+	{"log-format", FLAG_STRING, &log_format_flag, "FORMAT", "Log as text (the default) or json: one object per line on standard error. Overrides the configuration's log-format."},
 	{"socket", FLAG_STRING, &socket_flag, "PATH", "Serves status and metrics on this Unix socket (overrides the configuration's socket)."},
 	{"once", FLAG_BOOL, &once_flag, NULL, "Syncs every database, ships everything to every replica and exits (1 when a replica could not take it)."},
 	{"force-snapshot", FLAG_BOOL, &force_snapshot_flag, NULL, "Ships a new snapshot of every database to every replica first."},
@@ -301,11 +302,16 @@ int cmd_replicate(int argc, char **argv)
 	int first, rc;
 
 	memset(&app, 0, sizeof(app));
-	config_path = socket_flag = exec_flag = NULL;
+	config_path = socket_flag = exec_flag = log_format_flag = NULL;
 	once_flag = force_snapshot_flag = enforce_retention_flag = restore_flag = false;
 	first = flags_parse(&replicate_help, argc, argv);
 	if (first < 0)
 		return flags_exit_code(first);
+	if (log_format_flag != NULL && log_format_parse(log_format_flag, &log_output_format) != 0) {
+		fprintf(stderr, "litestream replicate: invalid -log-format \"%s\" (want text or json)\n",
+			log_format_flag);
+		return 2;
+	}
 	if ((rc = load_config(&app, argc, argv, first)) != 0 || (rc = check_exec(&app)) != 0 ||
 	    (rc = check_flags(&app)) != 0) {
 		config_free(&app.cfg);
@@ -314,6 +320,8 @@ int cmd_replicate(int argc, char **argv)
 	app.once = once_flag;
 	app.enforce_retention = enforce_retention_flag;
 	log_threshold = app.cfg.log_level;
+	if (log_format_flag == NULL)
+		log_output_format = app.cfg.log_format;
 	signal(SIGPIPE, SIG_IGN);
 	if (restore_flag && (rc = restore_missing(&app)) != 0) {
 		config_free(&app.cfg);

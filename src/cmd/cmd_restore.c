@@ -21,7 +21,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-static const char *output, *config_path, *replica_name, *generation, *index_arg, *timestamp_arg;
+static const char *output, *config_path, *replica_name, *generation, *index_arg, *timestamp_arg,
+	*log_format_flag;
 static long parallelism;
 static bool verbose, if_db_not_exists, if_replica_exists;
 
@@ -36,6 +37,7 @@ static const struct flag restore_flags[] = {
 	{"if-db-not-exists", FLAG_BOOL, &if_db_not_exists, NULL, "Returns exit code 0 if the database already exists."},
 	{"if-replica-exists", FLAG_BOOL, &if_replica_exists, NULL, "Returns exit code 0 if no backups are found."},
 	{"v", FLAG_BOOL, &verbose, NULL, "Verbose output: one line per step."},
+	{"log-format", FLAG_STRING, &log_format_flag, "FORMAT", "Log as text (the default) or json. Overrides the configuration's log-format."},
 	{0},
 };
 
@@ -72,6 +74,8 @@ static int pick_sources(const char *target, struct sources *s)
 		fprintf(stderr, "litestream restore: %s\n", err);
 		return 1;
 	}
+	if (log_format_flag == NULL)
+		log_output_format = s->cfg.log_format;
 	dc = config_find_db(&s->cfg, target);
 	if (dc == NULL) {
 		fprintf(stderr, "litestream restore: database not found in configuration: %s\n", target);
@@ -140,11 +144,17 @@ int cmd_restore(int argc, char **argv)
 
 	memset(&s, 0, sizeof(s));
 	output = config_path = replica_name = generation = index_arg = timestamp_arg = NULL;
+	log_format_flag = NULL;
 	parallelism = 8;
 	verbose = if_db_not_exists = if_replica_exists = false;
 	i = flags_parse(&restore_help, argc, argv);
 	if (i < 0)
 		return flags_exit_code(i);
+	if (log_format_flag != NULL && log_format_parse(log_format_flag, &log_output_format) != 0) {
+		fprintf(stderr, "litestream restore: invalid -log-format \"%s\" (want text or json)\n",
+			log_format_flag);
+		return 2;
+	}
 	if (i >= argc) {
 		fprintf(stderr, "litestream restore: database path or replica url required\n");
 		return 2;

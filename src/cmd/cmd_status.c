@@ -6,7 +6,8 @@
  *
  * Exit status, for health checks: 0 when every replica is healthy; 1 when
  * a replica reports an error, when one lags its database by more than
- * -max-lag, or when the socket does not answer; 2 for a usage error.
+ * -max-lag (the rule of control/health.h, which GET /healthz applies
+ * too), or when the socket does not answer; 2 for a usage error.
  *
  * The socket is -socket, else the `socket` of the configuration file
  * (-config, else $LITESTREAM_CONFIG, else the default file when it exists
@@ -16,6 +17,7 @@
 #include "util/clock.h"
 #include "cmd/commands.h"
 #include "config/config.h"
+#include "control/health.h"
 #include "util/duration.h"
 #include "util/flags.h"
 #include "util/table.h"
@@ -289,6 +291,7 @@ static int report(const cJSON *root, bool print)
 	static const char *const rhead[] = {"replica", "database", "type", "position", "lag",
 					    "lag bytes", "pending", "last sync", "error"};
 	const cJSON *dbs = cJSON_GetObjectItemCaseSensitive(root, "dbs"), *db, *r;
+	const struct health_limits limits = {max_lag_ms, NULL};
 	struct table dt, rt;
 	int bad = 0;
 
@@ -315,19 +318,13 @@ static int report(const cJSON *root, bool print)
 		table_add_row(&dt, cells_or_dash(row, 8), 8);
 		cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(db, "replicas"))
 		{
-			char rpos[96], lag[32], lagb[32], pend[32];
+			char rpos[96], lag[32], lagb[32], pend[32], why[640];
 			double lag_s = num_of(r, "lag_seconds", 0);
 			const char *e = str_of(r, "last_error"), *rrow[9];
 
-			if (e != NULL) {
-				fprintf(stderr, "litestream status: %s(%s): error: %s\n", str_of(db, "path"),
-					str_of(r, "name"), e);
-				bad++;
-			} else if (max_lag_ms >= 0 && lag_s * 1000 > (double)max_lag_ms) {
-				char d[32];
-				duration_format((int64_t)(lag_s * 1000), d, sizeof(d));
-				fprintf(stderr, "litestream status: %s(%s): lags by %s\n", str_of(db, "path"),
-					str_of(r, "name"), d);
+			if (!health_replica_ok(&limits, e, lag_s, why, sizeof(why))) {
+				fprintf(stderr, "litestream status: %s(%s): %s\n", str_of(db, "path"),
+					str_of(r, "name"), why);
 				bad++;
 			}
 			format_pos(cJSON_GetObjectItemCaseSensitive(r, "position"), rpos, sizeof(rpos));

@@ -355,6 +355,8 @@ int listing_run(const struct listing_args *a, struct listing_out *out, listing_e
 		listing_out_free(out);
 		return 1;
 	}
+	if (t.cfg.path != NULL)
+		log_output_format = t.cfg.log_format; /* for the backends' warnings */
 	if ((rc = uv_loop_init(&loop)) != 0) {
 		fprintf(stderr, "litestream %s: %s\n", a->cmd, uv_strerror(rc));
 		target_free(&t);

@@ -117,6 +117,35 @@ int config_replica_from_url(const char *url, struct replica_config *out, char *e
 	return rc;
 }
 
+/* Whether one of the first n databases of c is called name. */
+static bool name_taken(const struct config *c, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (c->dbs[i].name != NULL && strcmp(c->dbs[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+int config_name_by_file(struct config *c)
+{
+	for (size_t i = 0; i < c->n_dbs; i++) {
+		struct db_config *db = &c->dbs[i];
+		const char *slash = strrchr(db->path, '/');
+		const char *base = slash != NULL && slash[1] != '\0' ? slash + 1 : db->path;
+		size_t len = strlen(base) + 24;
+		char *name = malloc(len);
+
+		if (name == NULL)
+			return -ENOMEM;
+		snprintf(name, len, "%s", base);
+		for (unsigned k = 2; name_taken(c, i, name); k++)
+			snprintf(name, len, "%s-%u", base, k);
+		free(db->name);
+		db->name = name;
+	}
+	return 0;
+}
+
 int config_from_args(const char *db_path, char *const *urls, size_t n_urls, struct config *out,
 		     char *err, size_t errlen)
 {
@@ -147,9 +176,8 @@ int config_from_args(const char *db_path, char *const *urls, size_t n_urls, stru
 	p.cfg.n_dbs = 1;
 	config_db_defaults(db);
 	db->path = abs;
-	db->name = strdup(abs);
 	db->replicas = calloc(n_urls, sizeof(*db->replicas));
-	if (db->name == NULL || db->replicas == NULL) {
+	if (config_name_by_file(&p.cfg) != 0 || db->replicas == NULL) {
 		oom(&p);
 		return parser_done(&p, out);
 	}

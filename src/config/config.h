@@ -3,7 +3,8 @@
  * command-line URL mode (`replicate DB_PATH REPLICA_URL...`) both produce a
  * struct config. Shape of the file (DESIGN.md):
  *
- *   [litestream]        socket, socket-mode, metrics-addr, log-level, exec
+ *   [litestream]        socket, socket-mode, metrics-addr, log-level,
+ *                       log-format, exec
  *   [db NAME]           path, monitor-interval, checkpoint-interval,
  *                       min-checkpoint-page-count, max-checkpoint-page-count
  *   [replica NAME]      db = NAME, type or url, path, bucket, region,
@@ -37,7 +38,8 @@
  * - Values: durations as duration_parse() reads them, never negative;
  *   counts are decimal integers > 0; booleans see parse_bool() and
  *   sizes parse_size() (parse.h); socket-mode is octal (0600 or 600);
- *   log-level is debug, info, warn or error. An empty optional string
+ *   log-level is debug, info, warn or error; log-format text or json
+ *   (both in any case). An empty optional string
  *   (region, endpoint, keys, ca-file, metrics-addr, exec), e.g. from an
  *   unset variable, counts as not set; an empty db, type, url, path,
  *   bucket or socket is an error.
@@ -103,7 +105,7 @@ struct replica_config {
 };
 
 struct db_config {
-	char *name;               /* section name; in URL mode the path */
+	char *name;               /* section name; in URL mode the file's name (config_name_by_file()) */
 	char *path;               /* absolute */
 	int64_t monitor_interval_ms;       /* 1s */
 	int64_t checkpoint_interval_ms;    /* 1m */
@@ -120,6 +122,7 @@ struct config {
 	int socket_mode;          /* default 0600 */
 	char *metrics_addr;       /* "host:port" or NULL */
 	enum log_level log_level; /* default info */
+	enum log_format log_format; /* default text */
 	char *exec;               /* command to run as a child, or NULL */
 	int64_t shutdown_sync_timeout_ms; /* the last shipment at exit; default 30s, 0 = no limit */
 	struct db_config *dbs;
@@ -155,6 +158,15 @@ int config_replica_from_url(const char *url, struct replica_config *out, char *e
  * the per-type defaults (file 0, s3 1s) rather than Litestream's 1s for
  * every URL-mode replica, so both modes agree.
  */
+
+/*
+ * Names each database of c by its file's name, as URL mode does (the
+ * name `litestream status` shows and the control socket takes): the last
+ * component of its path, and when an earlier database already has that
+ * name, the name followed by "-2", "-3" and so on (the first free one).
+ * Replaces the names c had. 0 or -ENOMEM (names given so far stay).
+ */
+int config_name_by_file(struct config *c);
 
 /* Finds the database whose absolute path equals path (after making path absolute). */
 struct db_config *config_find_db(struct config *c, const char *path);

@@ -34,6 +34,7 @@ enum opt_type {
 	OPT_SIZE,      /* int64_t bytes */
 	OPT_MODE,      /* int, octal permission bits */
 	OPT_LOG_LEVEL, /* enum log_level */
+	OPT_LOG_FORMAT, /* enum log_format */
 };
 
 #define OPT_S3_ONLY 1u
@@ -57,6 +58,7 @@ static const struct option options[] = {
 	L_OPT("socket-mode", OPT_MODE, socket_mode),
 	L_OPT("metrics-addr", OPT_ADDR, metrics_addr),
 	L_OPT("log-level", OPT_LOG_LEVEL, log_level),
+	L_OPT("log-format", OPT_LOG_FORMAT, log_format),
 	L_OPT("exec", OPT_STRING, exec),
 	L_OPT("shutdown-sync-timeout", OPT_DURATION, shutdown_sync_timeout_ms),
 	D_OPT("path", OPT_REQUIRED, path),
@@ -242,6 +244,10 @@ static int set_value(struct parser *p, int line, const struct section *s, const 
 			return fail(p, line, t, k,
 				    "invalid log level \"%s\" (want debug, info, warn or error)", v);
 		return 0;
+	case OPT_LOG_FORMAT:
+		if (log_format_parse(v, (enum log_format *)field) != 0)
+			return fail(p, line, t, k, "invalid log format \"%s\" (want text or json)", v);
+		return 0;
 	}
 	return 0;
 }
@@ -272,6 +278,7 @@ int config_defaults(struct config *c)
 	c->socket_mode = 0600;
 	c->log_level = LOG_LEVEL_INFO;
 	c->shutdown_sync_timeout_ms = 30 * 1000;
+	c->log_format = LOG_FORMAT_TEXT;
 	return c->socket == NULL ? -ENOMEM : 0;
 }
 

@@ -4,9 +4,10 @@
  * as clients see it; control_internal.h how the work is divided (status
  * bodies, waiting requests, parameters).
  *
- * Routing: the path is split at '/' and each segment percent-decoded, so a
- * database name may hold any byte but NUL (`/v1/dbs/app%2Fmain`). The
- * metrics listener serves /metrics alone. A database is found by its name,
+ * Routing: /v1/dbs/... goes by control_route.h (a database name or path
+ * as written, slashes and all, or percent-encoded; any byte but NUL);
+ * other paths are split at '/' and each segment percent-decoded. The
+ * metrics listener serves /metrics and /healthz alone. A database is found by its name,
  * then by its path.
  *
  * The server watches where each replica is (struct observed) through its
@@ -15,6 +16,7 @@
  */
 #include "control/control_internal.h"
 
+#include "control/control_route.h"
 #include "util/log.h"
 #include "control/metrics.h"
 #include "util/pct.h"
@@ -143,7 +145,7 @@ static void handle_metrics(struct control *c, struct http_server_request *req)
 	metrics_buf_free(&b);
 }
 
-static struct db *find_db(struct control *c, const char *name)
+struct db *control_find_db(struct control *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_dbs; i++)
 		if (strcmp(control_db_name(c->dbs[i]), name) == 0)
@@ -202,12 +204,49 @@ static int split_path(const char *path, char **seg, size_t max, size_t *n, char 
 	}
 }
 
+static void *lookup_db(void *arg, const char *name)
+{
+	return control_find_db(arg, name);
+}
+
+/* /v1/dbs/REST: control_route.h says which database and what for. */
+static void handle_db(struct control *c, struct http_server_request *req, const char *rest)
+{
+	enum control_db_action action;
+	char *name = malloc(strlen(rest) + 1);
+	void *found;
+	struct db *db;
+	int rc;
+
+	if (name == NULL) {
+		http_server_respond_error(req, 500, "out of memory");
+		return;
+	}
+	rc = control_route_db(rest, lookup_db, c, name, &found, &action);
+	db = found;
+	if (rc == -ENOENT)
+		control_respond_errorf(req, 404, "no database named \"%s\"", name);
+	else if (rc == -EOPNOTSUPP)
+		control_respond_errorf(req, 404, "not found: %s (a database takes sync, checkpoint or snapshot)",
+				       req->path);
+	else if (rc != 0)
+		control_respond_errorf(req, 404, "not found: %s", req->path);
+	else if (action == CONTROL_DB_GET && method_is(req, "GET"))
+		control_respond_json(req, 200, control_db_json(c, db));
+	else if (action == CONTROL_DB_SYNC && method_is(req, "POST"))
+		control_wait_sync(c, req, db);
+	else if (action == CONTROL_DB_CHECKPOINT && method_is(req, "POST"))
+		control_wait_checkpoint(c, req, db);
+	else if (action == CONTROL_DB_SNAPSHOT && method_is(req, "POST"))
+		control_wait_snapshot(c, req, db);
+	free(name);
+}
+
 static void on_request(struct http_server_request *req, void *arg)
 {
 	struct control *c = arg;
-	char *seg[5], *buf;
+	char *seg[3], *buf;
 	size_t n;
-	struct db *db;
 
 	if (c->closing) {
 		http_server_respond_error(req, 503, "shutting down");
@@ -218,8 +257,18 @@ static void on_request(struct http_server_request *req, void *arg)
 			handle_metrics(c, req);
 		return;
 	}
+	if (strcmp(req->path, "/healthz") == 0) {
+		if (method_is(req, "GET"))
+			control_health(c, req);
+		return;
+	}
 	if (req->listener == CONTROL_LISTENER_METRICS) {
-		control_respond_errorf(req, 404, "not found: %s (only /metrics is served here)", req->path);
+		control_respond_errorf(req, 404, "not found: %s (only /metrics and /healthz are served here)",
+				       req->path);
+		return;
+	}
+	if (strncmp(req->path, "/v1/dbs/", 8) == 0) {
+		handle_db(c, req, req->path + 8);
 		return;
 	}
 	buf = malloc(strlen(req->path) + 8);
@@ -227,39 +276,13 @@ static void on_request(struct http_server_request *req, void *arg)
 		http_server_respond_error(req, 500, "out of memory");
 		return;
 	}
-	if (split_path(req->path, seg, 5, &n, buf) != 0 || n < 2 || strcmp(seg[0], "v1") != 0) {
-		control_respond_errorf(req, 404, "not found: %s", req->path);
-		goto out;
-	}
-	if (n == 2 && strcmp(seg[1], "status") == 0) {
+	if (split_path(req->path, seg, 3, &n, buf) == 0 && n == 2 && strcmp(seg[0], "v1") == 0 &&
+	    strcmp(seg[1], "status") == 0) {
 		if (method_is(req, "GET"))
 			control_respond_json(req, 200, control_status_json(c));
-		goto out;
-	}
-	if (strcmp(seg[1], "dbs") != 0 || n < 3 || n > 4) {
-		control_respond_errorf(req, 404, "not found: %s", req->path);
-		goto out;
-	}
-	if ((db = find_db(c, seg[2])) == NULL) {
-		control_respond_errorf(req, 404, "no database named \"%s\"", seg[2]);
-		goto out;
-	}
-	if (n == 3) {
-		if (method_is(req, "GET"))
-			control_respond_json(req, 200, control_db_json(c, db));
-	} else if (strcmp(seg[3], "sync") == 0) {
-		if (method_is(req, "POST"))
-			control_wait_sync(c, req, db);
-	} else if (strcmp(seg[3], "checkpoint") == 0) {
-		if (method_is(req, "POST"))
-			control_wait_checkpoint(c, req, db);
-	} else if (strcmp(seg[3], "snapshot") == 0) {
-		if (method_is(req, "POST"))
-			control_wait_snapshot(c, req, db);
 	} else {
 		control_respond_errorf(req, 404, "not found: %s", req->path);
 	}
-out:
 	free(buf);
 }
 
@@ -329,7 +352,7 @@ int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 		if (rc != 0 && !opt->socket_optional)
 			goto fail;
 		if (rc != 0)
-			LOG_WARN(NULL, NULL, "control socket disabled: %s", err);
+			LOG_WARN_ERR(NULL, NULL, err, "control socket disabled");
 		else
 			LOG_INFO(NULL, NULL, "control socket listening on %s", opt->socket_path);
 	}

@@ -6,13 +6,16 @@
  * On the Unix socket:
  *
  *   GET  /v1/status                 the process and every database
- *   GET  /v1/dbs/NAME               one database (NAME percent-encoded)
+ *   GET  /v1/dbs/NAME               one database
  *   POST /v1/dbs/NAME/sync          ?wait=1&timeout=10s
  *   POST /v1/dbs/NAME/checkpoint    ?mode=PASSIVE|FULL|RESTART|TRUNCATE&timeout=
  *   POST /v1/dbs/NAME/snapshot      ?wait=1&timeout=
  *   GET  /metrics                   Prometheus text format 0.0.4
+ *   GET  /healthz                   ?max-lag=10s&db=NAME: 200 when every
+ *                                   replica is healthy (health.h), else 503
  *
- * and on metrics-addr only GET /metrics. Parameters come in the query or
+ * and on metrics-addr only GET /metrics and GET /healthz. NAME is a
+ * database's name or path as control_route.h reads it. Parameters come in the query or
  * as a JSON object body ({"wait": true, "timeout": "10s", "mode": "FULL"});
  * an unknown parameter is an error. Errors are {"error": "..."} with 400
  * (bad parameter, invalid JSON), 404 (unknown path or database), 405

@@ -8,6 +8,8 @@
  *   control_wait.c    the sync, checkpoint and snapshot requests and the
  *                     waiting ones among them
  *   control_params.c  their query and body parameters (control_params.h)
+ *   control_route.c   which database a /v1/dbs/ path names (control_route.h)
+ *   control_health.c  GET /healthz, by health.h's rule
  *
  * Everything runs on the loop thread. The struct control owns its arrays,
  * its waiters and its handles; the databases and replicas are borrowed.
@@ -52,6 +54,9 @@ struct control {
 
 /* ---- control.c ---- */
 
+/* The database called name (its name, else its path), or NULL. */
+struct db *control_find_db(struct control *c, const char *name);
+
 /* Answers with o as JSON (and frees it); NULL o, or no memory, is a 500. */
 void control_respond_json(struct http_server_request *req, int status, cJSON *o);
 void control_respond_errorf(struct http_server_request *req, int status, const char *fmt, ...)
@@ -70,6 +75,11 @@ cJSON *control_pos_json(const struct db_pos *p, bool valid);
 cJSON *control_replica_positions(const struct db *db);
 cJSON *control_db_json(struct control *c, const struct db *db);
 cJSON *control_status_json(struct control *c);
+
+/* ---- control_health.c ---- */
+
+/* GET /healthz (either listener): health.h's rule over the replicas. */
+void control_health(struct control *c, struct http_server_request *req);
 
 /* ---- control_wait.c ---- */
 

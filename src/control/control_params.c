@@ -77,8 +77,7 @@ static int set_param(const char *k, const char *v, unsigned allowed, struct cont
 	return -EINVAL;
 }
 
-static int parse_query(const char *q, unsigned allowed, struct control_params *p, char *err,
-		       size_t errlen)
+int control_query_each(const char *q, control_query_fn fn, void *arg, char *err, size_t errlen)
 {
 	size_t n = strlen(q);
 	char *buf = malloc(2 * n + 2), *k, *v;
@@ -103,12 +102,32 @@ static int parse_query(const char *q, unsigned allowed, struct control_params *p
 				rc = -EINVAL;
 				break;
 			}
-			rc = set_param(k, v, allowed, p, err, errlen);
+			rc = fn(arg, k, v, err, errlen);
 		}
 		q = amp ? amp + 1 : end;
 	}
 	free(buf);
 	return rc;
+}
+
+struct query_state {
+	unsigned allowed;
+	struct control_params *p;
+};
+
+static int on_query_param(void *arg, const char *k, const char *v, char *err, size_t errlen)
+{
+	struct query_state *qs = arg;
+
+	return set_param(k, v, qs->allowed, qs->p, err, errlen);
+}
+
+static int parse_query(const char *q, unsigned allowed, struct control_params *p, char *err,
+		       size_t errlen)
+{
+	struct query_state qs = {allowed, p};
+
+	return control_query_each(q, on_query_param, &qs, err, errlen);
 }
 
 static int parse_body(const char *body, size_t len, unsigned allowed, struct control_params *p,

@@ -41,4 +41,15 @@ struct control_params {
 int control_params_parse(const char *query, const char *body, size_t body_len, unsigned allowed,
 			 struct control_params *p, char *err, size_t errlen);
 
+/*
+ * Splits query (what follows the '?') at '&' and '=', percent-decodes
+ * each key and value ('+' is a space) and calls fn(arg, key, value, err,
+ * errlen) for each pair in order ("k" alone has the value ""; empty pairs
+ * are skipped). Stops at the first fn that returns non-zero and returns
+ * that; -EINVAL with "malformed query string" for a bad escape, -ENOMEM.
+ */
+typedef int (*control_query_fn)(void *arg, const char *key, const char *value, char *err,
+				size_t errlen);
+int control_query_each(const char *query, control_query_fn fn, void *arg, char *err, size_t errlen);
+
 #endif

@@ -40,6 +40,12 @@ int db_pos_cmp(const struct db_pos *a, const struct db_pos *b)
 	return 0;
 }
 
+const char *db_pos_format(const struct db_pos *p, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/%08x:%llu", p->generation, p->index, (unsigned long long)p->offset);
+	return buf;
+}
+
 /* ---- SQLite side (job thread) ---------------------------------------- */
 
 /*
@@ -380,10 +386,10 @@ static void job_run(struct db *db, struct db_job *job)
 			keep[i] = job->keep[i];
 		rc = shadow_remove_shipped(&db->shadow, job->min_index, keep, job->n_keep);
 		if (rc != 0)
-			LOG_WARN(db->path, NULL, "cannot remove shipped shadow wal files: %s", strerror(-rc));
+			LOG_WARN_ERR(db->path, NULL, strerror(-rc), "cannot remove shipped shadow wal files");
 	}
 	if (job->final && (rc = shadow_flush(&db->shadow)) != 0)
-		LOG_WARN(db->path, NULL, "fsync shadow wal: %s", strerror(-rc));
+		LOG_WARN_ERR(db->path, NULL, strerror(-rc), "fsync shadow wal");
 	job_fill_pos(db, job);
 	if (job->image_path != NULL)
 		job->image_rc = copy_image(db, job->image_path);

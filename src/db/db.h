@@ -57,6 +57,12 @@ struct db_pos {
 /* Orders two positions of the same generation (index, then offset). */
 int db_pos_cmp(const struct db_pos *a, const struct db_pos *b);
 
+/* Enough for "GENERATION/IIIIIIII:OFFSET" and its NUL. */
+#define DB_POS_STR_MAX (GENERATION_LEN + 32)
+
+/* Writes p as "GENERATION/IIIIIIII:OFFSET" (the logs' form) into buf; returns buf. */
+const char *db_pos_format(const struct db_pos *p, char *buf, size_t n);
+
 enum db_checkpoint_mode {
 	CHECKPOINT_NONE = -1,
 	CHECKPOINT_PASSIVE = 0,

@@ -63,10 +63,10 @@ static void record_checkpoint(struct db *db, struct db_job *job)
 	}
 	db->stats.checkpoint_error_count[m]++;
 	if (job->checkpoint_rc == -EBUSY)
-		LOG_DEBUG(db->path, NULL, "checkpoint %s: database busy, retrying later (%s)",
-			  db_checkpoint_mode_name(m), job->err);
+		LOG_DEBUG_ERR(db->path, NULL, job->err, "checkpoint %s: database busy, retrying later",
+			      db_checkpoint_mode_name(m));
 	else
-		LOG_ERROR(db->path, NULL, "checkpoint %s: %s", db_checkpoint_mode_name(m), job->err);
+		LOG_ERROR_ERR(db->path, NULL, job->err, "checkpoint %s", db_checkpoint_mode_name(m));
 }
 
 static void turn_at(struct db *db, int64_t ms);
@@ -106,9 +106,9 @@ static void on_job_done(uv_work_t *req, int status)
 		db->stats.sync_error_count++;
 		snprintf(db->stats.last_error, sizeof(db->stats.last_error), "%s", job->err);
 		if (job->rc == -EBUSY)
-			LOG_WARN(db->path, NULL, "sync: database busy, retrying: %s", job->err);
+			LOG_WARN_ERR(db->path, NULL, job->err, "sync: database busy, retrying");
 		else
-			LOG_ERROR(db->path, NULL, "sync: %s", job->err);
+			LOG_ERROR_ERR(db->path, NULL, job->err, "sync");
 	} else if (!job->waiting) {
 		db->stats.last_error[0] = '\0';
 		record_checkpoint(db, job);
@@ -182,7 +182,7 @@ static void start_job(struct db *db)
 		db->checkpoint_wanted = CHECKPOINT_NONE;
 	rc = uv_queue_work(db->loop, &job->req, db_job_work, on_job_done);
 	if (rc != 0) {
-		LOG_ERROR(db->path, NULL, "cannot queue sync: %s", uv_strerror(rc));
+		LOG_ERROR_ERR(db->path, NULL, uv_strerror(rc), "cannot queue sync");
 		free(job);
 		return;
 	}
@@ -332,8 +332,8 @@ int db_start(struct db *db)
 	db->open_handles++;
 	rc = uv_fs_event_start(&db->dir_watch, on_dir_event, dir, 0);
 	if (rc != 0)
-		LOG_WARN(db->path, NULL, "cannot watch %s (%s); relying on monitor-interval", dir,
-			 uv_strerror(rc));
+		LOG_FIELDS_AT(LOG_LEVEL_WARN, db->path, NULL, NULL, uv_strerror(rc),
+			      "cannot watch %s; relying on monitor-interval", dir);
 	db_request_sync(db);
 	return 0;
 }

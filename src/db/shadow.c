@@ -269,8 +269,8 @@ static int copy_committed(struct shadow *s, const struct real_wal *w, uint64_t *
 	if (rc != 0) {
 		/* Leave the file at its last committed size (e.g. after ENOSPC). */
 		if (ftruncate(s->fd, (off_t)s->size) != 0)
-			LOG_WARN(s->db_path, NULL, "cannot cut shadow wal back after error: %s",
-				 strerror(errno));
+			LOG_WARN_ERR(s->db_path, NULL, strerror(errno),
+				     "cannot cut shadow wal back after error");
 		return rc;
 	}
 	s->size = r.commit_end;

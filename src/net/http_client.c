@@ -174,8 +174,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 			return -1;
 		rc = uv_poll_init_socket(c->loop, &ctx->poll, s);
 		if (rc != 0) {
-			LOG_ERROR(NULL, NULL, "http: cannot poll socket %d: %s", (int)s,
-				  uv_strerror(rc));
+			LOG_ERROR_ERR(NULL, NULL, uv_strerror(rc), "http: cannot poll socket %d", (int)s);
 			free(ctx);
 			return -1;
 		}
@@ -195,7 +194,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 	ctx->events = events;
 	rc = events ? uv_poll_start(&ctx->poll, events, on_poll) : uv_poll_stop(&ctx->poll);
 	if (rc != 0) {
-		LOG_ERROR(NULL, NULL, "http: cannot poll socket %d: %s", (int)s, uv_strerror(rc));
+		LOG_ERROR_ERR(NULL, NULL, uv_strerror(rc), "http: cannot poll socket %d", (int)s);
 		return -1;
 	}
 	return 0;

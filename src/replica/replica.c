@@ -74,9 +74,10 @@ void replica_failed(struct replica *r, const char *what, int rc, const char *err
 	uint64_t delay;
 
 	r->stats.error_count++;
-	snprintf(r->stats.last_error, sizeof(r->stats.last_error), "%s: %s", what,
-		 err ? err : strerror(-rc));
-	LOG_ERROR(db_path(r->db), r->name, "%s", r->stats.last_error);
+	if (err == NULL)
+		err = strerror(-rc);
+	snprintf(r->stats.last_error, sizeof(r->stats.last_error), "%s: %s", what, err);
+	LOG_ERROR_ERR(db_path(r->db), r->name, err, "%s", what);
 	if (r->flush_cb != NULL) {
 		void (*cb)(struct replica *, int) = r->flush_cb;
 		r->flush_cb = NULL;
@@ -162,9 +163,12 @@ static void caught_up(struct replica *r)
 /* The replica holds more than the local shadow WAL: start over. */
 static void ahead(struct replica *r, const char *where)
 {
-	LOG_ERROR(db_path(r->db), r->name,
-		  "replica is ahead of the local shadow wal at %s/%08x:%llu (%s); starting a new generation",
-		  r->pos.generation, r->pos.index, (unsigned long long)r->pos.offset, where);
+	char pos[DB_POS_STR_MAX];
+
+	db_pos_format(&r->pos, pos, sizeof(pos));
+	LOG_ERROR_POS(db_path(r->db), r->name, pos,
+		      "replica is ahead of the local shadow wal at %s (%s); starting a new generation",
+		      pos, where);
 	r->pos.generation[0] = '\0';
 	db_request_new_generation(r->db, "replica ahead of the local shadow wal");
 }

@@ -31,9 +31,12 @@ static void located(struct replica *r)
 {
 	r->located = true;
 	replica_set_task(r, REPLICA_TASK_NONE);
-	if (r->pos.generation[0] != '\0')
-		LOG_INFO(db_path(r->db), r->name, "resuming at %s/%08x:%llu", r->pos.generation,
-			 r->pos.index, (unsigned long long)r->pos.offset);
+	if (r->pos.generation[0] != '\0') {
+		char pos[DB_POS_STR_MAX];
+
+		db_pos_format(&r->pos, pos, sizeof(pos));
+		LOG_INFO_POS(db_path(r->db), r->name, pos, "resuming at %s", pos);
+	}
 	replica_step(r);
 }
 

@@ -43,9 +43,10 @@ static void on_retention_removed(void *arg, int rc, const char *err)
 	if (rc != 0) {
 		r->retention_rc = rc;
 		r->stats.error_count++;
-		snprintf(r->stats.last_error, sizeof(r->stats.last_error), "retention: %s",
-			 err ? err : strerror(-rc));
-		LOG_ERROR(db_path(r->db), r->name, "%s", r->stats.last_error);
+		if (err == NULL)
+			err = strerror(-rc);
+		snprintf(r->stats.last_error, sizeof(r->stats.last_error), "retention: %s", err);
+		LOG_ERROR_ERR(db_path(r->db), r->name, err, "retention");
 	} else {
 		r->stats.delete_count += r->retention->n_keys;
 		LOG_INFO(db_path(r->db), r->name, "retention: removed %zu objects (%zu whole generations)",
@@ -65,7 +66,7 @@ static void on_retention_catalog(void *arg, int rc, const char *err, struct cata
 		r->retention_rc = rc;
 		r->stats.error_count++;
 		snprintf(r->stats.last_error, sizeof(r->stats.last_error), "retention: %s", err);
-		LOG_ERROR(db_path(r->db), r->name, "%s", r->stats.last_error);
+		LOG_ERROR_ERR(db_path(r->db), r->name, err, "retention");
 		retention_done(r);
 		return;
 	}

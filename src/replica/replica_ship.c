@@ -158,8 +158,13 @@ static void on_put(void *arg, int rc, const char *err)
 		r->pos.offset = job->end;
 		r->stats.segments++;
 		r->stats.wal_bytes += job->in_bytes;
-		LOG_DEBUG(db_path(r->db), r->name, "wrote %s (%llu bytes of wal)", job->key,
-			  (unsigned long long)job->in_bytes);
+		if (LOG_LEVEL_DEBUG >= log_threshold) {
+			char pos[DB_POS_STR_MAX];
+
+			LOG_DEBUG_POS(db_path(r->db), r->name, db_pos_format(&r->pos, pos, sizeof(pos)),
+				      "wrote %s (%llu bytes of wal)", job->key,
+				      (unsigned long long)job->in_bytes);
+		}
 	} else {
 		if (strcmp(r->pos.generation, job->from.generation) != 0) {
 			r->pos = job->from;
@@ -168,8 +173,11 @@ static void on_put(void *arg, int rc, const char *err)
 		r->stats.snapshots++;
 		r->snapshot_wanted = false;
 		r->last_snapshot = job->from;
-		LOG_INFO(db_path(r->db), r->name, "snapshot written: %s (%llu bytes)", job->key,
-			 (unsigned long long)job->in_bytes);
+		char pos[DB_POS_STR_MAX];
+
+		LOG_INFO_POS(db_path(r->db), r->name, db_pos_format(&job->from, pos, sizeof(pos)),
+			     "snapshot written: %s (%llu bytes)", job->key,
+			     (unsigned long long)job->in_bytes);
 	}
 	replica_succeeded(r);
 	replica_set_task(r, REPLICA_TASK_NONE);

@@ -73,13 +73,15 @@ static void validation_end(struct replica *r)
 	replica_step(r);
 }
 
-static void validation_failed(struct replica *r, const char *what, int rc, const char *err)
+/* at: the position validated, or NULL. */
+static void validation_failed(struct replica *r, const char *at, int rc, const char *err)
 {
 	r->stats.validations_failed++;
 	r->stats.error_count++;
-	snprintf(r->stats.last_error, sizeof(r->stats.last_error), "validation: %s: %s", what,
-		 err ? err : strerror(-rc));
-	LOG_ERROR(db_path(r->db), r->name, "%s", r->stats.last_error);
+	if (err == NULL)
+		err = strerror(-rc);
+	snprintf(r->stats.last_error, sizeof(r->stats.last_error), "validation: %s: %s", at, err);
+	LOG_FIELDS_AT(LOG_LEVEL_ERROR, db_path(r->db), r->name, at, err, "validation: %s", at);
 	validation_end(r);
 }
 
@@ -95,10 +97,9 @@ static void on_validated(uv_work_t *req, int status)
 {
 	struct validation *v = req->data;
 	struct replica *r = v->r;
-	char at[64];
+	char at[DB_POS_STR_MAX];
 
-	snprintf(at, sizeof(at), "%s/%08x:%llu", v->at.generation, v->at.index,
-		 (unsigned long long)v->at.offset);
+	db_pos_format(&v->at, at, sizeof(at));
 	if (status == UV_ECANCELED)
 		v->rc = -ECANCELED;
 	if (v->rc != 0) {
@@ -110,11 +111,12 @@ static void on_validated(uv_work_t *req, int status)
 		snprintf(r->stats.last_error, sizeof(r->stats.last_error),
 			 "validation failed at %s: replica crc64 %016llx != primary crc64 %016llx", at,
 			 (unsigned long long)v->crc_replica, (unsigned long long)v->crc_primary);
-		LOG_ERROR(db_path(r->db), r->name, "VALIDATION FAILED: %s", r->stats.last_error);
+		LOG_ERROR_POS(db_path(r->db), r->name, at, "VALIDATION FAILED: %s",
+			      r->stats.last_error);
 	} else {
 		r->stats.validations_ok++;
-		LOG_INFO(db_path(r->db), r->name, "validation ok at %s (crc64 %016llx)", at,
-			 (unsigned long long)v->crc_primary);
+		LOG_INFO_POS(db_path(r->db), r->name, at, "validation ok at %s (crc64 %016llx)", at,
+			     (unsigned long long)v->crc_primary);
 	}
 	validation_end(r);
 }
@@ -278,7 +280,7 @@ void replica_validation_start(struct replica *r)
 	if ((rc = fs_mkdir_p(v->dir, 0700)) != 0) {
 		v->dir[0] = '\0';
 		free(v);
-		LOG_ERROR(db_path(r->db), r->name, "validation: mkdir: %s", strerror(-rc));
+		LOG_ERROR_ERR(db_path(r->db), r->name, strerror(-rc), "validation: mkdir");
 		return;
 	}
 	r->validation = v;

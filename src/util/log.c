@@ -1,19 +1,21 @@
 /*
- * Logging to stderr; see log.h. Each line is formatted into one buffer and
- * written with a single write() so lines from threadpool jobs never
- * interleave mid-line.
+ * Logging to stderr; see log.h. Each line is formatted into one buffer on
+ * the caller's stack (log_line.c) and written with a single write() so
+ * lines from threadpool jobs never interleave mid-line.
  */
 #include "util/log.h"
+
+#include "util/log_line.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 enum log_level log_threshold = LOG_LEVEL_INFO;
-
-static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+enum log_format log_output_format = LOG_FORMAT_TEXT;
 
 int log_level_parse(const char *s, enum log_level *out)
 {
@@ -32,32 +34,51 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -EINVAL;
 }
 
-void log_write(enum log_level level, const char *db, const char *replica, const char *fmt, ...)
+int log_format_parse(const char *s, enum log_format *out)
 {
-	char line[2048];
+	if (strcasecmp(s, "text") == 0)
+		*out = LOG_FORMAT_TEXT;
+	else if (strcasecmp(s, "json") == 0)
+		*out = LOG_FORMAT_JSON;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static void write_line(enum log_level level, const struct log_fields *f, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void write_line(enum log_level level, const struct log_fields *f, const char *fmt,
+		       va_list ap)
+{
+	char msg[LOG_LINE_TEXT_MAX], line[LOG_LINE_MAX];
 	struct timespec ts;
-	struct tm tm;
 	size_t n;
-	va_list ap;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %-5s ", ts.tv_nsec / 1000000,
-			      level_names[level]);
-	if (db != NULL && replica != NULL)
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s(%s): ", db, replica);
-	else if (db != NULL)
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s: ", db);
-	if (n < sizeof(line)) {
-		va_start(ap, fmt);
-		n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		va_end(ap);
-	}
-	if (n >= sizeof(line) - 1)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = log_line_format(line, log_output_format,
+			    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, level, f, msg);
 	/* Nothing useful can be done if stderr is gone. */
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
+}
+
+void log_write(enum log_level level, const char *db, const char *replica, const char *fmt, ...)
+{
+	const struct log_fields f = {db, replica, NULL, NULL};
+	va_list ap;
+
+	va_start(ap, fmt);
+	write_line(level, &f, fmt, ap);
+	va_end(ap);
+}
+
+void log_write_fields(enum log_level level, const struct log_fields *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	write_line(level, f, fmt, ap);
+	va_end(ap);
 }

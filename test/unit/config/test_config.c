@@ -48,6 +48,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.socket, CONFIG_DEFAULT_SOCKET);
 	assert_int_equal(c.socket_mode, 0600);
 	assert_int_equal(c.log_level, LOG_LEVEL_INFO);
+	assert_int_equal(c.log_format, LOG_FORMAT_TEXT);
 	assert_null(c.metrics_addr);
 	assert_null(c.exec);
 	assert_int_equal(c.shutdown_sync_timeout_ms, 30000);
@@ -115,6 +116,7 @@ static void test_every_key(void **state)
 		"socket-mode = 0660\n"
 		"metrics-addr = 127.0.0.1:9090\n"
 		"log-level = debug\n"
+		"log-format = JSON\n"
 		"exec = /usr/bin/myapp -serve\n"
 		"shutdown-sync-timeout = 2m\n"
 		"[db app]\n"
@@ -151,6 +153,7 @@ static void test_every_key(void **state)
 	assert_int_equal(c.socket_mode, 0660);
 	assert_string_equal(c.metrics_addr, "127.0.0.1:9090");
 	assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(c.log_format, LOG_FORMAT_JSON);
 	assert_string_equal(c.exec, "/usr/bin/myapp -serve");
 	assert_int_equal(c.shutdown_sync_timeout_ms, 120000);
 
@@ -211,7 +214,7 @@ static void test_key_table(void **state)
 				fail_msg("key %s listed twice", k->key);
 		}
 	}
-	assert_int_equal(per[0], 6);
+	assert_int_equal(per[0], 7);
 	assert_int_equal(per[1], 5);
 	assert_int_equal(per[2], 18);
 	assert_null(config_key_at(n));
@@ -465,6 +468,10 @@ static void test_errors(void **state)
 		{"[litestream]\nsocket-mode = 16000000000000000000000000000\n",
 		 ":2: [litestream] socket-mode: invalid mode \"16000000000000000000000000000\" (want octal, e.g. 0600)"},
 		{"[litestream]\nlog-level = loud\n", ":2: [litestream] log-level: invalid log level \"loud\" (want debug, info, warn or error)"},
+		{"[litestream]\n\nlog-format = yaml\n", ":3: [litestream] log-format: invalid log format \"yaml\" (want text or json)"},
+		{"[litestream]\nlog-format =\n", ":2: [litestream] log-format: invalid log format \"\" (want text or json)"},
+		{"[litestream]\nlog-format = json\nlog-format = text\n", ":3: [litestream] log-format: set twice (first on line 2)"},
+		{"[db a]\npath = /x\nlog-format = json\n", ":3: [db a] log-format: unknown key"},
 		{"[litestream]\nmetrics-addr = 9090\n", ":2: [litestream] metrics-addr: invalid address \"9090\" (want HOST:PORT)"},
 		{"[litestream]\nmetrics-addr = localhost:http\n", ":2: [litestream] metrics-addr: invalid address \"localhost:http\" (want HOST:PORT)"},
 		{"[litestream]\nmetrics-addr = :99999\n", ":2: [litestream] metrics-addr: invalid address \":99999\" (want HOST:PORT)"},
@@ -504,6 +511,30 @@ static void test_errors(void **state)
 		load_bad(*state, cases[i].text, cases[i].want);
 }
 
+static void test_name_by_file(void **state)
+{
+	static const char *const paths[] = {"/a/app.db", "/b/app.db", "/c/app.db-2", "/d/app.db",
+					    "/e/other", "/f/app.db-2", "weird"};
+	static const char *const want[] = {"app.db", "app.db-2", "app.db-2-2", "app.db-3",
+					   "other", "app.db-2-3", "weird"};
+	struct config c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.n_dbs = sizeof(paths) / sizeof(paths[0]);
+	c.dbs = calloc(c.n_dbs, sizeof(*c.dbs));
+	assert_non_null(c.dbs);
+	for (size_t i = 0; i < c.n_dbs; i++) {
+		c.dbs[i].path = strdup(paths[i]);
+		c.dbs[i].name = strdup("section");
+	}
+	assert_int_equal(config_name_by_file(&c), 0);
+	for (size_t i = 0; i < c.n_dbs; i++)
+		if (strcmp(c.dbs[i].name, want[i]) != 0)
+			fail_msg("%s: named \"%s\", want \"%s\"", paths[i], c.dbs[i].name, want[i]);
+	config_free(&c);
+}
+
 static void test_from_args(void **state)
 {
 	char *const urls[] = {
@@ -522,7 +553,7 @@ static void test_from_args(void **state)
 	db = &c.dbs[0];
 	from_cwd(want, sizeof(want), "data/app.db");
 	assert_string_equal(db->path, want);
-	assert_string_equal(db->name, want);
+	assert_string_equal(db->name, "app.db");
 	assert_int_equal(db->line, 0);
 	assert_int_equal(db->monitor_interval_ms, 1000);
 	assert_int_equal(db->n_replicas, 5);
@@ -687,6 +718,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_url_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test(test_name_by_file),
 		cmocka_unit_test(test_from_args),
 		cmocka_unit_test(test_replica_from_url),
 		cmocka_unit_test(test_example_config),
