@@ -46,6 +46,9 @@ int log_format_parse(const char *s, enum log_format *out)
 }
 
 static void write_line(enum log_level level, const struct log_fields *f, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void write_line(enum log_level level, const struct log_fields *f, const char *fmt,
 		       va_list ap)
 {
 	char msg[LOG_LINE_TEXT_MAX], line[LOG_LINE_MAX];
