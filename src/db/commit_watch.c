@@ -22,6 +22,14 @@ void commit_watch_init(struct commit_watch *w)
 	w->hdr = NULL;
 	w->seen = 0;
 	w->burst_until_us = 0;
+	w->quiet = false;
+}
+
+void commit_watch_reset(struct commit_watch *w)
+{
+	w->seen = 0;
+	w->burst_until_us = 0;
+	w->quiet = false;
 }
 
 void commit_watch_open(struct commit_watch *w, const char *db_path)
@@ -61,14 +69,16 @@ bool commit_watch_wait(struct commit_watch *w, int64_t max_spin_us)
 		return true;
 	if (w->seen == 0)
 		w->seen = __atomic_load_n(&w->hdr[HDR_ICHANGE], __ATOMIC_ACQUIRE);
-	while (now < until) {
+	do {
 		uint32_t c = __atomic_load_n(&w->hdr[HDR_ICHANGE], __ATOMIC_ACQUIRE);
 		if (c != w->seen) {
 			w->seen = c;
+			w->quiet = false;
 			w->burst_until_us = clock_mono_us() + BURST_US;
 			return true;
 		}
 		now = clock_mono_us();
-	}
+	} while (!w->quiet && now < until);
+	w->quiet = true;
 	return false;
 }

@@ -30,6 +30,7 @@ struct commit_watch {
 	const volatile uint32_t *hdr;   /* its first header copy, NULL if not mapped */
 	uint32_t seen;                  /* the change counter last seen */
 	int64_t burst_until_us;         /* retry at once until then */
+	bool quiet;                     /* a whole spin saw no commit: look, do not spin */
 };
 
 void commit_watch_init(struct commit_watch *w);
@@ -40,11 +41,17 @@ void commit_watch_open(struct commit_watch *w, const char *db_path);
 /* After SQLite's connections to the database are closed (see above). */
 void commit_watch_close(struct commit_watch *w);
 
+/* Before a new wait for the lock. */
+void commit_watch_reset(struct commit_watch *w);
+
 /*
  * Called from a busy handler between two attempts at a lock a writer
  * holds: returns at once for a short burst after a commit, otherwise
- * spins until the next commit, at most max_spin_us (then the caller's
- * own pause applies). True when a commit was seen.
+ * spins until the next commit, at most max_spin_us, and returns false
+ * (the caller then pauses). Once a whole spin saw no commit, the holder
+ * is one long transaction, not a writer that never pauses: from then on
+ * each call only looks (no spin) until commits come again, so that a
+ * wait behind a bulk load costs no CPU. True when a commit was seen.
  */
 bool commit_watch_wait(struct commit_watch *w, int64_t max_spin_us);
 

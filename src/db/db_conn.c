@@ -41,8 +41,10 @@ static int on_busy(void *arg, int count)
 		/* Try when a writer lets go: right after its commit. */
 		if (clock_mono_ms() >= c->busy_deadline_ms)
 			return 0;
-		if (!commit_watch_wait(&c->watch, WRITE_SPIN_US))
-			nanosleep(&ts, NULL);
+		if (!commit_watch_wait(&c->watch, WRITE_SPIN_US)) {
+			struct timespec pause = {0, 1000000};
+			nanosleep(&pause, NULL);
+		}
 		return 1;
 	}
 	if (count % 64 == 0 && clock_mono_ms() >= c->busy_deadline_ms)
@@ -268,6 +270,7 @@ int db_conn_write_lock(struct db_conn *c, char *err, size_t errlen)
 {
 	int rc;
 
+	commit_watch_reset(&c->watch);
 	c->write_waiting = true;
 	rc = exec_sql(c->wconn, "BEGIN IMMEDIATE", err, errlen);
 	c->write_waiting = false;
