@@ -13,6 +13,7 @@
  * caller's only when the whole URL has been accepted.
  */
 #include "config/url.h"
+#include "util/strbuf.h"
 
 #include "config/parse.h"
 #include "util/pct.h"
@@ -266,6 +267,12 @@ void replica_url_free(struct replica_url *u)
 	free(u->bucket);
 	free(u->region);
 	free(u->endpoint);
+	free(u->sse);
+	free(u->sse_kms_key_id);
+	if (u->sse_customer_key != NULL)
+		explicit_bzero(u->sse_customer_key, strlen(u->sse_customer_key));
+	free(u->sse_customer_key);
+	free(u->storage_class);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -335,7 +342,16 @@ static int parse_bool_param(const char *url, const char *key, const char *v, boo
 	return 0;
 }
 
-enum { Q_ENDPOINT = 1, Q_REGION = 2, Q_FORCE_PATH_STYLE = 4, Q_SKIP_VERIFY = 8 };
+enum {
+	Q_ENDPOINT = 1,
+	Q_REGION = 2,
+	Q_FORCE_PATH_STYLE = 4,
+	Q_SKIP_VERIFY = 8,
+	Q_SSE = 16,
+	Q_SSE_KMS_KEY_ID = 32,
+	Q_SSE_CUSTOMER_KEY = 64,
+	Q_STORAGE_CLASS = 128,
+};
 
 /* The Q_ flag of a query parameter's name (Litestream 0.5's too), 0 for an unknown one. */
 static unsigned query_key(const char *key)
@@ -348,6 +364,37 @@ static unsigned query_key(const char *key)
 		return Q_FORCE_PATH_STYLE;
 	if (strcmp(key, "skip-verify") == 0 || strcmp(key, "skipVerify") == 0)
 		return Q_SKIP_VERIFY;
+	if (strcmp(key, "sse") == 0)
+		return Q_SSE;
+	if (strcmp(key, "sse-kms-key-id") == 0)
+		return Q_SSE_KMS_KEY_ID;
+	if (strcmp(key, "sse-customer-key") == 0)
+		return Q_SSE_CUSTOMER_KEY;
+	if (strcmp(key, "storage-class") == 0)
+		return Q_STORAGE_CLASS;
+	return 0;
+}
+
+/* The sse parameters of apply_param(), checked as parse.h says; takes *val. */
+static int apply_sse_param(const char *url, unsigned which, const char *key, char **val,
+			   struct replica_url *u, char *err, size_t errlen)
+{
+	char why[256];
+	char **field = which == Q_SSE		     ? &u->sse
+		       : which == Q_SSE_KMS_KEY_ID   ? &u->sse_kms_key_id
+		       : which == Q_SSE_CUSTOMER_KEY ? &u->sse_customer_key
+						     : &u->storage_class;
+	int rc = which == Q_SSE		       ? parse_sse(*val, why, sizeof(why))
+		 : which == Q_SSE_CUSTOMER_KEY ? parse_sse_customer_key(*val, why, sizeof(why))
+		 : which == Q_STORAGE_CLASS    ? parse_storage_class(*val, why, sizeof(why))
+					       : 0;
+
+	if (rc != 0) {
+		seterr(err, errlen, "replica URL \"%s\": %s: %s", url, key, why);
+		return rc;
+	}
+	*field = *val;
+	*val = NULL;
 	return 0;
 }
 
@@ -379,8 +426,11 @@ static int apply_param(const char *url, unsigned which, const char *key, char **
 		rc = parse_bool_param(url, key, *val, &u->force_path_style, err, errlen);
 		u->force_path_style_set = true;
 		break;
-	default:
+	case Q_SKIP_VERIFY:
 		rc = parse_bool_param(url, key, *val, &u->skip_verify, err, errlen);
+		break;
+	default:
+		rc = apply_sse_param(url, which, key, val, u, err, errlen);
 		break;
 	}
 	return rc;
@@ -419,7 +469,8 @@ static int parse_query(const char *url, const char *q, size_t len, struct replic
 		if (which == 0) {
 			seterr(err, errlen,
 			       "replica URL \"%s\": unknown query parameter \"%s\" (want endpoint, "
-			       "region, force-path-style or skip-verify)",
+			       "region, force-path-style, skip-verify, sse, sse-kms-key-id, "
+			       "sse-customer-key or storage-class)",
 			       url, key);
 			rc = -EINVAL;
 			goto next;
@@ -666,31 +717,69 @@ static int parse_file(const char *url, const char *rest, struct replica_url *u, 
 	return rc;
 }
 
+/*
+ * url with the value of every parameter whose name starts with
+ * "sse-customer" (the key, and any misspelling of it) replaced by
+ * REDACTED, for messages; malloc'd, NULL when out of memory.
+ */
+static char *redacted(const char *url)
+{
+	static const char param[] = "sse-customer";
+	const char *q = strchr(url, '?'), *p;
+	struct strbuf b = {0};
+	char *out = NULL;
+
+	if (q == NULL)
+		return strdup(url);
+	strbuf_add(&b, url, (size_t)(q - url));
+	for (p = q; *p != '\0' && *p != '#';) {
+		size_t n = strcspn(p + 1, "&#") + 1; /* one separator and its parameter */
+
+		const char *eq = memchr(p + 1, '=', n - 1);
+
+		if (strncmp(p + 1, param, sizeof(param) - 1) == 0 && eq != NULL) {
+			strbuf_add(&b, p, (size_t)(eq - p) + 1);
+			strbuf_puts(&b, "REDACTED");
+		} else {
+			strbuf_add(&b, p, n);
+		}
+		p += n;
+	}
+	strbuf_puts(&b, p);
+	return strbuf_take(&b, &out, NULL) == 0 ? out : NULL;
+}
+
 int replica_url_parse(const char *url, struct replica_url *out, char *err, size_t errlen)
 {
 	struct replica_url u = {0};
+	char *shown;
 	int rc;
 
 	if (*url == '\0') {
 		seterr(err, errlen, "empty replica URL");
 		return -EINVAL;
 	}
+	if ((shown = redacted(url)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	if (!replica_url_is_url(url)) {
 		u.type = REPLICA_FILE;
 		rc = replica_url_abs_path(url, &u.path);
 		if (rc != 0)
-			seterr(err, errlen, "replica path \"%s\": %s", url, strerror(-rc));
+			seterr(err, errlen, "replica path \"%s\": %s", shown, strerror(-rc));
 	} else if (strncasecmp(url, "file://", 7) == 0) {
 		u.type = REPLICA_FILE;
-		rc = parse_file(url, url + 7, &u, err, errlen);
+		rc = parse_file(shown, url + 7, &u, err, errlen);
 	} else if (strncasecmp(url, "s3://", 5) == 0) {
 		u.type = REPLICA_S3;
-		rc = parse_s3(url, url + 5, &u, err, errlen);
+		rc = parse_s3(shown, url + 5, &u, err, errlen);
 	} else {
 		seterr(err, errlen, "replica URL \"%s\": unsupported scheme \"%.*s\" (want file or s3)",
-		       url, (int)strcspn(url, ":"), url);
+		       shown, (int)strcspn(url, ":"), url);
 		rc = -EINVAL;
 	}
+	free(shown);
 	if (rc != 0) {
 		replica_url_free(&u);
 		return rc;

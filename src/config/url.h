@@ -33,7 +33,10 @@
  * `endpoint` (https:// is added when it has no scheme), `region`,
  * `force-path-style`, `skip-verify` (booleans: true/false, yes/no, 1/0,
  * on/off); Litestream 0.5's `forcePathStyle` and `skipVerify` are accepted
- * as aliases. Any other parameter is an error rather than ignored, so a
+ * as aliases. `sse`, `sse-kms-key-id`, `sse-customer-key` and
+ * `storage-class` set server-side encryption and the storage class (as the
+ * config keys do; config.h). The value of `sse-customer-key` is a secret:
+ * messages show the URL with it replaced by "REDACTED". Any other parameter is an error rather than ignored, so a
  * typo such as `?endpont=` cannot silently send backups to AWS. A
  * fragment (`#...`) is ignored, as Go's url.Parse leaves it out of the path.
  * User information (`user:pass@`) is rejected: credentials belong in the
@@ -61,6 +64,10 @@ struct replica_url {
 	bool force_path_style;     /* ?force-path-style= if given, else endpoint != NULL */
 	bool force_path_style_set; /* given in the query, so it wins over the endpoint default */
 	bool skip_verify;          /* ?skip-verify=, default false */
+	char *sse;                 /* ?sse=, ?sse-kms-key-id=, ?sse-customer-key=, */
+	char *sse_kms_key_id;      /* ?storage-class=: checked as parse.h says, */
+	char *sse_customer_key;    /* NULL when not given */
+	char *storage_class;
 };
 
 /*
