@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define S3_CLIENT_MESSAGE_MAX 512
+#define S3_CLIENT_MESSAGE_MAX 1024
 
 enum client_state { CLIENT_RUNNING, CLIENT_CLOSING };
 

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #define MAX_SOURCES 4
+#define N_SLOTS (1 + MAX_SOURCES)
 #define ERROR_MAX 3072
 
 enum prov_kind { PROV_STATIC, PROV_DYNAMIC };
@@ -79,8 +80,10 @@ struct s3_provider {
 	int failures;                /* fetches failed in a row */
 	int64_t next_try_ms;         /* wall clock: get() fetches again from then */
 	int64_t last_log_ms;         /* wall clock of the last failure logged */
-	char tried[1536];            /* sources that had nothing to try, for the error */
-	char walk[2048];             /* what each source said in this walk */
+	/* Why each source gave nothing, in chain order: [0] the static ones,
+	 * then one per entry of add_sources()'s table. */
+	char notes[N_SLOTS][S3_SOURCE_WHY_MAX];
+	size_t slot_of[MAX_SOURCES]; /* the note of each source in sources[] */
 	char error[ERROR_MAX];       /* what get() says when there is nothing to sign with */
 	int error_rc;
 	void (*listen_cb)(void *arg);
@@ -98,15 +101,6 @@ static double jitter(struct s3_provider *p)
 	p->rng ^= p->rng >> 7;
 	p->rng ^= p->rng << 17;
 	return (double)(p->rng % 1000) / 999.0;
-}
-
-/* Appends "NAME (WHY)" to the list in buf (n bytes), after "; " unless it is the first. */
-static void append(char *buf, size_t n, const char *name, const char *why)
-{
-	size_t len = strlen(buf);
-
-	if (len + 3 < n)
-		snprintf(buf + len, n - len, "%s%s (%s)", len > 0 ? "; " : "", name, why);
 }
 
 static struct s3_provider *provider_alloc(uv_loop_t *loop, const char *log_name)
@@ -228,6 +222,23 @@ static void install(struct s3_provider *p, struct s3_credentials *c)
 		arm(p, s3_provider_refresh_delay_ms(now, p->creds.expires_ms, jitter(p)));
 }
 
+/* "no S3 credentials found: NOTE; NOTE; ..." with every source's note, in chain order. */
+static void compose_error(struct s3_provider *p)
+{
+	bool first = true;
+
+	snprintf(p->error, sizeof(p->error), "no S3 credentials found: ");
+	for (size_t i = 0; i < N_SLOTS; i++) {
+		size_t len = strlen(p->error);
+
+		if (p->notes[i][0] == '\0')
+			continue;
+		snprintf(p->error + len, sizeof(p->error) - len, "%s%s", first ? "" : "; ",
+			 p->notes[i]);
+		first = false;
+	}
+}
+
 /* A fetch failed for good (every source tried, or the one in use): back off, say so. */
 static void failed(struct s3_provider *p, int rc, const char *why)
 {
@@ -240,8 +251,7 @@ static void failed(struct s3_provider *p, int rc, const char *why)
 		snprintf(p->error, sizeof(p->error), "cannot renew s3 credentials from %s: %s",
 			 p->sources[p->in_use]->name, why);
 	else
-		snprintf(p->error, sizeof(p->error), "no S3 credentials found; tried %s%s%s",
-			 p->tried, p->tried[0] && p->walk[0] ? "; " : "", p->walk);
+		compose_error(p);
 	delay = s3_provider_retry_delay_ms(p->failures, left, jitter(p));
 	p->next_try_ms = now + delay;
 	if (s3_provider_should_log(now, p->last_log_ms)) {
@@ -258,47 +268,60 @@ static void failed(struct s3_provider *p, int rc, const char *why)
 static void on_source_done(struct s3_source *s, int rc, struct s3_credentials *c, const char *why);
 static void close_part(struct s3_provider *p);
 
-/*
- * Starts the fetch at p->trying, moving on past sources that refuse at
- * once while no source is in use. Ends in FETCH_RUNNING, or in failed().
- */
-static void start_fetch(struct s3_provider *p)
+/* Records why source i gave nothing in this walk. */
+static void note_failure(struct s3_provider *p, size_t i, const char *why)
 {
-	p->fetch = FETCH_RUNNING;
-	if (p->in_use >= 0)
-		p->trying = (size_t)p->in_use;
-	else {
-		p->trying = 0;
-		p->walk[0] = '\0';
-	}
-	for (;;) {
+	snprintf(p->notes[p->slot_of[i]], sizeof(p->notes[0]), "%s: %s", p->sources[i]->label, why);
+}
+
+/*
+ * Starts a fetch from source `from` on: only that one once a source is in
+ * use, else each in turn until one has a fetch in flight (true). False
+ * when every one refused at once (the last refusal in *rc, *why).
+ */
+static bool walk_from(struct s3_provider *p, size_t from, int *rc, const char **why)
+{
+	for (p->trying = from; p->trying < p->n_sources; p->trying++) {
 		struct s3_source *s = p->sources[p->trying];
-		int rc;
 
 		s->why[0] = '\0';
-		rc = s->ops->fetch(s);
-		if (rc == 0)
-			return;
-		if (p->in_use < 0 && p->trying + 1 < p->n_sources) {
-			append(p->walk, sizeof(p->walk), s->name,
-			       s->why[0] ? s->why : strerror(-rc));
-			p->trying++;
-			continue;
-		}
-		p->fetch = FETCH_IDLE;
-		p->rejected_wait = false;
-		if (p->in_use < 0)
-			append(p->walk, sizeof(p->walk), s->name,
-			       s->why[0] ? s->why : strerror(-rc));
-		failed(p, rc, s->why[0] ? s->why : strerror(-rc));
-		notify(p);
-		return;
+		if ((*rc = s->ops->fetch(s)) == 0)
+			return true;
+		*why = s->why[0] ? s->why : strerror(-*rc);
+		if (p->in_use >= 0)
+			return false;
+		note_failure(p, p->trying, *why);
 	}
+	return false;
+}
+
+/* The end of a fetch that brought no credentials. */
+static void fetch_failed(struct s3_provider *p, int rc, const char *why)
+{
+	p->fetch = FETCH_IDLE;
+	p->rejected_wait = false;
+	failed(p, rc, why);
+	notify(p);
+}
+
+static void start_fetch(struct s3_provider *p)
+{
+	const char *why = NULL;
+	int rc = 0;
+
+	p->fetch = FETCH_RUNNING;
+	if (p->in_use < 0)
+		for (size_t i = 0; i < p->n_sources; i++)
+			p->notes[p->slot_of[i]][0] = '\0';
+	if (!walk_from(p, p->in_use >= 0 ? (size_t)p->in_use : 0, &rc, &why))
+		fetch_failed(p, rc, why);
 }
 
 static void on_source_done(struct s3_source *s, int rc, struct s3_credentials *c, const char *why)
 {
 	struct s3_provider *p = s->owner;
+	const char *next_why = why;
+	int next_rc = rc;
 
 	if (p->closing) {
 		if (c != NULL)
@@ -315,26 +338,11 @@ static void on_source_done(struct s3_source *s, int rc, struct s3_credentials *c
 		return;
 	}
 	if (p->in_use < 0) {
-		append(p->walk, sizeof(p->walk), s->name, why);
-		if (p->trying + 1 < p->n_sources) {
-			p->trying++;
-			/* start_fetch() would begin the walk again: go on from here. */
-			for (; p->trying < p->n_sources; p->trying++) {
-				struct s3_source *next = p->sources[p->trying];
-				int r;
-
-				next->why[0] = '\0';
-				if ((r = next->ops->fetch(next)) == 0)
-					return;
-				append(p->walk, sizeof(p->walk), next->name,
-				       next->why[0] ? next->why : strerror(-r));
-			}
-		}
+		note_failure(p, p->trying, why);
+		if (walk_from(p, p->trying + 1, &next_rc, &next_why))
+			return;
 	}
-	p->fetch = FETCH_IDLE;
-	p->rejected_wait = false;
-	failed(p, rc, why);
-	notify(p);
+	fetch_failed(p, next_rc, next_why);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -441,7 +449,7 @@ static int add_sources(struct s3_provider *p, char *err, size_t errlen)
 		{"web identity", s3_source_web_identity_new},
 		{"credential_process", s3_source_process_new},
 		{"container endpoint", s3_source_container_new},
-		{"instance metadata (IMDSv2)", s3_source_imds_new},
+		{"IMDSv2", s3_source_imds_new},
 	};
 
 	for (size_t i = 0; i < MAX_SOURCES; i++) {
@@ -450,7 +458,7 @@ static int add_sources(struct s3_provider *p, char *err, size_t errlen)
 		int rc = table[i].make(&p->ctx, &s, why, sizeof(why));
 
 		if (rc == 1) {
-			append(p->tried, sizeof(p->tried), table[i].label, why);
+			snprintf(p->notes[1 + i], sizeof(p->notes[0]), "%s: %s", table[i].label, why);
 			continue;
 		}
 		if (rc != 0) {
@@ -460,6 +468,7 @@ static int add_sources(struct s3_provider *p, char *err, size_t errlen)
 		}
 		s->done = on_source_done;
 		s->owner = p;
+		p->slot_of[p->n_sources] = 1 + i;
 		p->sources[p->n_sources++] = s;
 	}
 	return 0;
@@ -500,16 +509,15 @@ static int new_dynamic(uv_loop_t *loop, const struct s3_provider_config *cfg,
 	}
 	/* What the static sources said, first in the list of every source tried. */
 	static_why(why, sizeof(why));
-	snprintf(p->tried, sizeof(p->tried),
-		 "access-key-id in the replica configuration, LITESTREAM_ACCESS_KEY_ID, "
-		 "AWS_ACCESS_KEY_ID (none set); the shared credentials file (%s)",
-		 why);
+	snprintf(p->notes[0], sizeof(p->notes[0]),
+		 "access-key-id, LITESTREAM_ACCESS_KEY_ID, AWS_ACCESS_KEY_ID: not set; %s", why);
 	p->ctx.loop = loop;
 	p->ctx.region = p->region;
 	p->ctx.log_name = p->log_name;
 	rc = add_sources(p, err, errlen);
 	if (rc == 0 && p->n_sources == 0) {
-		snprintf(err, errlen, "no S3 credentials found; tried %s", p->tried);
+		compose_error(p);
+		snprintf(err, errlen, "%s", p->error);
 		rc = -ENOENT;
 	}
 	if (rc == 0)

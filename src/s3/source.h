@@ -67,6 +67,7 @@ struct s3_source {
 	const struct s3_source_ops *ops;
 	const struct s3_source_ctx *ctx;
 	char name[256];      /* for logs and status: "container endpoint http://..." */
+	char label[160];     /* short, for the list of every source tried: "IMDSv2 http://..." */
 	s3_source_done_fn done; /* set by the provider */
 	void *owner;
 	char why[S3_SOURCE_WHY_MAX];

@@ -185,8 +185,7 @@ int s3_source_container_new(const struct s3_source_ctx *ctx, struct s3_source **
 	int rc;
 
 	if (rel == NULL && full == NULL) {
-		snprintf(why, n,
-			 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and _FULL_URI are not set");
+		snprintf(why, n, "AWS_CONTAINER_CREDENTIALS_*_URI not set");
 		return 1;
 	}
 	if (rel != NULL && rel[0] != '/') {
@@ -212,6 +211,7 @@ int s3_source_container_new(const struct s3_source_ctx *ctx, struct s3_source **
 	k->base.ctx = ctx;
 	/* The URL names no secret (the token travels in a header). */
 	snprintf(k->base.name, sizeof(k->base.name), "container endpoint %.200s", k->url);
+	snprintf(k->base.label, sizeof(k->base.label), "container endpoint");
 	*out = &k->base;
 	return 0;
 }

@@ -210,7 +210,9 @@ int s3_source_imds_new(const struct s3_source_ctx *ctx, struct s3_source **out, 
 		m->endpoint[--len] = '\0';
 	m->base.ops = &imds_ops;
 	m->base.ctx = ctx;
-	snprintf(m->base.name, sizeof(m->base.name), "instance metadata (IMDSv2) %s", m->endpoint);
+	snprintf(m->base.name, sizeof(m->base.name), "instance metadata (IMDSv2) %.200s",
+		 m->endpoint);
+	snprintf(m->base.label, sizeof(m->base.label), "IMDSv2 %.140s", m->endpoint);
 	*out = &m->base;
 	return 0;
 }

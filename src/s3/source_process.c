@@ -74,15 +74,15 @@ static void report(struct process *p)
 
 	if (rc == 0 && p->timed_out) {
 		rc = -ETIMEDOUT;
-		snprintf(why, sizeof(why), "credential_process did not exit within %d s; killed",
+		snprintf(why, sizeof(why), "did not exit within %d s; killed",
 			 PROCESS_TIMEOUT_MS / 1000);
 	} else if (rc == 0 && p->term_signal != 0) {
 		rc = -ECHILD;
-		snprintf(why, sizeof(why), "credential_process was killed by signal %d",
+		snprintf(why, sizeof(why), "killed by signal %d",
 			 p->term_signal);
 	} else if (rc == 0 && p->status != 0) {
 		rc = -ECHILD;
-		snprintf(why, sizeof(why), "credential_process exited with status %lld",
+		snprintf(why, sizeof(why), "exited with status %lld",
 			 (long long)p->status);
 	} else if (rc == 0) {
 		rc = s3_creds_json_parse(S3_CREDS_PROCESS, p->out, p->out_len, &c, why, sizeof(why));
@@ -147,7 +147,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (n > 0) {
 		p->out_len += (size_t)n;
 		if (p->out_len > S3_CREDS_DOC_MAX) {
-			set_failure(p, -EFBIG, "credential_process printed more than 64 KiB");
+			set_failure(p, -EFBIG, "printed more than 64 KiB");
 			if (p->running)
 				uv_process_kill(&p->proc, SIGKILL);
 			close_pipe(p);
@@ -156,9 +156,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	if (n == UV_ENOBUFS)
-		set_failure(p, -ENOMEM, "out of memory reading credential_process");
+		set_failure(p, -ENOMEM, "out of memory reading its output");
 	else if (n < 0 && n != UV_EOF)
-		set_failure(p, (int)n, "cannot read credential_process's output");
+		set_failure(p, (int)n, "cannot read its output");
 	if (n < 0) {
 		close_pipe(p);
 		maybe_end(p);
@@ -212,7 +212,7 @@ static int process_fetch(struct s3_source *s)
 	if (rc != 0) {
 		char why[S3_SOURCE_WHY_MAX];
 
-		snprintf(why, sizeof(why), "cannot run credential_process: %s", uv_strerror(rc));
+		snprintf(why, sizeof(why), "cannot run /bin/sh: %s", uv_strerror(rc));
 		set_failure(p, rc, why);
 		/* libuv wants a handle that failed to spawn closed all the same. */
 		uv_close((uv_handle_t *)&p->proc, on_closed);
@@ -223,7 +223,7 @@ static int process_fetch(struct s3_source *s)
 	p->running = true;
 	rc = uv_read_start((uv_stream_t *)&p->pipe, on_alloc, on_read);
 	if (rc != 0) {
-		set_failure(p, rc, "cannot read credential_process's output");
+		set_failure(p, rc, "cannot read its output");
 		uv_process_kill(&p->proc, SIGKILL);
 		close_pipe(p);
 	}
@@ -283,6 +283,7 @@ int s3_source_process_new(const struct s3_source_ctx *ctx, struct s3_source **ou
 	/* Not the command itself: it may carry a secret on its command line. */
 	snprintf(p->base.name, sizeof(p->base.name), "credential_process of profile [%.64s] in %.150s",
 		 profile, path);
+	snprintf(p->base.label, sizeof(p->base.label), "credential_process [%.64s]", profile);
 	free(path);
 	*out = &p->base;
 	return 0;

@@ -211,7 +211,7 @@ int s3_source_web_identity_new(const struct s3_source_ctx *ctx, struct s3_source
 	int rc;
 
 	if (arn == NULL && file == NULL) {
-		snprintf(why, n, "AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE are not set");
+		snprintf(why, n, "AWS_ROLE_ARN not set");
 		return 1;
 	}
 	if (arn == NULL || file == NULL) {
@@ -237,6 +237,7 @@ int s3_source_web_identity_new(const struct s3_source_ctx *ctx, struct s3_source
 	w->base.ctx = ctx;
 	snprintf(w->base.name, sizeof(w->base.name), "web identity %.120s at %.100s", w->role_arn,
 		 w->endpoint);
+	snprintf(w->base.label, sizeof(w->base.label), "web identity");
 	*out = &w->base;
 	return 0;
 }

@@ -107,6 +107,13 @@ rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw data = $D/rgw
 rgw dns name = s3.localhost
 rgw thread pool size = 32
+# STS (GetSessionToken, AssumeRole) for the credential tests: session
+# credentials it issues are verified by this same server. The key encrypts
+# the session tokens; any 16 characters do here.
+rgw s3 auth use sts = true
+rgw sts key = litestreamtstkey
+# SSE-C over plain http: the tests have no TLS endpoint.
+rgw crypt require ssl = false
 EOF
 
 step="creating the monitor"
