@@ -18,6 +18,7 @@
 #include "cmd/commands.h"
 #include "cmd/replicate.h"
 #include "restore/restore_replicas.h"
+#include "s3/provider.h"
 #include "util/flags.h"
 #include "util/log.h"
 #include "util/shellwords.h"
@@ -314,6 +315,7 @@ int cmd_replicate(int argc, char **argv)
 	app.once = once_flag;
 	app.enforce_retention = enforce_retention_flag;
 	log_threshold = app.cfg.log_level;
+	s3_provider_announce = true;
 	signal(SIGPIPE, SIG_IGN);
 	if (restore_flag && (rc = restore_missing(&app)) != 0) {
 		config_free(&app.cfg);

@@ -43,6 +43,8 @@
 #include <string.h>
 #include <unistd.h>
 
+bool s3_provider_announce = false;
+
 #define MAX_SOURCES 4
 #define N_SLOTS (1 + MAX_SOURCES)
 #define ERROR_MAX 3072
@@ -207,8 +209,9 @@ static void install(struct s3_provider *p, struct s3_credentials *c)
 		timefmt_format(p->creds.expires_ms, when, sizeof(when));
 	p->in_use = (int)p->trying;
 	if (first)
-		LOG_INFO(p->log_name, NULL, "s3 credentials from %s%s%s", p->sources[p->in_use]->name,
-			 when[0] ? ", expiring at " : "", when);
+		LOG_AT(s3_provider_announce ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, p->log_name, NULL,
+		       "s3 credentials from %s%s%s", p->sources[p->in_use]->name,
+		       when[0] ? ", expiring at " : "", when);
 	else if (p->failures > 0)
 		LOG_INFO(p->log_name, NULL, "s3 credentials renewed from %s after %d failed attempt%s",
 			 p->sources[p->in_use]->name, p->failures, p->failures == 1 ? "" : "s");
@@ -569,7 +572,8 @@ int s3_provider_new(uv_loop_t *loop, const struct s3_provider_config *cfg,
 		(*out)->reload_arg = *out;
 	}
 	if (rc == 0)
-		LOG_INFO(cfg->log_name, NULL, "s3 credentials from %s", (*out)->creds.source);
+		LOG_AT(s3_provider_announce ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, cfg->log_name, NULL,
+		       "s3 credentials from %s", (*out)->creds.source);
 	return rc;
 }
 

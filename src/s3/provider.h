@@ -73,6 +73,13 @@
 
 struct s3_provider;
 
+/*
+ * Whether the source in use is logged at info level (set once by
+ * `replicate` before any provider exists); otherwise at debug level, so
+ * that the one-shot commands keep standard error for what went wrong.
+ */
+extern bool s3_provider_announce;
+
 struct s3_provider_config {
 	const char *access_key_id;     /* the replica's keys; NULL or "" when unset */
 	const char *secret_access_key;
