@@ -13,7 +13,6 @@
  * caller's only when the whole URL has been accepted.
  */
 #include "config/url.h"
-#include "util/strbuf.h"
 
 #include "config/parse.h"
 #include "util/pct.h"
@@ -375,29 +374,6 @@ static unsigned query_key(const char *key)
 	return 0;
 }
 
-/* The sse parameters of apply_param(), checked as parse.h says; takes *val. */
-static int apply_sse_param(const char *url, unsigned which, const char *key, char **val,
-			   struct replica_url *u, char *err, size_t errlen)
-{
-	char why[256];
-	char **field = which == Q_SSE		     ? &u->sse
-		       : which == Q_SSE_KMS_KEY_ID   ? &u->sse_kms_key_id
-		       : which == Q_SSE_CUSTOMER_KEY ? &u->sse_customer_key
-						     : &u->storage_class;
-	int rc = which == Q_SSE		       ? parse_sse(*val, why, sizeof(why))
-		 : which == Q_SSE_CUSTOMER_KEY ? parse_sse_customer_key(*val, why, sizeof(why))
-		 : which == Q_STORAGE_CLASS    ? parse_storage_class(*val, why, sizeof(why))
-					       : 0;
-
-	if (rc != 0) {
-		seterr(err, errlen, "replica URL \"%s\": %s: %s", url, key, why);
-		return rc;
-	}
-	*field = *val;
-	*val = NULL;
-	return 0;
-}
-
 /* Applies parameter which (named key) with the non-empty value *val to u; may take *val. */
 static int apply_param(const char *url, unsigned which, const char *key, char **val,
 		       struct replica_url *u, char *err, size_t errlen)
@@ -429,9 +405,14 @@ static int apply_param(const char *url, unsigned which, const char *key, char **
 	case Q_SKIP_VERIFY:
 		rc = parse_bool_param(url, key, *val, &u->skip_verify, err, errlen);
 		break;
-	default:
-		rc = apply_sse_param(url, which, key, val, u, err, errlen);
+	default: {
+		char why[256];
+
+		rc = replica_url_sse_param(key, val, u, why, sizeof(why));
+		if (rc != 0)
+			seterr(err, errlen, "replica URL \"%s\": %s: %s", url, key, why);
 		break;
+	}
 	}
 	return rc;
 }
@@ -717,38 +698,6 @@ static int parse_file(const char *url, const char *rest, struct replica_url *u, 
 	return rc;
 }
 
-/*
- * url with the value of every parameter whose name starts with
- * "sse-customer" (the key, and any misspelling of it) replaced by
- * REDACTED, for messages; malloc'd, NULL when out of memory.
- */
-static char *redacted(const char *url)
-{
-	static const char param[] = "sse-customer";
-	const char *q = strchr(url, '?'), *p;
-	struct strbuf b = {0};
-	char *out = NULL;
-
-	if (q == NULL)
-		return strdup(url);
-	strbuf_add(&b, url, (size_t)(q - url));
-	for (p = q; *p != '\0' && *p != '#';) {
-		size_t n = strcspn(p + 1, "&#") + 1; /* one separator and its parameter */
-
-		const char *eq = memchr(p + 1, '=', n - 1);
-
-		if (strncmp(p + 1, param, sizeof(param) - 1) == 0 && eq != NULL) {
-			strbuf_add(&b, p, (size_t)(eq - p) + 1);
-			strbuf_puts(&b, "REDACTED");
-		} else {
-			strbuf_add(&b, p, n);
-		}
-		p += n;
-	}
-	strbuf_puts(&b, p);
-	return strbuf_take(&b, &out, NULL) == 0 ? out : NULL;
-}
-
 int replica_url_parse(const char *url, struct replica_url *out, char *err, size_t errlen)
 {
 	struct replica_url u = {0};
@@ -759,7 +708,7 @@ int replica_url_parse(const char *url, struct replica_url *out, char *err, size_
 		seterr(err, errlen, "empty replica URL");
 		return -EINVAL;
 	}
-	if ((shown = redacted(url)) == NULL) {
+	if ((shown = replica_url_redacted(url)) == NULL) {
 		seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}

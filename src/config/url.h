@@ -111,4 +111,22 @@ bool replica_url_bucket_valid(const char *bucket);
  */
 int replica_url_endpoint(const char *in, char **out, char *err, size_t errlen);
 
+/* ---- url_sse.c ---- */
+
+/*
+ * The encryption query parameters: takes *val (non-empty) into u when key
+ * is sse, sse-kms-key-id, sse-customer-key or storage-class and the value
+ * passes parse.h's check. 0, or -EINVAL with why (never the value of a
+ * customer key).
+ */
+int replica_url_sse_param(const char *key, char **val, struct replica_url *u, char *why,
+			  size_t n);
+
+/*
+ * url as messages may show it: the value of every query parameter whose
+ * name starts with "sse-customer" (the key, and any misspelling of it)
+ * replaced by REDACTED. malloc'd, NULL when out of memory.
+ */
+char *replica_url_redacted(const char *url);
+
 #endif
