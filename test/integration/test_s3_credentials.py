@@ -123,13 +123,15 @@ def restore(run, conf, db, out, env):
 
 def replicate_while_renewing(litestream_bin, run, tmp_path, s3, endpoint, env, kind, seed):
     """Replicates a writer's transactions while the credentials (claimed to
-    last 4 s) are renewed at least twice; returns the log."""
+    last 3 s, so renewed every 1.2 to 1.5 s) are renewed at least twice;
+    returns the log, the replica's status and what the endpoint saw before
+    the restore."""
     db, prefix = tmp_path / "app.db", new_prefix()
     make_db(db)
     conf = write_conf(tmp_path, db, s3, prefix)
-    endpoint.lifetime = 4
+    endpoint.lifetime = 3
     rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=env)
-    writer = start_writers(db, [["--seed", seed, "--count", 300, "--sleep", 0.02]])
+    writer = start_writers(db, [["--seed", seed, "--count", 150, "--sleep", 0.01]])
     wait_for(lambda: endpoint.count(kind) >= 3, timeout=30, what=f"two renewals from {kind}")
     st = replica_status(status(run, tmp_path, env), "s3")
     wait_writers(writer)
@@ -173,7 +175,7 @@ def test_imds_after_malformed_container_answer(litestream_bin, run, tmp_path, s3
                    AWS_EC2_METADATA_DISABLED="false",
                    AWS_EC2_METADATA_SERVICE_ENDPOINT=endpoint.url)
     log, st, seen = replicate_while_renewing(litestream_bin, run, tmp_path, s3_server, endpoint,
-                                             env, "imds", 22)
+                                             env, "imds-token", 22)
     name = f"instance metadata (IMDSv2) {endpoint.url}"
     assert f"s3 credentials from {name}" in log, log
     assert st["credentials"] == name, st
@@ -209,14 +211,14 @@ def test_web_identity_expired_then_replaced_token_file(litestream_bin, run, tmp_
         os.replace(tmp_path / "token.tmp", token)
     put_token("expired-token")
     endpoint.sts_tokens = {"expired-token": "expired", "token-1": "ok", "token-2": "ok"}
-    endpoint.lifetime = 4
+    endpoint.lifetime = 3
     env = role_env(tmp_path, AWS_ROLE_ARN=ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE=token,
                    AWS_ROLE_SESSION_NAME="litestream-test", AWS_ENDPOINT_URL_STS=endpoint.url)
     db, prefix = tmp_path / "app.db", new_prefix()
     make_db(db)
     conf = write_conf(tmp_path, db, s3_server, prefix, log_level="debug")
     rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=env)
-    writer = start_writers(db, [["--seed", 23, "--count", 300, "--sleep", 0.02]])
+    writer = start_writers(db, [["--seed", 23, "--count", 150, "--sleep", 0.01]])
     wait_for(lambda: "ExpiredTokenException" in rep.text(), timeout=20,
              what="the expired token to be reported")
     put_token("token-1")
