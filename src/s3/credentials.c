@@ -302,6 +302,17 @@ char *s3_config_file_path(void)
 	return set(env) ? strdup(env) : home_file("config");
 }
 
+/* Whether the AWS config file has a section for profile. */
+static bool config_has_profile(const char *profile)
+{
+	char *path = s3_config_file_path();
+	struct profile_scan k = {profile, true, NULL, NULL, 0, false};
+	bool found = path != NULL && scan_file(path, &k) == 0 && k.found;
+
+	free(path);
+	return found;
+}
+
 int s3_credentials_resolve(const char *config_key_id, const char *config_secret,
 			   struct s3_credentials *out, char *err, size_t errlen)
 {
@@ -343,7 +354,9 @@ int s3_credentials_resolve(const char *config_key_id, const char *config_secret,
 	}
 	if (path != NULL && access(path, F_OK) == 0) {
 		rc = s3_credentials_from_file(path, profile, out, why, sizeof(why));
-		if (rc == 0 || rc != -ENOENT || set(env_profile)) {
+		/* A profile named by AWS_PROFILE may live in the config file alone
+		 * (credential_process, a role): then the chain goes on. */
+		if (rc == 0 || rc != -ENOENT || (set(env_profile) && !config_has_profile(profile))) {
 			if (rc != 0)
 				snprintf(err, errlen, "%s", why);
 			free(path);

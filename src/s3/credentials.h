@@ -44,7 +44,8 @@ struct s3_credentials {
  * config_secret are the replica's keys (NULL or "" when unset). On success
  * fills *out (which then owns its strings) and returns 0. On failure
  * returns -ENOENT (nothing found), -EINVAL (half a pair, a profile without
- * its keys or an AWS_PROFILE that is not in the file), -ENOMEM or an error
+ * its keys or an AWS_PROFILE that is in neither the file nor the AWS
+ * config file; one only in the config file is -ENOENT), -ENOMEM or an error
  * reading the file, with a message in err; *out is untouched.
  */
 int s3_credentials_resolve(const char *config_key_id, const char *config_secret,

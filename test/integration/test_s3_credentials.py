@@ -257,7 +257,11 @@ def test_credential_process(litestream_bin, run, tmp_path, s3_server, endpoint):
     config = tmp_path / "aws-config"
     config.write_text(f"[default]\nregion = us-east-1\n[profile ci]\n"
                       f"credential_process = sh -c 'echo run >> \"{runs}\"; cat \"{out}\"'\n")
-    env = role_env(tmp_path, AWS_CONFIG_FILE=config, AWS_PROFILE="ci")
+    # A credentials file without that profile: not a typo, the chain goes on.
+    other = tmp_path / "aws-credentials"
+    other.write_text("[default]\naws_access_key_id = NOTUSED\naws_secret_access_key = notused\n")
+    env = role_env(tmp_path, AWS_CONFIG_FILE=config, AWS_PROFILE="ci",
+                   AWS_SHARED_CREDENTIALS_FILE=other)
     db, prefix = tmp_path / "app.db", new_prefix()
     make_db(db)
     wait_writers(start_writers(db, [["--seed", 24, "--count", 50]]))
