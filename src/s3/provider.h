@@ -49,7 +49,8 @@
  *
  * Lifecycle: s3_provider_new() ... s3_provider_close(), which stops a fetch
  * in flight (a credential process is killed), closes every handle and
- * frees the provider before its callback runs.
+ * frees the provider before its callback runs: from the loop for a
+ * dynamic provider, at once for a static one (it holds no handle).
  */
 #ifndef LITESTREAM_S3_PROVIDER_H
 #define LITESTREAM_S3_PROVIDER_H
