@@ -1,5 +1,7 @@
 """The credential chain and server-side encryption against a real S3
-server: radosgw on loopback (the s3_server fixture) with its STS enabled.
+server: a radosgw of this module's own on loopback, with its STS enabled
+(which the shared s3_server goes without: with STS on, radosgw answers a
+wrong secret with AccessDenied rather than SignatureDoesNotMatch).
 
 Temporary credentials here are real: radosgw's STS issues them
 (GetSessionToken, with the test user's static key, which only the test
@@ -13,8 +15,8 @@ them during the run as it would at the end of a real session, and each
 renewal is a new session radosgw issued. Litestream itself never sees a
 static key in these tests.
 
-SSE-C is radosgw's own (rgw crypt require ssl = false, set by rgw-up.sh,
-since the test server speaks plain http).
+SSE-C is radosgw's own (rgw crypt require ssl = false: the test server
+speaks plain http).
 """
 import base64
 import json
@@ -27,39 +29,45 @@ import time
 import pytest
 
 from creds_server import CredsServer, rgw_issuer
+from s3server import rgw_server
 from lsutil import Replicator, assert_same, start_writers, wait_for, wait_writers
 from test_replicate import make_db
 from test_s3 import new_prefix
 
 SSE_KEY = base64.b64encode(bytes(range(32))).decode()
 ROLE_ARN = "arn:aws:iam::123456789012:role/litestream-test"
+# The key encrypts the session tokens radosgw issues; any 16 characters do.
+RGW_CONF = """rgw s3 auth use sts = true
+rgw sts key = litestreamtstkey
+rgw crypt require ssl = false"""
 
 
 @pytest.fixture(scope="module")
-def sts_user(s3_server):
-    """Lets the test user call radosgw's GetSessionToken: the `user-policy`
-    capability to attach a policy, then the policy itself."""
+def rgw():
+    """radosgw with STS and SSE-C over http, and the test user allowed to
+    call GetSessionToken: the `user-policy` capability, then the policy."""
     try:
         import botocore.session
     except ImportError:
         pytest.skip("python3-botocore is not installed (awscli's dependency: deps/install --test)")
-    r = subprocess.run(["radosgw-admin", "-c", os.path.join(s3_server.dir, "ceph.conf"), "caps",
-                        "add", "--uid=test", "--caps=user-policy=*"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    iam = botocore.session.get_session().create_client(
-        "iam", endpoint_url=s3_server.endpoint, region_name=s3_server.region,
-        aws_access_key_id=s3_server.access_key, aws_secret_access_key=s3_server.secret_key)
-    iam.put_user_policy(UserName="test", PolicyName="litestream-sts", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["sts:GetSessionToken", "s3:*"],
-                       "Resource": "*"}]}))
-    return s3_server
+    with rgw_server(RGW_CONF) as s3:
+        r = subprocess.run(["radosgw-admin", "-c", os.path.join(s3.dir, "ceph.conf"), "caps",
+                            "add", "--uid=test", "--caps=user-policy=*"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        iam = botocore.session.get_session().create_client(
+            "iam", endpoint_url=s3.endpoint, region_name=s3.region,
+            aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key)
+        iam.put_user_policy(UserName="test", PolicyName="litestream-sts", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["sts:GetSessionToken", "s3:*"],
+                           "Resource": "*"}]}))
+        yield s3
 
 
 @pytest.fixture
-def endpoint(sts_user):
-    server = CredsServer(rgw_issuer(sts_user))
+def endpoint(rgw):
+    server = CredsServer(rgw_issuer(rgw))
     yield server
     server.stop()
 
@@ -147,7 +155,7 @@ def replicate_while_renewing(litestream_bin, run, tmp_path, s3, endpoint, env, k
 
 # ---- the sources, with credentials that radosgw issued and verifies --------------
 
-def test_container_endpoint_credentials_renewed(litestream_bin, run, tmp_path, s3_server,
+def test_container_endpoint_credentials_renewed(litestream_bin, run, tmp_path, rgw,
                                                 endpoint):
     """ECS / EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_FULL_URI with the
     Authorization token in a file; renewed before each claimed expiry."""
@@ -156,7 +164,7 @@ def test_container_endpoint_credentials_renewed(litestream_bin, run, tmp_path, s
     endpoint.container_token = "pod-identity-token-1"
     env = role_env(tmp_path, AWS_CONTAINER_CREDENTIALS_FULL_URI=f"{endpoint.url}/container",
                    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=token_file)
-    log, st, _ = replicate_while_renewing(litestream_bin, run, tmp_path, s3_server, endpoint,
+    log, st, _ = replicate_while_renewing(litestream_bin, run, tmp_path, rgw, endpoint,
                                           env, "container", 21)
     name = f"container endpoint {endpoint.url}/container"
     assert f"s3 credentials from {name}, expiring at" in log, log
@@ -166,7 +174,7 @@ def test_container_endpoint_credentials_renewed(litestream_bin, run, tmp_path, s
     assert len(set(endpoint.issued)) == len(endpoint.issued) >= 3
 
 
-def test_imds_after_malformed_container_answer(litestream_bin, run, tmp_path, s3_server,
+def test_imds_after_malformed_container_answer(litestream_bin, run, tmp_path, rgw,
                                                endpoint):
     """IMDSv2 (token PUT, role name, credentials), reached after the
     container endpoint answered malformed JSON: the chain moves on."""
@@ -174,7 +182,7 @@ def test_imds_after_malformed_container_answer(litestream_bin, run, tmp_path, s3
     env = role_env(tmp_path, AWS_CONTAINER_CREDENTIALS_FULL_URI=f"{endpoint.url}/container",
                    AWS_EC2_METADATA_DISABLED="false",
                    AWS_EC2_METADATA_SERVICE_ENDPOINT=endpoint.url)
-    log, st, seen = replicate_while_renewing(litestream_bin, run, tmp_path, s3_server, endpoint,
+    log, st, seen = replicate_while_renewing(litestream_bin, run, tmp_path, rgw, endpoint,
                                              env, "imds-token", 22)
     name = f"instance metadata (IMDSv2) {endpoint.url}"
     assert f"s3 credentials from {name}" in log, log
@@ -185,20 +193,20 @@ def test_imds_after_malformed_container_answer(litestream_bin, run, tmp_path, s3
     assert "malformed container credentials: not JSON" not in log  # a fallback, not an error
 
 
-def test_rejected_session_token_renewed_and_request_retried(run, tmp_path, s3_server, endpoint):
+def test_rejected_session_token_renewed_and_request_retried(run, tmp_path, rgw, endpoint):
     """The first credentials carry a session token radosgw rejects (as an
     expired one would be): the request is re-signed with freshly fetched
     credentials and sent once more, and succeeds."""
     endpoint.bogus_first = 1
     env = role_env(tmp_path, AWS_CONTAINER_CREDENTIALS_FULL_URI=f"{endpoint.url}/container")
-    r = run("generations", s3_server.replica_url(new_prefix()), env=env)
+    r = run("generations", rgw.replica_url(new_prefix()), env=env)
     assert r.returncode == 0, r.stderr
     assert "403 AccessDenied" in r.stderr and "sending again with new credentials" in r.stderr, \
         r.stderr
     assert endpoint.count("container") == 2
 
 
-def test_web_identity_expired_then_replaced_token_file(litestream_bin, run, tmp_path, s3_server,
+def test_web_identity_expired_then_replaced_token_file(litestream_bin, run, tmp_path, rgw,
                                                        endpoint):
     """IRSA: the token file is read at every fetch. An expired token is
     STS's ExpiredTokenException, reported; once the file is replaced the
@@ -216,7 +224,7 @@ def test_web_identity_expired_then_replaced_token_file(litestream_bin, run, tmp_
                    AWS_ROLE_SESSION_NAME="litestream-test", AWS_ENDPOINT_URL_STS=endpoint.url)
     db, prefix = tmp_path / "app.db", new_prefix()
     make_db(db)
-    conf = write_conf(tmp_path, db, s3_server, prefix, log_level="debug")
+    conf = write_conf(tmp_path, db, rgw, prefix, log_level="debug")
     rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=env)
     writer = start_writers(db, [["--seed", 23, "--count", 150, "--sleep", 0.01]])
     wait_for(lambda: "ExpiredTokenException" in rep.text(), timeout=20,
@@ -244,7 +252,7 @@ def test_web_identity_expired_then_replaced_token_file(litestream_bin, run, tmp_
     assert_same(db, tmp_path / "restored.db")
 
 
-def test_credential_process(litestream_bin, run, tmp_path, s3_server, endpoint):
+def test_credential_process(litestream_bin, run, tmp_path, rgw, endpoint):
     """credential_process of a profile in AWS_CONFIG_FILE: run through
     /bin/sh for every fetch, its JSON Version 1 on standard output."""
     creds = endpoint.credentials()
@@ -265,7 +273,7 @@ def test_credential_process(litestream_bin, run, tmp_path, s3_server, endpoint):
     db, prefix = tmp_path / "app.db", new_prefix()
     make_db(db)
     wait_writers(start_writers(db, [["--seed", 24, "--count", 50]]))
-    conf = write_conf(tmp_path, db, s3_server, prefix)
+    conf = write_conf(tmp_path, db, rgw, prefix)
     r = run("replicate", "-once", "-config", conf, env=env)
     assert r.returncode == 0, r.stderr
     assert f"s3 credentials from credential_process of profile [ci] in {config}" in r.stderr
@@ -377,7 +385,7 @@ def s3_client(s3):
         aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key)
 
 
-def test_sse_c(litestream_bin, run, tmp_path, s3_server):
+def test_sse_c(litestream_bin, run, tmp_path, rgw):
     """SSE-C: every object (a multipart snapshot among them) is stored
     encrypted with the customer's key; without the key radosgw will not
     hand a byte of it out, with it the restore is equal."""
@@ -387,46 +395,46 @@ def test_sse_c(litestream_bin, run, tmp_path, s3_server):
     # A first snapshot above part-size: multipart, parts and HEAD with SSE-C.
     wait_writers(start_writers(db, [["--seed", 26, "--count", 1, "--big-every", 1,
                                      "--big-bytes", 6 << 20]]))
-    conf = write_conf(tmp_path, db, s3_server, prefix,
+    conf = write_conf(tmp_path, db, rgw, prefix,
                       replica_extra=f"sse-customer-key = {SSE_KEY}\npart-size = 5MB\n")
-    env = static_env(s3_server, tmp_path)
+    env = static_env(rgw, tmp_path)
     rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=env)
     wait_writers(start_writers(db, [["--seed", 27, "--count", 100, "--sleep", 0.005]]))
     assert rep.stop() == 0, rep.text()
     log = rep.text()
     assert "ERROR" not in log, log
     assert SSE_KEY not in log
-    c = s3_client(s3_server)
-    keys = [o["Key"] for o in c.list_objects_v2(Bucket=s3_server.bucket,
+    c = s3_client(rgw)
+    keys = [o["Key"] for o in c.list_objects_v2(Bucket=rgw.bucket,
                                                 Prefix=prefix + "/").get("Contents", [])]
     assert any(k.endswith(".snapshot.lz4") for k in keys) and any(
         k.endswith(".wal.lz4") for k in keys), keys
     raw = bytes(range(32))
     for key in keys:
         with pytest.raises(Exception) as e:
-            c.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read()
+            c.get_object(Bucket=rgw.bucket, Key=key)["Body"].read()
         assert "400" in str(e.value) or "InvalidArgument" in str(e.value), e.value
-        body = c.get_object(Bucket=s3_server.bucket, Key=key, SSECustomerAlgorithm="AES256",
+        body = c.get_object(Bucket=rgw.bucket, Key=key, SSECustomerAlgorithm="AES256",
                             SSECustomerKey=raw)["Body"].read()
         assert body[:4] == b"\x04\x22\x4d\x18"  # an LZ4 frame
     restore(run, conf, db, tmp_path / "restored.db", env)
     assert_same(db, tmp_path / "restored.db")
     # Without the key (the URL form, no sse-customer-key): refused, nothing written.
-    r = run("restore", "-o", tmp_path / "nokey.db", s3_server.replica_url(prefix), env=env)
+    r = run("restore", "-o", tmp_path / "nokey.db", rgw.replica_url(prefix), env=env)
     assert r.returncode != 0
     assert not (tmp_path / "nokey.db").exists()
     assert "400" in r.stderr, r.stderr
 
 
-def test_sse_kms_headers_reach_the_server(litestream_bin, tmp_path, s3_server):
+def test_sse_kms_headers_reach_the_server(litestream_bin, tmp_path, rgw):
     """sse = aws:kms with a key id: radosgw has no KMS here and says it
     cannot find that key, which shows both headers arrived, signed."""
     db = tmp_path / "app.db"
     make_db(db)
-    conf = write_conf(tmp_path, db, s3_server, new_prefix(),
+    conf = write_conf(tmp_path, db, rgw, new_prefix(),
                       replica_extra="sse = aws:kms\nsse-kms-key-id = litestream-test-key\n")
     rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log",
-                     env=static_env(s3_server, tmp_path))
+                     env=static_env(rgw, tmp_path))
     wait_for(lambda: "kms-keyid: litestream-test-key" in rep.text(), timeout=20,
              what="radosgw's answer about the KMS key")
     rep.stop()
