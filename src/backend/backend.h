@@ -79,6 +79,12 @@ struct backend_ops {
 	 */
 	char *(*local_path)(struct backend *b, const char *key);
 	/*
+	 * Optional: the name of where the backend's credentials come from
+	 * ("AWS_ACCESS_KEY_ID", "container endpoint http://..."; never a
+	 * secret), "" while not known yet; for status. Static or owned by b.
+	 */
+	const char *(*credentials_source)(struct backend *b);
+	/*
 	 * Optional, asynchronous: cancels whatever is still in flight (those
 	 * callbacks run first, with -ECANCELED), releases every handle the
 	 * backend holds on the loop, then calls cb(arg) from the loop. Only

@@ -14,7 +14,8 @@
  *
  * This file holds what the operations share: creating the backend (the
  * configuration, the test settings from the environment, the credentials
- * and the client), the operations table, and the lifecycle.
+ * provider (s3/provider.h) and the client), the operations table, and the
+ * lifecycle.
  *
  * Lifecycle: the backend holds loop handles (the client's timer and its
  * curl multi handle) until close(), which cancels whatever is in flight and
@@ -26,7 +27,7 @@
 #include "util/duration.h"
 #include "util/fsutil.h"
 #include "util/log.h"
-#include "s3/credentials.h"
+#include "s3/provider.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -117,6 +118,13 @@ static void s3_free(struct backend *b)
 	free(sb);
 }
 
+static const char *s3_credentials_source(struct backend *b)
+{
+	struct s3_backend *sb = (struct s3_backend *)b;
+
+	return sb->client != NULL ? s3_client_credentials_source(sb->client) : "";
+}
+
 static const struct backend_ops s3_ops = {
 	.type = "s3",
 	.list = backend_s3_list,
@@ -124,6 +132,7 @@ static const struct backend_ops s3_ops = {
 	.get = backend_s3_get,
 	.get_follow = backend_s3_get_follow,
 	.remove = backend_s3_remove,
+	.credentials_source = s3_credentials_source,
 	.close = s3_close,
 	.free = s3_free,
 };
@@ -160,44 +169,33 @@ static int read_env(const struct replica_config *cfg, int64_t *stall_ms, int *ma
 	return 0;
 }
 
-/*
- * The credentials again, from the environment and the shared credentials
- * file (set only when the configuration names none, which cannot change).
- */
-static int reload_creds(void *arg, struct s3_credentials *out)
+/* Creates sb's credentials provider and client from cfg. 0, or -errno with err set. */
+static int start_client(struct s3_backend *sb, const struct replica_config *cfg, int64_t stall_ms,
+			char *err, size_t errlen)
 {
-	struct s3_backend *sb = arg;
-	char why[640];
-	int rc = s3_credentials_resolve(NULL, NULL, out, why, sizeof(why));
-
-	if (rc != 0)
-		LOG_WARN(sb->name, NULL, "reloading credentials: %s", why);
-	return rc;
-}
-
-/* Creates sb's client from cfg and creds (copied). 0, or -errno with err set. */
-static int start_client(struct s3_backend *sb, const struct replica_config *cfg,
-			const struct s3_credentials *creds, int64_t stall_ms, char *err,
-			size_t errlen)
-{
+	struct s3_provider_config pc = {cfg->access_key_id, cfg->secret_access_key, cfg->region,
+					sb->name};
+	struct s3_sse sse = {cfg->sse, cfg->sse_kms_key_id, cfg->storage_class,
+			     cfg->sse_customer_key, ""};
 	struct s3_client_config cc;
-	char why[640];
+	char why[2048];
 	int rc;
 
 	memset(&cc, 0, sizeof(cc));
+	rc = s3_provider_new(sb->base.loop, &pc, &cc.provider, why, sizeof(why));
+	if (rc != 0) {
+		snprintf(err, errlen, "replica %s: %s", cfg->name, rc == -ENOMEM ? strerror(ENOMEM) : why);
+		return rc;
+	}
 	cc.endpoint = cfg->endpoint;
 	cc.bucket = cfg->bucket;
 	cc.region = cfg->region;
 	cc.force_path_style = cfg->force_path_style;
 	cc.skip_verify = cfg->skip_verify;
 	cc.ca_file = cfg->ca_file;
-	cc.creds = creds;
+	cc.sse = &sse;
 	cc.log_name = sb->name;
 	cc.stall_timeout_ms = stall_ms;
-	if (cfg->access_key_id == NULL || cfg->access_key_id[0] == '\0') {
-		cc.reload_creds = reload_creds;
-		cc.reload_arg = sb;
-	}
 	rc = s3_client_new(sb->base.loop, &cc, &sb->client, why, sizeof(why));
 	if (rc != 0)
 		snprintf(err, errlen, "replica %s: %s", cfg->name,
@@ -208,11 +206,9 @@ static int start_client(struct s3_backend *sb, const struct replica_config *cfg,
 int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
 		   char *err, size_t errlen)
 {
-	struct s3_credentials creds;
 	struct s3_backend *sb;
 	int64_t stall_ms;
 	int max_keys;
-	char why[640];
 	int rc;
 
 	if (cfg->bucket == NULL || cfg->bucket[0] == '\0') {
@@ -222,18 +218,9 @@ int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct bac
 	rc = read_env(cfg, &stall_ms, &max_keys, err, errlen);
 	if (rc != 0)
 		return rc;
-	rc = s3_credentials_resolve(cfg->access_key_id, cfg->secret_access_key, &creds, why,
-				    sizeof(why));
-	if (rc != 0) {
-		snprintf(err, errlen, "replica %s: %s", cfg->name,
-			 rc == -ENOMEM ? strerror(ENOMEM) : why);
-		return rc;
-	}
 	sb = calloc(1, sizeof(*sb));
-	if (sb == NULL) {
-		s3_credentials_free(&creds);
+	if (sb == NULL)
 		return -ENOMEM;
-	}
 	sb->base.ops = &s3_ops;
 	sb->base.loop = loop;
 	sb->name = str_printf("replica %s", cfg->name);
@@ -248,18 +235,14 @@ int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct bac
 			   sb->prefix ? sb->prefix : "", cfg->endpoint ? " (endpoint " : "",
 			   cfg->endpoint ? cfg->endpoint : "", cfg->endpoint ? ")" : "");
 	if (sb->name == NULL || sb->prefix == NULL || sb->base.describe == NULL) {
-		s3_credentials_free(&creds);
 		s3_free(&sb->base);
 		return -ENOMEM;
 	}
-	rc = start_client(sb, cfg, &creds, stall_ms, err, errlen);
+	rc = start_client(sb, cfg, stall_ms, err, errlen);
 	if (rc != 0) {
-		s3_credentials_free(&creds);
 		s3_free(&sb->base);
 		return rc;
 	}
-	LOG_DEBUG(sb->name, NULL, "s3 credentials from %s", creds.source);
-	s3_credentials_free(&creds);
 	if (cfg->skip_verify)
 		LOG_WARN(sb->name, NULL,
 			 "skip-verify is set: the TLS certificate of %s is not checked, so anyone on the "

@@ -138,6 +138,7 @@ static int send_range(struct get_op *op, uint64_t first, uint64_t last)
 	req.method = "GET";
 	req.key = op->full;
 	req.label = op->key;
+	req.flags = S3_REQ_OBJECT_DATA;
 	if (first > 0) { /* a later range: say which */
 		snprintf(what, sizeof(what), "bytes %" PRIu64 "-%" PRIu64 " of %" PRIu64, first, last,
 			 op->size);

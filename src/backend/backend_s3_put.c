@@ -145,6 +145,7 @@ static void put_single(struct put_op *op)
 	req.method = "PUT";
 	req.key = op->full;
 	req.label = op->key;
+	req.flags = S3_REQ_NEW_OBJECT;
 	req.content_md5 = op->md5;
 	req.body = S3_BODY_FD;
 	req.body_fd = op->fd;
@@ -270,6 +271,7 @@ static void on_part_digested(uv_work_t *w, int status)
 	req.what = what;
 	req.params = params;
 	req.n_params = 2;
+	req.flags = S3_REQ_OBJECT_DATA;
 	req.content_md5 = p->md5;
 	req.body = S3_BODY_FD;
 	req.body_fd = op->fd;
@@ -365,6 +367,7 @@ static void put_verify(struct put_op *op)
 	req.method = "HEAD";
 	req.key = op->full;
 	req.label = op->key;
+	req.flags = S3_REQ_OBJECT_DATA;
 	put_send(op, &req, on_head, "");
 }
 
@@ -494,6 +497,7 @@ static void put_initiate(struct put_op *op)
 	req.what = "start multipart upload";
 	req.params = params;
 	req.n_params = 1;
+	req.flags = S3_REQ_NEW_OBJECT;
 	req.sink = S3_SINK_MEMORY;
 	put_send(op, &req, on_initiated, " (start multipart upload)");
 }

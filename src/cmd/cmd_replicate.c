@@ -18,6 +18,7 @@
 #include "cmd/commands.h"
 #include "cmd/replicate.h"
 #include "restore/restore_replicas.h"
+#include "s3/provider.h"
 #include "util/flags.h"
 #include "util/log.h"
 #include "util/shellwords.h"
@@ -322,6 +323,7 @@ int cmd_replicate(int argc, char **argv)
 	log_threshold = app.cfg.log_level;
 	if (log_format_flag == NULL)
 		log_output_format = app.cfg.log_format;
+	s3_provider_announce = true;
 	signal(SIGPIPE, SIG_IGN);
 	if (restore_flag && (rc = restore_missing(&app)) != 0) {
 		config_free(&app.cfg);

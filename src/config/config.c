@@ -230,6 +230,12 @@ void replica_config_free(struct replica_config *r)
 	free(r->ca_file);
 	free(r->access_key_id);
 	free(r->secret_access_key);
+	free(r->sse);
+	free(r->sse_kms_key_id);
+	if (r->sse_customer_key != NULL)
+		explicit_bzero(r->sse_customer_key, strlen(r->sse_customer_key));
+	free(r->sse_customer_key);
+	free(r->storage_class);
 	memset(r, 0, sizeof(*r));
 }
 

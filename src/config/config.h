@@ -9,7 +9,9 @@
  *                       min-checkpoint-page-count, max-checkpoint-page-count
  *   [replica NAME]      db = NAME, type or url, path, bucket, region,
  *                       endpoint, force-path-style, skip-verify, ca-file,
- *                       access-key-id, secret-access-key, sync-interval,
+ *                       access-key-id, secret-access-key, sse,
+ *                       sse-kms-key-id, sse-customer-key, storage-class,
+ *                       sync-interval,
  *                       retention, retention-check-interval,
  *                       snapshot-interval, validation-interval, part-size
  *
@@ -53,12 +55,16 @@
  *   url sets the type and the fields its form gives (url.h). As Litestream
  *   0.3.13 does, `path` (file and s3) and `bucket` (s3) may not be given
  *   beside a url, while an explicit `region`, `endpoint`,
- *   `force-path-style` or `skip-verify` overrides what the url says (0.3.13
+ *   `force-path-style`, `skip-verify`, `sse`, `sse-kms-key-id`,
+ *   `sse-customer-key` or `storage-class` overrides what the url says (0.3.13
  *   lets a url's path style win over an explicit `force-path-style =
  *   false`; here the explicit key always wins). force-path-style defaults
  *   to true when an endpoint is set, from either place. An s3-only key on
  *   a file replica is an error rather than ignored. A `path` that looks
  *   like a URL is an error (use `url`).
+ * - Encryption (parse.h has the values): `sse-kms-key-id` needs `sse =
+ *   aws:kms`; `sse-customer-key` (SSE-C) cannot go with `sse`. The
+ *   customer key is a secret: no message echoes it.
  * - Paths: db `path`, a file replica's `path` and `ca-file` are made
  *   absolute (replica_url_abs_path(): "~/" is $HOME, relative paths are
  *   from the current directory); symbolic links are not resolved. No two
@@ -94,6 +100,10 @@ struct replica_config {
 	char *ca_file;
 	char *access_key_id;
 	char *secret_access_key;
+	char *sse;                /* "AES256", "aws:kms" or NULL */
+	char *sse_kms_key_id;     /* needs sse = aws:kms */
+	char *sse_customer_key;   /* SSE-C: base64 of 32 bytes (a secret), not with sse */
+	char *storage_class;
 	int64_t part_size;        /* bytes, default 8 MiB, at least 5 MiB */
 	/* Intervals in milliseconds. */
 	int64_t sync_interval_ms;          /* file: 0, s3: 1000 */

@@ -12,6 +12,7 @@
  */
 #include "config/config_internal.h"
 
+#include "config/parse.h"
 #include "config/url.h"
 
 #include <errno.h>
@@ -82,6 +83,47 @@ static void take_unless_set(char **to, char **from)
 	}
 }
 
+/* The line of key in s, or of its url when the value came from there. */
+static int sse_line(const struct section *s, const char *key)
+{
+	int line = config_key_line(s, key);
+
+	return line != 0 ? line : config_key_line(s, "url");
+}
+
+/*
+ * The encryption keys of an s3 replica: each explicit one checked, the
+ * url's taken where no key is set, then the combinations checked.
+ */
+static int finish_sse(struct parser *p, const struct section *s, struct replica_config *rep,
+		      struct replica_url *u)
+{
+	const char *t = s->title;
+	char why[256];
+
+	if (rep->sse != NULL && parse_sse(rep->sse, why, sizeof(why)) != 0)
+		return fail(p, config_key_line(s, "sse"), t, "sse", "%s", why);
+	if (rep->sse_customer_key != NULL &&
+	    parse_sse_customer_key(rep->sse_customer_key, why, sizeof(why)) != 0)
+		return fail(p, config_key_line(s, "sse-customer-key"), t, "sse-customer-key", "%s", why);
+	if (rep->storage_class != NULL && parse_storage_class(rep->storage_class, why, sizeof(why)) != 0)
+		return fail(p, config_key_line(s, "storage-class"), t, "storage-class", "%s", why);
+	if (u != NULL) {
+		take_unless_set(&rep->sse, &u->sse);
+		take_unless_set(&rep->sse_kms_key_id, &u->sse_kms_key_id);
+		take_unless_set(&rep->sse_customer_key, &u->sse_customer_key);
+		take_unless_set(&rep->storage_class, &u->storage_class);
+	}
+	if (rep->sse_kms_key_id != NULL && (rep->sse == NULL || strcmp(rep->sse, "aws:kms") != 0))
+		return fail(p, sse_line(s, "sse-kms-key-id"), t, "sse-kms-key-id",
+			    "sse-kms-key-id needs sse = aws:kms");
+	if (rep->sse_customer_key != NULL && rep->sse != NULL)
+		return fail(p, sse_line(s, "sse-customer-key"), t, "sse-customer-key",
+			    "sse-customer-key (SSE-C) cannot be combined with sse = %s: choose one",
+			    rep->sse);
+	return 0;
+}
+
 /* The s3 half of config_check_replica(); u is the parsed url or NULL. */
 static int finish_s3(struct parser *p, const struct section *s, struct replica_config *rep,
 		     struct replica_url *u)
@@ -127,6 +169,8 @@ static int finish_s3(struct parser *p, const struct section *s, struct replica_c
 		rep->force_path_style = u != NULL && u->force_path_style_set ? u->force_path_style
 									   : rep->endpoint != NULL;
 	if (rep->ca_file != NULL && make_abs(p, s, "ca-file", &rep->ca_file) != 0)
+		return p->e.rc;
+	if (finish_sse(p, s, rep, u) != 0)
 		return p->e.rc;
 	if (rep->part_size < CONFIG_PART_SIZE_MIN || rep->part_size > CONFIG_PART_SIZE_MAX)
 		return fail(p, config_key_line(s, "part-size"), t, "part-size",

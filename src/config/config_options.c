@@ -84,6 +84,10 @@ static const struct option options[] = {
 	R_OPT("snapshot-interval", OPT_DURATION, rc.snapshot_interval_ms, 0),
 	R_OPT("validation-interval", OPT_DURATION, rc.validation_interval_ms, 0),
 	R_OPT("part-size", OPT_SIZE, rc.part_size, OPT_S3_ONLY),
+	R_OPT("sse", OPT_STRING, rc.sse, OPT_S3_ONLY),
+	R_OPT("sse-kms-key-id", OPT_STRING, rc.sse_kms_key_id, OPT_S3_ONLY),
+	R_OPT("sse-customer-key", OPT_STRING, rc.sse_customer_key, OPT_S3_ONLY),
+	R_OPT("storage-class", OPT_STRING, rc.storage_class, OPT_S3_ONLY),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -1,13 +1,16 @@
 /*
- * Booleans and sizes; parse.h has the forms. Both compare whole strings
- * against small tables, without regard to case, so that what one accepts
- * is plain from the table.
+ * Booleans, sizes and the S3 encryption settings; parse.h has the forms.
+ * Booleans and sizes compare whole strings against small tables, without
+ * regard to case, so that what one accepts is plain from the table.
  */
 #include "config/parse.h"
+#include "util/base64.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 int parse_bool(const char *s, bool *out)
@@ -60,4 +63,49 @@ int parse_size(const char *s, int64_t *out)
 		}
 	}
 	return -EINVAL;
+}
+
+int parse_sse(const char *s, char *why, size_t n)
+{
+	if (strcmp(s, "AES256") == 0 || strcmp(s, "aws:kms") == 0)
+		return 0;
+	snprintf(why, n, "\"%.64s\": want AES256 or aws:kms", s);
+	return -EINVAL;
+}
+
+int parse_sse_customer_key(const char *s, char *why, size_t n)
+{
+	unsigned char raw[32];
+	size_t len = 0;
+	int rc = base64_decode(s, raw, sizeof(raw), &len);
+
+	explicit_bzero(raw, sizeof(raw));
+	if (rc == -EINVAL) {
+		snprintf(why, n, "not base64 (want the base64 of a 32-byte key, e.g. from "
+			 "`head -c 32 /dev/urandom | base64`)");
+		return -EINVAL;
+	}
+	if (rc != 0 || len != sizeof(raw)) {
+		snprintf(why, n, "the key is %zu bytes long, want 32 (AES-256)", len);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int parse_storage_class(const char *s, char *why, size_t n)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 64 ||
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
+		snprintf(why, n, "\"%.64s\" is not a storage class (e.g. STANDARD, STANDARD_IA, "
+			 "INTELLIGENT_TIERING)", s);
+		return -EINVAL;
+	}
+	if (strcmp(s, "GLACIER") == 0 || strcmp(s, "DEEP_ARCHIVE") == 0) {
+		snprintf(why, n, "%s objects cannot be read back without a restore request, so "
+			 "litestream could not restore from them (GLACIER_IR can)", s);
+		return -EINVAL;
+	}
+	return 0;
 }

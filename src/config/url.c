@@ -266,6 +266,12 @@ void replica_url_free(struct replica_url *u)
 	free(u->bucket);
 	free(u->region);
 	free(u->endpoint);
+	free(u->sse);
+	free(u->sse_kms_key_id);
+	if (u->sse_customer_key != NULL)
+		explicit_bzero(u->sse_customer_key, strlen(u->sse_customer_key));
+	free(u->sse_customer_key);
+	free(u->storage_class);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -335,7 +341,16 @@ static int parse_bool_param(const char *url, const char *key, const char *v, boo
 	return 0;
 }
 
-enum { Q_ENDPOINT = 1, Q_REGION = 2, Q_FORCE_PATH_STYLE = 4, Q_SKIP_VERIFY = 8 };
+enum {
+	Q_ENDPOINT = 1,
+	Q_REGION = 2,
+	Q_FORCE_PATH_STYLE = 4,
+	Q_SKIP_VERIFY = 8,
+	Q_SSE = 16,
+	Q_SSE_KMS_KEY_ID = 32,
+	Q_SSE_CUSTOMER_KEY = 64,
+	Q_STORAGE_CLASS = 128,
+};
 
 /* The Q_ flag of a query parameter's name (Litestream 0.5's too), 0 for an unknown one. */
 static unsigned query_key(const char *key)
@@ -348,6 +363,14 @@ static unsigned query_key(const char *key)
 		return Q_FORCE_PATH_STYLE;
 	if (strcmp(key, "skip-verify") == 0 || strcmp(key, "skipVerify") == 0)
 		return Q_SKIP_VERIFY;
+	if (strcmp(key, "sse") == 0)
+		return Q_SSE;
+	if (strcmp(key, "sse-kms-key-id") == 0)
+		return Q_SSE_KMS_KEY_ID;
+	if (strcmp(key, "sse-customer-key") == 0)
+		return Q_SSE_CUSTOMER_KEY;
+	if (strcmp(key, "storage-class") == 0)
+		return Q_STORAGE_CLASS;
 	return 0;
 }
 
@@ -379,9 +402,17 @@ static int apply_param(const char *url, unsigned which, const char *key, char **
 		rc = parse_bool_param(url, key, *val, &u->force_path_style, err, errlen);
 		u->force_path_style_set = true;
 		break;
-	default:
+	case Q_SKIP_VERIFY:
 		rc = parse_bool_param(url, key, *val, &u->skip_verify, err, errlen);
 		break;
+	default: {
+		char why[256];
+
+		rc = replica_url_sse_param(key, val, u, why, sizeof(why));
+		if (rc != 0)
+			seterr(err, errlen, "replica URL \"%s\": %s: %s", url, key, why);
+		break;
+	}
 	}
 	return rc;
 }
@@ -419,7 +450,8 @@ static int parse_query(const char *url, const char *q, size_t len, struct replic
 		if (which == 0) {
 			seterr(err, errlen,
 			       "replica URL \"%s\": unknown query parameter \"%s\" (want endpoint, "
-			       "region, force-path-style or skip-verify)",
+			       "region, force-path-style, skip-verify, sse, sse-kms-key-id, "
+			       "sse-customer-key or storage-class)",
 			       url, key);
 			rc = -EINVAL;
 			goto next;
@@ -669,28 +701,34 @@ static int parse_file(const char *url, const char *rest, struct replica_url *u, 
 int replica_url_parse(const char *url, struct replica_url *out, char *err, size_t errlen)
 {
 	struct replica_url u = {0};
+	char *shown;
 	int rc;
 
 	if (*url == '\0') {
 		seterr(err, errlen, "empty replica URL");
 		return -EINVAL;
 	}
+	if ((shown = replica_url_redacted(url)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	if (!replica_url_is_url(url)) {
 		u.type = REPLICA_FILE;
 		rc = replica_url_abs_path(url, &u.path);
 		if (rc != 0)
-			seterr(err, errlen, "replica path \"%s\": %s", url, strerror(-rc));
+			seterr(err, errlen, "replica path \"%s\": %s", shown, strerror(-rc));
 	} else if (strncasecmp(url, "file://", 7) == 0) {
 		u.type = REPLICA_FILE;
-		rc = parse_file(url, url + 7, &u, err, errlen);
+		rc = parse_file(shown, url + 7, &u, err, errlen);
 	} else if (strncasecmp(url, "s3://", 5) == 0) {
 		u.type = REPLICA_S3;
-		rc = parse_s3(url, url + 5, &u, err, errlen);
+		rc = parse_s3(shown, url + 5, &u, err, errlen);
 	} else {
 		seterr(err, errlen, "replica URL \"%s\": unsupported scheme \"%.*s\" (want file or s3)",
-		       url, (int)strcspn(url, ":"), url);
+		       shown, (int)strcspn(url, ":"), url);
 		rc = -EINVAL;
 	}
+	free(shown);
 	if (rc != 0) {
 		replica_url_free(&u);
 		return rc;

@@ -33,7 +33,10 @@
  * `endpoint` (https:// is added when it has no scheme), `region`,
  * `force-path-style`, `skip-verify` (booleans: true/false, yes/no, 1/0,
  * on/off); Litestream 0.5's `forcePathStyle` and `skipVerify` are accepted
- * as aliases. Any other parameter is an error rather than ignored, so a
+ * as aliases. `sse`, `sse-kms-key-id`, `sse-customer-key` and
+ * `storage-class` set server-side encryption and the storage class (as the
+ * config keys do; config.h). The value of `sse-customer-key` is a secret:
+ * messages show the URL with it replaced by "REDACTED". Any other parameter is an error rather than ignored, so a
  * typo such as `?endpont=` cannot silently send backups to AWS. A
  * fragment (`#...`) is ignored, as Go's url.Parse leaves it out of the path.
  * User information (`user:pass@`) is rejected: credentials belong in the
@@ -61,6 +64,10 @@ struct replica_url {
 	bool force_path_style;     /* ?force-path-style= if given, else endpoint != NULL */
 	bool force_path_style_set; /* given in the query, so it wins over the endpoint default */
 	bool skip_verify;          /* ?skip-verify=, default false */
+	char *sse;                 /* ?sse=, ?sse-kms-key-id=, ?sse-customer-key=, */
+	char *sse_kms_key_id;      /* ?storage-class=: checked as parse.h says, */
+	char *sse_customer_key;    /* NULL when not given */
+	char *storage_class;
 };
 
 /*
@@ -103,5 +110,23 @@ bool replica_url_bucket_valid(const char *bucket);
  * error (-EINVAL with a message in err). *out is malloc'd on success.
  */
 int replica_url_endpoint(const char *in, char **out, char *err, size_t errlen);
+
+/* ---- url_sse.c ---- */
+
+/*
+ * The encryption query parameters: takes *val (non-empty) into u when key
+ * is sse, sse-kms-key-id, sse-customer-key or storage-class and the value
+ * passes parse.h's check. 0, or -EINVAL with why (never the value of a
+ * customer key).
+ */
+int replica_url_sse_param(const char *key, char **val, struct replica_url *u, char *why,
+			  size_t n);
+
+/*
+ * url as messages may show it: the value of every query parameter whose
+ * name starts with "sse-customer" (the key, and any misspelling of it)
+ * replaced by REDACTED. malloc'd, NULL when out of memory.
+ */
+char *replica_url_redacted(const char *url);
 
 #endif

@@ -154,6 +154,12 @@ static cJSON *replica_json(struct control *c, const struct db *db, const struct 
 
 	cJSON_AddStringToObject(o, "name", r->name);
 	cJSON_AddStringToObject(o, "type", replica_type_name(r));
+	/* Where an S3 replica's credentials come from (a name, never a secret). */
+	if (r->backend != NULL && r->backend->ops->credentials_source != NULL) {
+		const char *src = r->backend->ops->credentials_source(r->backend);
+
+		control_add_string_or_null(o, "credentials", src[0] ? src : NULL);
+	}
 	cJSON_AddStringToObject(o, "state", replica_state_name(r->state));
 	cJSON_AddItemToObject(o, "position", control_pos_json(&p, known));
 	cJSON_AddNumberToObject(o, "lag_seconds", replica_lag_seconds(r));

@@ -101,19 +101,50 @@ static void on_timer(uv_timer_t *t)
 		uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
-/* Sends ready calls while the bound allows. */
+/* Fails every ready call with the provider's error (rc, why). */
+static void fail_ready(struct s3_client *c, int rc, const char *why)
+{
+	struct call_list now = {NULL, NULL};
+	struct s3_call *k;
+	char msg[S3_CLIENT_MESSAGE_MAX];
+
+	/* Only those ready now: a callback may queue new calls, which get their own turn. */
+	snprintf(msg, sizeof(msg), "%s", why);
+	list_move_all(&c->ready, &now);
+	while ((k = now.head) != NULL) {
+		list_remove(&now, k);
+		if (c->state == CLIENT_RUNNING)
+			s3_call_fail(k, rc, msg);
+		else
+			list_push(&c->cancelled, k);
+	}
+}
+
+/*
+ * Sends ready calls while the bound allows and the provider has
+ * credentials; while it fetches them the calls wait (its listener pumps
+ * again), and when it has none they fail with its message.
+ */
 static void pump(struct s3_client *c)
 {
 	struct s3_call *k;
 
 	while (c->state == CLIENT_RUNNING && c->in_flight < c->max_in_flight &&
 	       (k = c->ready.head) != NULL) {
+		const struct s3_credentials *creds = NULL;
 		const char *why = NULL;
-		int rc;
+		unsigned gen = 0;
+		int rc = s3_provider_get(c->provider, &creds, &gen, &why);
 
+		if (rc == -EAGAIN)
+			return;
+		if (rc != 0) {
+			fail_ready(c, rc, why != NULL ? why : strerror(-rc));
+			return;
+		}
 		list_remove(&c->ready, k);
 		k->attempts++;
-		rc = s3_call_send(k, &why);
+		rc = s3_call_send(k, creds, gen, &why);
 		if (rc == 0) {
 			list_push(&c->sending, k);
 			c->in_flight++;
@@ -121,6 +152,11 @@ static void pump(struct s3_client *c)
 			s3_call_fail(k, rc, why);
 		}
 	}
+}
+
+static void on_provider(void *arg)
+{
+	pump(arg);
 }
 
 /* Appends ": MESSAGE" and " (notes)" to a title; notes are joined with "; ". */
@@ -136,45 +172,6 @@ static void compose(char *msg, size_t n, const char *title, const char *detail, 
 			 "%sgave up after %d attempts", notes[0] ? "; " : "", gave_up);
 	snprintf(msg, n, "%s: %s%s%s%s", title, detail, notes[0] ? " (" : "", notes,
 		 notes[0] ? ")" : "");
-}
-
-static bool same_str(const char *a, const char *b)
-{
-	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
-}
-
-/*
- * After k's credentials were rejected: true when other credentials are (or
- * just became) the client's, so k is worth sending again at once.
- */
-static bool fresher_creds(struct s3_client *c, const struct s3_call *k)
-{
-	struct s3_credentials fresh;
-	uint64_t now = uv_now(c->loop);
-	int rc;
-
-	if (k->creds_gen != c->creds_gen)
-		return true; /* signed before the last replacement */
-	if (c->reload_creds == NULL ||
-	    (c->creds_reloads > 0 && now - c->creds_reloaded_ms < S3_CREDS_RELOAD_MIN_MS))
-		return false;
-	c->creds_reloads++;
-	c->creds_reloaded_ms = now;
-	memset(&fresh, 0, sizeof(fresh));
-	rc = c->reload_creds(c->reload_arg, &fresh);
-	if (rc != 0)
-		return false;
-	if (same_str(fresh.access_key_id, c->creds.access_key_id) &&
-	    same_str(fresh.secret_access_key, c->creds.secret_access_key) &&
-	    same_str(fresh.session_token, c->creds.session_token)) {
-		s3_credentials_free(&fresh);
-		return false;
-	}
-	s3_credentials_free(&c->creds);
-	c->creds = fresh;
-	c->creds_gen++;
-	LOG_INFO(c->log_name, NULL, "credentials reloaded from %s", c->creds.source);
-	return true;
 }
 
 /*
@@ -245,9 +242,11 @@ void s3_client_on_http_done(struct http_response *hr, void *data)
 		snprintf(detail, sizeof(detail), "%ld %s%s%s", hr->status, code[0] ? code : "error",
 			 have_e && e.message[0] ? ": " : "", have_e ? e.message : "");
 	}
-	if (result == 0 && s3_creds_rejected(hr->status, code) && fresher_creds(c, k)) {
+	if (result == 0 && s3_creds_rejected(hr->status, code) && !k->creds_retried &&
+	    s3_provider_rejected(c->provider, k->creds_gen)) {
+		k->creds_retried = true;
 		compose(msg, sizeof(msg), title, detail, hint, 0);
-		LOG_WARN(c->log_name, NULL, "%s; sending again with the new credentials", msg);
+		LOG_WARN(c->log_name, NULL, "%s; sending again with new credentials", msg);
 		k->due_ms = uv_now(c->loop);
 		list_push(&c->waiting, k);
 		uv_timer_start(&c->timer, on_timer, 0, 0);
@@ -311,7 +310,7 @@ static void client_free(struct s3_client *c)
 	free(c->region);
 	free(c->ca_file);
 	free(c->log_name);
-	s3_credentials_free(&c->creds);
+	s3_sse_free(&c->sse);
 	free(c);
 }
 
@@ -344,6 +343,11 @@ static void on_http_closed(void *data)
 	close_part_done(data);
 }
 
+static void on_provider_closed(void *data)
+{
+	close_part_done(data);
+}
+
 void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg)
 {
 	if (c->state != CLIENT_RUNNING)
@@ -353,9 +357,16 @@ void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg)
 	c->close_arg = arg;
 	list_move_all(&c->ready, &c->cancelled);
 	list_move_all(&c->waiting, &c->cancelled);
-	c->closing_parts = 2;
+	c->closing_parts = 3;
 	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 	http_client_close(c->http, on_http_closed, c);
+	/* Last: a static provider calls back at once. */
+	s3_provider_close(c->provider, on_provider_closed, c);
+}
+
+const char *s3_client_credentials_source(const struct s3_client *c)
+{
+	return s3_provider_source(c->provider);
 }
 
 /* c's scheme, authority, base and path style, from cfg's endpoint or region. */
@@ -413,18 +424,21 @@ static int client_copy_config(struct s3_client *c, const struct s3_client_config
 	return 0;
 }
 
-/* cfg's credentials and reload hook into c. 0 or -ENOMEM. */
-static int client_copy_creds(struct s3_client *c, const struct s3_client_config *cfg)
+/* cfg's provider (or a static one of cfg's credentials) and sse into c. */
+static int client_take_creds(struct s3_client *c, uv_loop_t *loop,
+			     const struct s3_client_config *cfg, char *err, size_t errlen)
 {
-	c->creds.access_key_id = strdup(cfg->creds->access_key_id);
-	c->creds.secret_access_key = strdup(cfg->creds->secret_access_key);
-	c->creds.session_token = cfg->creds->session_token ? strdup(cfg->creds->session_token) : NULL;
-	snprintf(c->creds.source, sizeof(c->creds.source), "%s", cfg->creds->source);
-	c->reload_creds = cfg->reload_creds;
-	c->reload_arg = cfg->reload_arg;
-	if (c->creds.access_key_id == NULL || c->creds.secret_access_key == NULL ||
-	    (cfg->creds->session_token && c->creds.session_token == NULL))
-		return -ENOMEM;
+	const struct s3_sse *e = cfg->sse;
+	int rc;
+
+	if (cfg->provider != NULL)
+		c->provider = cfg->provider;
+	else if ((rc = s3_provider_new_static(loop, cfg->creds, cfg->reload_creds, cfg->reload_arg,
+					      cfg->log_name, &c->provider)) != 0)
+		return rc;
+	if (e != NULL && (rc = s3_sse_init(&c->sse, e->mode, e->kms_key_id, e->storage_class,
+					   e->customer_key, err, errlen)) != 0)
+		return rc;
 	return 0;
 }
 
@@ -439,31 +453,36 @@ int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3
 		snprintf(err, errlen, "invalid bucket name \"%s\"", cfg->bucket ? cfg->bucket : "");
 		return -EINVAL;
 	}
-	if (cfg->creds == NULL) {
+	if (cfg->creds == NULL && cfg->provider == NULL) {
 		snprintf(err, errlen, "no credentials");
 		return -EINVAL;
 	}
 	c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	if (c == NULL) {
+		if (cfg->provider != NULL)
+			s3_provider_close(cfg->provider, NULL, NULL);
 		return -ENOMEM;
+	}
 	c->loop = loop;
 	c->state = CLIENT_RUNNING;
-	rc = client_endpoint(c, cfg, region, err, errlen);
-	if (rc != 0) {
-		free(c);
-		return rc;
-	}
-	rc = client_copy_config(c, cfg, region);
+	rc = client_take_creds(c, loop, cfg, err, errlen);
 	if (rc == 0)
-		rc = client_copy_creds(c, cfg);
+		rc = client_endpoint(c, cfg, region, err, errlen);
+	if (rc == 0)
+		rc = client_copy_config(c, cfg, region);
 	if (rc == 0)
 		rc = http_client_new(loop, &c->http);
 	if (rc != 0) {
+		if (c->provider != NULL)
+			s3_provider_close(c->provider, NULL, NULL);
+		else if (cfg->provider != NULL)
+			s3_provider_close(cfg->provider, NULL, NULL);
 		client_free(c);
 		return rc;
 	}
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
+	s3_provider_listen(c->provider, on_provider, c);
 	*out = c;
 	return 0;
 }

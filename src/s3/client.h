@@ -39,22 +39,35 @@
  * strings are copied; body buffers and file descriptors are borrowed until
  * the callback returns. Everything runs on the loop thread.
  *
- * Credentials that stop working (rotated, expired) are looked up again
- * through reload_creds, so a renewed key or session token is picked up
- * without a restart.
+ * Credentials come from a provider (provider.h): each attempt is signed
+ * with what it holds at that moment, and calls wait (in the ready list,
+ * holding no slot) while it fetches them. When it has none to give, the
+ * calls waiting fail with its message (naming every source tried). An
+ * answer that rejects the credentials (s3_creds_rejected()) is sent again,
+ * once per call and at once, when the provider has newer ones or is
+ * fetching them (after a renewal, a key rotated in the credentials file);
+ * otherwise it is the call's answer.
+ *
+ * Server-side encryption (sse): a request flagged S3_REQ_NEW_OBJECT
+ * (PutObject, CreateMultipartUpload) carries x-amz-server-side-encryption
+ * (+ -aws-kms-key-id), x-amz-storage-class and the SSE-C headers; one
+ * flagged S3_REQ_OBJECT_DATA (UploadPart, GetObject, HeadObject) carries
+ * the SSE-C headers only. All are signed.
  *
  * Lifecycle: s3_client_new() ... s3_client_close(). Close cancels every
  * request (queued, backing off or on the wire: their callbacks run with
  * -ECANCELED), closes the http client and the timer, frees the client and
- * then runs the close callback. Secrets (the credentials copied at
- * creation) are wiped when the client is freed and never appear in a
- * message or log line.
+ * then runs the close callback; the provider is closed with it. Secrets
+ * (credentials, the SSE-C key) are wiped when they are freed and never
+ * appear in a message or log line.
  */
 #ifndef LITESTREAM_S3_CLIENT_H
 #define LITESTREAM_S3_CLIENT_H
 
 #include "net/http_client.h"
 #include "s3/credentials.h"
+#include "s3/provider.h"
+#include "s3/sse.h"
 #include "s3/sigv4.h"
 #include "s3/xml.h"
 
@@ -79,25 +92,25 @@ struct s3_client_config {
 	bool force_path_style;
 	bool skip_verify;     /* do not verify the server's certificate */
 	const char *ca_file;  /* PEM bundle instead of the system's CAs, or NULL */
-	const struct s3_credentials *creds; /* copied */
+	/* Where credentials come from: provider is taken (even when
+	 * s3_client_new() fails) and closed with the client; without one, a
+	 * static provider is made of creds (copied) and reload_creds. */
+	struct s3_provider *provider;
+	const struct s3_credentials *creds;
+	const struct s3_sse *sse; /* copied; NULL: none */
 	const char *log_name; /* what log lines start with ("replica s3"), or NULL */
 	unsigned max_in_flight;   /* 0: S3_DEFAULT_MAX_IN_FLIGHT */
 	int64_t stall_timeout_ms; /* 0: S3_DEFAULT_STALL_TIMEOUT_MS; at least 1000 */
 	int max_attempts;         /* 0: S3_DEFAULT_MAX_ATTEMPTS */
 	/*
-	 * Optional: looks the credentials up again (a key rotated in the
-	 * shared credentials file, a session token renewed there). Called when
-	 * an answer rejects the credentials (see s3_creds_rejected()), at most
-	 * once per S3_CREDS_RELOAD_MIN_MS; 0 with *out filled (the client takes
-	 * its strings), or a negative errno. Credentials that differ from the
-	 * ones in use replace them, and the rejected request is sent again at
-	 * once, as is every request that was signed with the old ones.
+	 * With creds only, optional: looks the credentials up again (a key
+	 * rotated in the shared credentials file). Called when an answer
+	 * rejects them, at most once per S3_CREDS_RELOAD_MIN_MS; 0 with *out
+	 * filled (taken), or a negative errno (see s3_provider_new_static()).
 	 */
 	int (*reload_creds)(void *arg, struct s3_credentials *out);
 	void *reload_arg;
 };
-
-#define S3_CREDS_RELOAD_MIN_MS 5000
 
 enum s3_body { S3_BODY_NONE, S3_BODY_MEMORY, S3_BODY_FD };
 enum s3_sink { S3_SINK_MEMORY, S3_SINK_FD };
@@ -105,6 +118,10 @@ enum s3_sink { S3_SINK_MEMORY, S3_SINK_FD };
 enum s3_request_flags {
 	/* A 2xx whose body is an <Error> document failed (CompleteMultipartUpload). */
 	S3_REQ_ERROR_IN_BODY = 1u << 0,
+	/* Creates an object: every sse header and the storage class. */
+	S3_REQ_NEW_OBJECT = 1u << 1,
+	/* Reads or writes an object's data: the SSE-C headers. */
+	S3_REQ_OBJECT_DATA = 1u << 2,
 };
 
 /*
@@ -166,13 +183,16 @@ struct s3_response {
  */
 typedef void (*s3_request_cb)(void *arg, const struct s3_response *r);
 
-/* 0, or -EINVAL (bad endpoint or bucket) / -ENOMEM with a message in err. */
+/* 0, or -EINVAL (bad endpoint or bucket, no credentials) / -ENOMEM with a message in err. */
 int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3_client **out,
 		  char *err, size_t errlen);
 
 /* 0 (accepted), -ESHUTDOWN (closing), -EINVAL or -ENOMEM (refused). */
 int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_request_cb cb,
 		      void *arg);
+
+/* The name of the credentials' source (provider.h: never a secret), "" before one answered. */
+const char *s3_client_credentials_source(const struct s3_client *c);
 
 /* See the lifecycle above; cb may be NULL. Calling it again does nothing. */
 void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg);

@@ -211,10 +211,10 @@ static char *call_host(const struct s3_client *c)
 	return host;
 }
 
-/* Signs k's attempt with the client's current credentials into *sig. */
-static int call_sign(struct s3_call *k, const char *host, const char *path,
-		     const struct sigv4_header *sh, size_t n_sh, struct sigv4_signed **sig,
-		     const char **why)
+/* Signs k's attempt with creds (generation gen) into *sig. */
+static int call_sign(struct s3_call *k, const struct s3_credentials *creds, unsigned gen,
+		     const char *host, const char *path, const struct sigv4_header *sh, size_t n_sh,
+		     struct sigv4_signed **sig, const char **why)
 {
 	struct s3_client *c = k->c;
 	const struct s3_request *r = &k->req;
@@ -233,10 +233,10 @@ static int call_sign(struct s3_call *k, const char *host, const char *path,
 	sr.body_len = r->body == S3_BODY_MEMORY ? (size_t)r->body_len : 0;
 	sr.region = c->region;
 	sr.service = "s3";
-	sr.access_key_id = c->creds.access_key_id;
-	sr.secret_key = c->creds.secret_access_key;
-	sr.session_token = c->creds.session_token;
-	k->creds_gen = c->creds_gen;
+	sr.access_key_id = creds->access_key_id;
+	sr.secret_key = creds->secret_access_key;
+	sr.session_token = creds->session_token;
+	k->creds_gen = gen;
 	sr.time = time(NULL);
 	return sigv4_sign(&sr, sig, why);
 }
@@ -259,15 +259,16 @@ static int call_header_lines(const struct sigv4_header *sh, size_t n_sh,
 	return 0;
 }
 
-int s3_call_send(struct s3_call *k, const char **why)
+int s3_call_send(struct s3_call *k, const struct s3_credentials *creds, unsigned gen,
+		 const char **why)
 {
 	struct s3_client *c = k->c;
 	const struct s3_request *r = &k->req;
-	struct sigv4_header sh[3];
+	struct sigv4_header sh[3 + S3_SSE_MAX_HEADERS];
 	struct sigv4_signed *sig = NULL;
 	struct http_request_opts o;
 	char *path = build_path(c, r->key), *host = call_host(c), *url = NULL;
-	char *lines[3 + SIGV4_MAX_ADDED + 1] = {0};
+	char *lines[3 + S3_SSE_MAX_HEADERS + SIGV4_MAX_ADDED + 1] = {0};
 	size_t n_sh = 0, n_lines = 0;
 	int rc;
 
@@ -281,7 +282,9 @@ int s3_call_send(struct s3_call *k, const char **why)
 		sh[n_sh++] = (struct sigv4_header){"Content-Type", r->content_type};
 	if (r->range != NULL)
 		sh[n_sh++] = (struct sigv4_header){"Range", r->range};
-	rc = call_sign(k, host, path, sh, n_sh, &sig, why);
+	n_sh += s3_sse_headers(&c->sse, r->flags & S3_REQ_NEW_OBJECT, r->flags & S3_REQ_OBJECT_DATA,
+			       sh + n_sh);
+	rc = call_sign(k, creds, gen, host, path, sh, n_sh, &sig, why);
 	if (rc != 0)
 		goto out;
 	url = malloc(strlen(c->scheme) + strlen(host) + strlen(sig->target) + 4);
@@ -306,8 +309,11 @@ int s3_call_send(struct s3_call *k, const char **why)
 	else
 		k->sent_ms = uv_now(c->loop);
 out:
-	for (size_t i = 0; i < n_lines; i++)
+	/* The lines hold the session token and the SSE-C key. */
+	for (size_t i = 0; i < n_lines; i++) {
+		explicit_bzero(lines[i], strlen(lines[i]));
 		free(lines[i]);
+	}
 	free(url);
 	sigv4_signed_free(sig);
 	free(path);

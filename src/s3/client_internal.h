@@ -10,7 +10,8 @@
  * Everything here runs on the client's loop thread. Who owns what:
  *
  *   struct s3_client  the http client (one curl multi handle for this
- *                     replica), one timer, the copied credentials, and
+ *                     replica), one timer, the credentials provider, the
+ *                     server-side encryption settings, and
  *                     four lists of calls: ready (waiting for a slot under
  *                     max_in_flight, FIFO), sending (on the wire), waiting
  *                     (backing off until due_ms) and cancelled (closing).
@@ -27,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define S3_CLIENT_MESSAGE_MAX 512
+#define S3_CLIENT_MESSAGE_MAX 1024
 
 enum client_state { CLIENT_RUNNING, CLIENT_CLOSING };
 
@@ -43,7 +44,8 @@ struct s3_call {
 	int attempts;
 	uint64_t due_ms;   /* waiting: loop time of the next attempt */
 	uint64_t sent_ms;  /* loop time the current attempt started */
-	unsigned creds_gen; /* the client's creds_gen when the attempt was signed */
+	unsigned creds_gen; /* the provider's generation the attempt was signed with */
+	bool creds_retried; /* sent again once already after a rejection */
 	struct http_request *http;
 	s3_request_cb cb;
 	void *arg;
@@ -56,12 +58,8 @@ struct s3_client {
 	enum client_state state;
 	char *scheme, *authority, *base, *bucket, *region, *ca_file, *log_name;
 	bool path_style, insecure;
-	struct s3_credentials creds;
-	unsigned creds_gen;          /* bumped whenever creds are replaced */
-	unsigned creds_reloads;      /* reload_creds calls so far */
-	uint64_t creds_reloaded_ms;  /* loop time of the last one */
-	int (*reload_creds)(void *arg, struct s3_credentials *out);
-	void *reload_arg;
+	struct s3_provider *provider; /* owned */
+	struct s3_sse sse;
 	unsigned max_in_flight, in_flight;
 	int max_attempts;
 	int64_t stall_ms;
@@ -88,11 +86,12 @@ void s3_call_finish(struct s3_call *k, struct s3_response *resp);
 void s3_call_fail(struct s3_call *k, int rc, const char *why);
 
 /*
- * Signs and sends k's next attempt with the client's current credentials;
+ * Signs and sends k's next attempt with creds (generation gen);
  * s3_client_on_http_done is called when it ends. 0, or a negative errno
  * with *why set (NULL when there is nothing to add to strerror).
  */
-int s3_call_send(struct s3_call *k, const char **why);
+int s3_call_send(struct s3_call *k, const struct s3_credentials *creds, unsigned gen,
+		 const char **why);
 
 /* The end of an attempt (client.c): answer, retry or reload credentials. */
 void s3_client_on_http_done(struct http_response *hr, void *data);

@@ -91,35 +91,55 @@ static char *trim(char *s)
 	return s;
 }
 
-struct profile_keys {
-	char *id, *secret, *token;
+/*
+ * What one scan of a file looks for: the values of keys[0..n) in one
+ * profile. In the config file a profile's header is [profile NAME], with
+ * [default] (and [profile default]) for the default profile.
+ */
+struct profile_scan {
+	const char *profile;
+	bool config_file;
+	const char *const *keys;
+	char **values;
+	size_t n;
 	bool found;
 };
 
 /* Takes one `key = value` line of the wanted profile. 0 or -ENOMEM. */
-static int take_key(struct profile_keys *k, char *line)
+static int take_key(struct profile_scan *k, char *line)
 {
-	char *sep = strpbrk(line, "=:"), *name, *value, **slot = NULL;
+	char *sep = strpbrk(line, "=:"), *name, *value;
 
 	if (sep == NULL)
 		return 0;
 	*sep = '\0';
 	name = trim(line);
 	value = trim(sep + 1);
-	if (strcasecmp(name, "aws_access_key_id") == 0)
-		slot = &k->id;
-	else if (strcasecmp(name, "aws_secret_access_key") == 0)
-		slot = &k->secret;
-	else if (strcasecmp(name, "aws_session_token") == 0)
-		slot = &k->token;
-	if (slot == NULL)
-		return 0;
-	wipe_free(*slot);
-	*slot = strdup(value);
-	return *slot == NULL ? -ENOMEM : 0;
+	for (size_t i = 0; i < k->n; i++) {
+		if (strcasecmp(name, k->keys[i]) != 0)
+			continue;
+		wipe_free(k->values[i]);
+		k->values[i] = strdup(value);
+		return k->values[i] == NULL ? -ENOMEM : 0;
+	}
+	return 0;
 }
 
-static int read_profile(FILE *f, const char *profile, struct profile_keys *k)
+/* Whether the section title (inside the brackets, trimmed) is k's profile. */
+static bool profile_matches(const struct profile_scan *k, const char *title)
+{
+	if (!k->config_file)
+		return strcmp(title, k->profile) == 0;
+	if (strncmp(title, "profile", 7) == 0 && (title[7] == ' ' || title[7] == '\t')) {
+		title += 7;
+		while (*title == ' ' || *title == '\t')
+			title++;
+		return strcmp(title, k->profile) == 0;
+	}
+	return strcmp(k->profile, DEFAULT_PROFILE) == 0 && strcmp(title, DEFAULT_PROFILE) == 0;
+}
+
+static int read_profile(FILE *f, struct profile_scan *k)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -141,7 +161,7 @@ static int read_profile(FILE *f, const char *profile, struct profile_keys *k)
 			if (close == NULL)
 				continue;
 			*close = '\0';
-			in_profile = strcmp(trim(s + 1), profile) == 0;
+			in_profile = profile_matches(k, trim(s + 1));
 			k->found = k->found || in_profile;
 			continue;
 		}
@@ -157,42 +177,107 @@ static int read_profile(FILE *f, const char *profile, struct profile_keys *k)
 	return rc;
 }
 
-int s3_credentials_from_file(const char *path, const char *profile, struct s3_credentials *out,
-			     char *err, size_t errlen)
+/* Runs k over the file at path. 0, or -errno from fopen or the read. */
+static int scan_file(const char *path, struct profile_scan *k)
 {
-	struct profile_keys k = {0};
-	char source[sizeof(out->source)];
 	FILE *f = fopen(path, "re");
 	int rc;
 
-	if (f == NULL) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return rc;
-	}
-	rc = read_profile(f, profile, &k);
+	if (f == NULL)
+		return -errno;
+	rc = read_profile(f, k);
 	fclose(f);
+	return rc;
+}
+
+int s3_credentials_from_file(const char *path, const char *profile, struct s3_credentials *out,
+			     char *err, size_t errlen)
+{
+	static const char *const keys[] = {"aws_access_key_id", "aws_secret_access_key",
+					   "aws_session_token"};
+	char *values[3] = {NULL, NULL, NULL};
+	struct profile_scan k = {profile, false, keys, values, 3, false};
+	char source[sizeof(out->source)];
+	int rc = scan_file(path, &k);
+
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
 	} else if (!k.found) {
 		snprintf(err, errlen, "profile [%s] not found in %s", profile, path);
 		rc = -ENOENT;
-	} else if (!set(k.id) || !set(k.secret)) {
+	} else if (!set(values[0]) || !set(values[1])) {
 		snprintf(err, errlen, "profile [%s] in %s has no %s", profile, path,
-			 set(k.id) ? "aws_secret_access_key" : "aws_access_key_id");
+			 set(values[0]) ? "aws_secret_access_key" : "aws_access_key_id");
 		rc = -EINVAL;
 	} else {
 		snprintf(source, sizeof(source), "%s [%s]", path, profile);
-		rc = make(k.id, k.secret, k.token, source, out);
+		rc = make(values[0], values[1], values[2], source, out);
 	}
-	wipe_free(k.id);
-	wipe_free(k.secret);
-	wipe_free(k.token);
+	for (size_t i = 0; i < 3; i++)
+		wipe_free(values[i]);
 	return rc;
 }
 
-/* ~/.aws/credentials, or NULL when no home directory is known. malloc'd. */
-static char *default_file(void)
+int s3_config_file_value(const char *path, const char *profile, const char *key, char **out,
+			 char *why, size_t whylen)
+{
+	const char *const keys[] = {key};
+	char *value = NULL;
+	struct profile_scan k = {profile, true, keys, &value, 1, false};
+	int rc = scan_file(path, &k);
+
+	if (rc == -ENOENT) {
+		snprintf(why, whylen, "no %s", path);
+		return 1;
+	}
+	if (rc != 0) {
+		snprintf(why, whylen, "cannot read %s: %s", path, strerror(-rc));
+		wipe_free(value);
+		return rc;
+	}
+	if (!set(value)) {
+		if (k.found)
+			snprintf(why, whylen, "no %s in profile [%s] of %s", key, profile, path);
+		else
+			snprintf(why, whylen, "no profile [%s] in %s", profile, path);
+		wipe_free(value);
+		return 1;
+	}
+	*out = value;
+	return 0;
+}
+
+const char *s3_profile_name(void)
+{
+	const char *p = getenv("AWS_PROFILE");
+
+	return set(p) ? p : DEFAULT_PROFILE;
+}
+
+int s3_credentials_copy(const struct s3_credentials *src, struct s3_credentials *dst)
+{
+	int rc = make(src->access_key_id, src->secret_access_key, src->session_token, src->source,
+		      dst);
+
+	if (rc == 0)
+		dst->expires_ms = src->expires_ms;
+	return rc;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+int s3_credentials_equal(const struct s3_credentials *a, const struct s3_credentials *b)
+{
+	return same_str(a->access_key_id, b->access_key_id) &&
+	       same_str(a->secret_access_key, b->secret_access_key) &&
+	       same_str(a->session_token, b->session_token);
+}
+
+/* ~/.aws/NAME, or NULL when no home directory is known. malloc'd. */
+static char *home_file(const char *name)
 {
 	const char *home = getenv("HOME");
 	char *p;
@@ -204,10 +289,28 @@ static char *default_file(void)
 	}
 	if (!set(home))
 		return NULL;
-	p = malloc(strlen(home) + sizeof("/.aws/credentials"));
+	p = malloc(strlen(home) + strlen(name) + sizeof("/.aws/"));
 	if (p != NULL)
-		sprintf(p, "%s/.aws/credentials", home);
+		sprintf(p, "%s/.aws/%s", home, name);
 	return p;
+}
+
+char *s3_config_file_path(void)
+{
+	const char *env = getenv("AWS_CONFIG_FILE");
+
+	return set(env) ? strdup(env) : home_file("config");
+}
+
+/* Whether the AWS config file has a section for profile. */
+static bool config_has_profile(const char *profile)
+{
+	char *path = s3_config_file_path();
+	struct profile_scan k = {profile, true, NULL, NULL, 0, false};
+	bool found = path != NULL && scan_file(path, &k) == 0 && k.found;
+
+	free(path);
+	return found;
 }
 
 int s3_credentials_resolve(const char *config_key_id, const char *config_secret,
@@ -247,11 +350,13 @@ int s3_credentials_resolve(const char *config_key_id, const char *config_secret,
 		if ((path = strdup(env_file)) == NULL)
 			return -ENOMEM;
 	} else {
-		path = default_file(); /* NULL: no home directory, so no file to read */
+		path = home_file("credentials"); /* NULL: no home directory, so no file to read */
 	}
 	if (path != NULL && access(path, F_OK) == 0) {
 		rc = s3_credentials_from_file(path, profile, out, why, sizeof(why));
-		if (rc == 0 || rc != -ENOENT || set(env_profile)) {
+		/* A profile named by AWS_PROFILE may live in the config file alone
+		 * (credential_process, a role): then the chain goes on. */
+		if (rc == 0 || rc != -ENOENT || (set(env_profile) && !config_has_profile(profile))) {
 			if (rc != 0)
 				snprintf(err, errlen, "%s", why);
 			free(path);

@@ -13,7 +13,13 @@ PATH), yields an S3Server, and stops it when the session ends.
   tail of every daemon log.
 
 Registered in conftest.py with `pytest_plugins = ["s3server"]`.
+
+`rgw_server(extra_conf)` starts another one the same way, with extra lines
+for radosgw's configuration, for tests that need radosgw set up otherwise
+(its STS, which changes how it answers a wrong secret): a context manager
+yielding an S3Server, under the same skip and failure rules.
 """
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -107,13 +113,14 @@ def _log_tails(directory):
     return "\n".join(out) or f"(no logs under {logdir})"
 
 
-def _start(directory):
+def _start(directory, extra_conf=""):
     """Starts rgw in directory; returns its port, or fails the test."""
+    env = dict(os.environ, RGW_EXTRA_CONF=extra_conf)
     for attempt in range(2):
         port, mon_port = _free_ports(2)
         try:
             r = subprocess.run(["bash", RGW_UP, directory, str(port), str(mon_port), ACCESS_KEY,
-                                SECRET_KEY], capture_output=True, text=True, timeout=300)
+                                SECRET_KEY], capture_output=True, text=True, timeout=300, env=env)
         except subprocess.TimeoutExpired as e:
             subprocess.run(["bash", RGW_DOWN, directory], capture_output=True, timeout=60)
             pytest.fail(f"radosgw is installed but rgw-up.sh did not finish in {e.timeout} s "
@@ -130,8 +137,9 @@ def _start(directory):
     raise AssertionError("unreachable")
 
 
-@pytest.fixture(scope="session")
-def s3_server():
+@contextlib.contextmanager
+def rgw_server(extra_conf=""):
+    """A radosgw with its bucket, stopped on exit; see the module's comment."""
     if shutil.which("radosgw") is None:
         pytest.skip("radosgw is not installed (deps/install --test installs radosgw, ceph-mon, "
                     "ceph-osd)")
@@ -140,7 +148,7 @@ def s3_server():
     # Short: the daemons' admin sockets live under it and a Unix socket
     # path is limited to 108 bytes.
     directory = tempfile.mkdtemp(prefix="ls-rgw-")
-    port = _start(directory)
+    port = _start(directory, extra_conf)
     server = S3Server(endpoint=f"http://127.0.0.1:{port}", bucket=BUCKET, access_key=ACCESS_KEY,
                       secret_key=SECRET_KEY, region=REGION, port=port, dir=directory)
     ok = False
@@ -155,3 +163,9 @@ def s3_server():
         subprocess.run(["bash", RGW_DOWN, directory], capture_output=True, timeout=60)
         if ok:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    with rgw_server() as server:
+        yield server

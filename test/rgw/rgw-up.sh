@@ -10,7 +10,10 @@
 # The caller picks two free ports. On success prints "rgw ready on
 # 127.0.0.1:RGW_PORT" and exits 0 with three daemons running (pid files in
 # DIR/run). On failure stops whatever it started, prints the tail of every
-# log to stderr and exits 1. Set RGW_TRACE=1 to time each step.
+# log to stderr and exits 1. Set RGW_TRACE=1 to time each step, and
+# RGW_EXTRA_CONF to lines for radosgw's section of ceph.conf (the credential
+# tests turn its STS on there, which changes how it answers a wrong secret,
+# so the shared server goes without).
 set -euo pipefail
 
 usage() { echo "usage: rgw-up.sh DIR RGW_PORT MON_PORT ACCESS_KEY SECRET_KEY" >&2; exit 2; }
@@ -107,6 +110,7 @@ rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw data = $D/rgw
 rgw dns name = s3.localhost
 rgw thread pool size = 32
+${RGW_EXTRA_CONF:-}
 EOF
 
 step="creating the monitor"

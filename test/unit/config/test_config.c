@@ -216,7 +216,7 @@ static void test_key_table(void **state)
 	}
 	assert_int_equal(per[0], 7);
 	assert_int_equal(per[1], 5);
-	assert_int_equal(per[2], 18);
+	assert_int_equal(per[2], 22);
 	assert_null(config_key_at(n));
 }
 
@@ -387,6 +387,35 @@ static void test_url_merge(void **state)
 	config_free(&c);
 }
 
+static void test_sse_keys(void **state)
+{
+	struct config c;
+	struct replica_config *r;
+
+	/* Keys and query parameters; an explicit key beats the url's. */
+	load_ok(*state,
+		"[db app]\npath = /a.db\n"
+		"[replica kms]\ndb = app\ntype = s3\nbucket = b\nsse = aws:kms\n"
+		"sse-kms-key-id = arn:aws:kms:us-east-1:1:key/k\nstorage-class = STANDARD_IA\n"
+		"[replica c]\ndb = app\nurl = s3://b/p?sse-customer-key=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY%3D&storage-class=ONEZONE_IA\n"
+		"storage-class = INTELLIGENT_TIERING\n"
+		"[replica s3]\ndb = app\nurl = s3://b/p?sse=AES256\n",
+		&c);
+	r = &c.dbs[0].replicas[0];
+	assert_string_equal(r->sse, "aws:kms");
+	assert_string_equal(r->sse_kms_key_id, "arn:aws:kms:us-east-1:1:key/k");
+	assert_string_equal(r->storage_class, "STANDARD_IA");
+	assert_null(r->sse_customer_key);
+	r = &c.dbs[0].replicas[1];
+	assert_null(r->sse);
+	assert_string_equal(r->sse_customer_key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+	assert_string_equal(r->storage_class, "INTELLIGENT_TIERING");
+	r = &c.dbs[0].replicas[2];
+	assert_string_equal(r->sse, "AES256");
+	assert_null(r->storage_class);
+	config_free(&c);
+}
+
 static void test_paths(void **state)
 {
 	struct config c;
@@ -492,7 +521,7 @@ static void test_errors(void **state)
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = /y\npath = /z\n", ":6: [replica r] path: cannot be set beside url"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nbucket = c\nurl = s3://b/p\n", ":5: [replica r] bucket: cannot be set beside url"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = gs://b/p\n", ":5: [replica r] url: replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file or s3)"},
-		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?endpont=x\n", ":5: [replica r] url: replica URL \"s3://b/p?endpont=x\": unknown query parameter \"endpont\" (want endpoint, region, force-path-style or skip-verify)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?endpont=x\n", ":5: [replica r] url: replica URL \"s3://b/p?endpont=x\": unknown query parameter \"endpont\" (want endpoint, region, force-path-style, skip-verify, sse, sse-kms-key-id, sse-customer-key or storage-class)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\n", ":3: [replica r] path: missing (the replica's directory)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = s3://b/p\n", ":6: [replica r] path: \"s3://b/p\" is a URL: give it as url"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\npath = s3://b/p\n", ":7: [replica r] path: \"s3://b/p\" is a URL: give it as url"},
@@ -501,6 +530,19 @@ static void test_errors(void **state)
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\n", ":3: [replica r] bucket: missing (or give a url)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = my bucket\n", ":6: [replica r] bucket: invalid bucket name \"my bucket\""},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b\nendpoint = ftp://h\n", ":6: [replica r] endpoint: invalid endpoint \"ftp://h\": the scheme must be http or https"},
+		/* Server-side encryption and the storage class. */
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nsse = aes256\n", ":7: [replica r] sse: \"aes256\": want AES256 or aws:kms"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nsse-kms-key-id = k\n", ":7: [replica r] sse-kms-key-id: sse-kms-key-id needs sse = aws:kms"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nsse = AES256\nsse-kms-key-id = k\n", ":8: [replica r] sse-kms-key-id: sse-kms-key-id needs sse = aws:kms"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nsse-customer-key = c2VjcmV0\n", ":7: [replica r] sse-customer-key: the key is 6 bytes long, want 32 (AES-256)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nsse-customer-key = not*base64\n", ":7: [replica r] sse-customer-key: not base64 (want the base64 of a 32-byte key, e.g. from `head -c 32 /dev/urandom | base64`)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nsse = AES256\nsse-customer-key = MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", ":8: [replica r] sse-customer-key: sse-customer-key (SSE-C) cannot be combined with sse = AES256: choose one"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nstorage-class = GLACIER\n", ":7: [replica r] storage-class: GLACIER objects cannot be read back without a restore request, so litestream could not restore from them (GLACIER_IR can)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nstorage-class = STANDARD IA\n", ":7: [replica r] storage-class: \"STANDARD IA\" is not a storage class (e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = /y\nsse = AES256\n", ":7: [replica r] sse: only for s3 replicas, and this is a file replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?sse-kms-key-id=k\n", ":5: [replica r] sse-kms-key-id: sse-kms-key-id needs sse = aws:kms"},
+		/* The customer key is a secret: a bad one in a url is not shown. */
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?sse-customer-key=c2VjcmV0&region=x\n", ":5: [replica r] url: replica URL \"s3://b/p?sse-customer-key=REDACTED&region=x\": sse-customer-key: the key is 6 bytes long, want 32 (AES-256)"},
 		/* Databases. */
 		{"[db a]\nmonitor-interval = 1s\n", ":1: [db a] path: missing (the database file)"},
 		/* The first error wins: line 3 is read before line 5 is checked. */
@@ -589,7 +631,8 @@ static void test_from_args(void **state)
 
 		assert_int_equal(config_from_args("/a.db", bad, 2, &c, err, sizeof(err)), -EINVAL);
 		assert_string_equal(err, "replica URL \"s3://b?x=1\": unknown query parameter \"x\" "
-					 "(want endpoint, region, force-path-style or skip-verify)");
+					 "(want endpoint, region, force-path-style, skip-verify, sse, "
+					 "sse-kms-key-id, sse-customer-key or storage-class)");
 		assert_memory_equal(&c, &zero, sizeof(c));
 	}
 	assert_int_equal(config_from_args("", urls, 1, &c, err, sizeof(err)), -EINVAL);
@@ -716,6 +759,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replica_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_url_merge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sse_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test(test_name_by_file),

@@ -266,7 +266,12 @@ static void test_errors(void **state)
 		{"s3://b/p?endpoint=%zz", "invalid escape in the query"},
 		{"s3://b/p?foo=1",
 		 "replica URL \"s3://b/p?foo=1\": unknown query parameter \"foo\" (want endpoint, "
-		 "region, force-path-style or skip-verify)"},
+		 "region, force-path-style, skip-verify, sse, sse-kms-key-id, sse-customer-key or "
+		 "storage-class)"},
+		{"s3://b/p?sse=none", "replica URL \"s3://b/p?sse=none\": sse: \"none\": want AES256 or aws:kms"},
+		{"s3://b/p?storage-class=DEEP_ARCHIVE", "storage-class: DEEP_ARCHIVE objects cannot be read back"},
+		{"s3://b/p?sse-customer-key=c2VjcmV0#frag", "replica URL \"s3://b/p?sse-customer-key=REDACTED#frag\": sse-customer-key: the key is 6 bytes long"},
+		{"s3://b/p?sse-customer-keyz=c2VjcmV0", "\"s3://b/p?sse-customer-keyz=REDACTED\": unknown query parameter"},
 		{"s3://b/p?region=", "query parameter \"region\" has no value"},
 		{"s3://b/p?region", "query parameter \"region\" has no value"},
 		{"s3://b/p?region=a&region=b", "query parameter \"region\" given twice"},

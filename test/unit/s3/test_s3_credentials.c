@@ -23,6 +23,7 @@ static char dir[] = "/tmp/test-s3-creds-XXXXXX";
 static const char *const VARS[] = {
 	"LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
 	"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE",
+	"AWS_CONFIG_FILE",
 };
 
 static void write_file(const char *path, const char *text)
@@ -171,6 +172,12 @@ static void test_file_profiles(void **state)
 	expect_error(NULL, NULL, -EINVAL, "has no aws_secret_access_key");
 	setenv("AWS_PROFILE", "nope", 1);
 	expect_error(NULL, NULL, -EINVAL, "profile [nope] not found in");
+	/* A profile of the config file alone (credential_process, a role) is
+	 * not a typo: the static sources have nothing, the chain goes on. */
+	write_file(in_dir("config"), "[profile nope]\ncredential_process = /bin/true\n");
+	setenv("AWS_CONFIG_FILE", in_dir("config"), 1);
+	expect_error(NULL, NULL, -ENOENT, "no S3 credentials found");
+	unsetenv("AWS_CONFIG_FILE");
 	/* The environment still wins over the file. */
 	setenv("AWS_ACCESS_KEY_ID", "AWSKEY", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "awssecret", 1);
