@@ -42,7 +42,7 @@ def run_pytest(directory, binary, extra):
         srcdir = os.path.dirname(os.path.dirname(os.path.abspath(directory)))
         env = dict(os.environ, LITESTREAM_BIN=binary, LITESTREAM_SRCDIR=srcdir,
                    PYTHONDONTWRITEBYTECODE="1")
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", "--durations=25",
                "--rootdir", directory, "--junitxml", report, directory] + extra
         proc = subprocess.run(cmd, env=env)
         if proc.returncode == 5:  # no tests collected (a -k that matched nothing)

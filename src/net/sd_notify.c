@@ -4,6 +4,7 @@
  * whole of it is one sendto() of a datagram.
  */
 #include "net/sd_notify.h"
+#include "util/decimal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,28 +29,13 @@ int sd_notify_parse_addr(const char *env, struct sockaddr_un *addr, socklen_t *l
 	return 0;
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return false;
-	*out = v;
-	return true;
-}
-
 uint64_t sd_notify_parse_watchdog(const char *usec, const char *pid_str, long pid)
 {
 	uint64_t v, p;
 
-	if (!parse_u64(usec, &v) || v == 0)
+	if (decimal_parse_u64(usec, &v) != 0 || v == 0)
 		return 0;
-	if (pid_str != NULL && (!parse_u64(pid_str, &p) || p != (uint64_t)pid))
+	if (pid_str != NULL && (decimal_parse_u64(pid_str, &p) != 0 || p != (uint64_t)pid))
 		return 0;
 	return v;
 }

@@ -15,6 +15,7 @@
  */
 #include "s3/xml.h"
 #include "util/pct.h"
+#include "util/decimal.h"
 #include "util/strbuf.h"
 
 #include "util/timefmt.h"
@@ -258,21 +259,6 @@ static void list_start(struct xml_ctx *x, int depth, const char *name)
 	p->n_objects++;
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return false;
-	*out = (uint64_t)v;
-	return true;
-}
-
 static char *dup_or_fail(struct xml_ctx *x, const char *s)
 {
 	char *d = strdup(s);
@@ -311,7 +297,7 @@ static void list_end(struct xml_ctx *x, int depth, const char *name, const char 
 			free(o->key);
 			o->key = dup_or_fail(x, text);
 		} else if (strcmp(name, "Size") == 0) {
-			if (!parse_u64(text, &o->size))
+			if (decimal_parse_u64(text, &o->size) != 0)
 				xml_fail(x, -EBADMSG, "invalid <Size> \"%.40s\"", text);
 		} else if (strcmp(name, "LastModified") == 0) {
 			if (s3_xml_parse_time(text, &o->mtime_ms) != 0)

@@ -9,6 +9,7 @@
  * becomes U+FFFD, so the output is valid UTF-8 by construction.
  */
 #include "util/log_line.h"
+#include "util/utf8.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,44 +32,6 @@ static size_t format_time(char *buf, size_t cap, int64_t ms)
 }
 
 /* ---- JSON strings ------------------------------------------------------------ */
-
-static bool in(unsigned char c, unsigned char lo, unsigned char hi)
-{
-	return c >= lo && c <= hi;
-}
-
-/* The length of the well-formed UTF-8 sequence at s[0..len), 0 if there is none. */
-static size_t utf8_len(const unsigned char *s, size_t len)
-{
-	unsigned char c = s[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
-
-	if (c < 0x80)
-		return 1;
-	if (in(c, 0xc2, 0xdf))
-		n = 2;
-	else if (in(c, 0xe0, 0xef))
-		n = 3;
-	else if (in(c, 0xf0, 0xf4))
-		n = 4;
-	else
-		return 0; /* continuation byte, C0, C1, F5..FF */
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (len < n || !in(s[1], lo, hi))
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (!in(s[i], 0x80, 0xbf))
-			return 0;
-	return n;
-}
 
 size_t log_json_escape(char *out, size_t cap, const char *str, size_t len, size_t *used)
 {
@@ -94,7 +57,7 @@ size_t log_json_escape(char *out, size_t cap, const char *str, size_t len, size_
 			} else {
 				plen = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
 			}
-		} else if ((take = utf8_len(s + i, len - i)) > 0) {
+		} else if ((take = utf8_seq_len(s + i, len - i)) > 0) {
 			piece = str + i;
 			plen = take;
 		} else {

@@ -10,6 +10,7 @@
  * with different cell counts) come out as Go prints them.
  */
 #include "util/table.h"
+#include "util/utf8.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -66,46 +67,13 @@ void table_free(struct table *t)
 	table_init(t);
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when s[0] does not start one. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	/* The second byte's range excludes overlong forms, surrogates and > U+10FFFF. */
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 size_t table_text_width(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = 0;
 
 	while (*p != '\0') {
-		size_t len = utf8_seq_len(p);
+		size_t len = utf8_seq_len(p, strnlen((const char *)p, 4));
 		/* An invalid byte is one code point (U+FFFD) for tabwriter. */
 		p += len ? len : 1;
 		n++;
