@@ -6,14 +6,19 @@ replica with the real `litestream replicate`, then rewrites the same hot
 pages in --segments single-row transactions (each shipped as its own
 segment). Measures, in one run:
 
-  cp      copying the database file (the baseline)
+  cp      copying the database file and fsyncing the copy (the baseline:
+          a restore is durable before it is renamed into place)
   (a)     `litestream restore` from a replica holding only the snapshot
   (b)     `litestream restore` from the snapshot plus every segment
 
-and prints MB/s and the ratios (a)/cp (goal >= 0.5) and (b)/(a) time
-(goal <= 1.5).
+each --runs times (the median is printed, with min and max and the peak
+RSS), and the ratios (a)/cp time (goal <= 1.5, integrity check included)
+and (b)/(a) time (goal <= 1.5). With --compare BIN, that binary (e.g.
+Litestream 0.3.13, which reads the same layout) restores the same two
+replicas in the same run, in turn with ours.
 
-usage: bench/restore.py --bin PATH/TO/litestream [--size-mb N] [--segments N] [--dir DIR]
+usage: bench/restore.py --bin PATH/TO/litestream [--compare BIN] [--size-mb N]
+                        [--segments N] [--runs N] [--dir DIR]
 """
 import argparse
 import json
@@ -54,10 +59,31 @@ def build_db(path, size_mb):
     conn.close()
 
 
-def timed(cmd):
+def timed(cmd, out=None):
+    """Runs cmd (after removing out); its wall time and peak RSS in MiB."""
+    if out is not None and os.path.exists(out):
+        os.unlink(out)
     t0 = time.monotonic()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - t0
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[0]} failed: {err.strip()}")
+    return wall, ru.ru_maxrss / 1024
+
+
+def cp_fsync(src, dst):
+    """cp, then fsync of the copy: what a durable copy costs."""
+    return ["sh", "-c", 'cp "$0" "$1" && sync -f "$1"', src, dst]
+
+
+def median_run(cmd, out, runs):
+    got = sorted(timed(cmd, out) for _ in range(runs))
+    walls = sorted(w for w, _ in got)
+    return {"median": walls[len(walls) // 2], "min": walls[0], "max": walls[-1],
+            "rss": max(r for _, r in got)}
 
 
 def main():
@@ -66,6 +92,8 @@ def main():
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--segments", type=int, default=2000)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--compare", default=None, help="a second binary to restore the same replicas")
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="litestream-bench-restore-", dir=args.dir)
@@ -110,21 +138,37 @@ def main():
             shutil.rmtree(os.path.join(only_snap, "generations", g, "wal"), ignore_errors=True)
 
         subprocess.run(["sync"])
-        t_cp = timed(["cp", db, os.path.join(work, "copy.db")])
-        t_a = timed([args.bin, "restore", "-o", os.path.join(work, "a.db"), f"file://{only_snap}"])
-        t_b = timed([args.bin, "restore", "-o", os.path.join(work, "b.db"), f"file://{replica}"])
         mb = size / 1e6
-        res = {
-            "db_mb": round(mb), "segments": n_segments,
-            "cp_mb_s": round(mb / t_cp, 1),
-            "restore_snapshot_mb_s": round(mb / t_a, 1),
-            "restore_snapshot_plus_segments_mb_s": round(mb / t_b, 1),
-            "a_over_cp": round(t_cp / t_a, 3),
-            "b_time_over_a": round(t_b / t_a, 3),
-        }
-        log(f"cp:                                {t_cp:7.2f}s  {mb / t_cp:8.1f} MB/s")
-        log(f"(a) restore, snapshot only:        {t_a:7.2f}s  {mb / t_a:8.1f} MB/s  = {t_cp / t_a:.2f} of cp (goal >= 0.5)")
-        log(f"(b) restore, + {n_segments} segments: {t_b:7.2f}s  {mb / t_b:8.1f} MB/s  = {t_b / t_a:.2f}x (a) (goal <= 1.5)")
+        bins = [("ours", args.bin)] + ([("compare", args.compare)] if args.compare else [])
+        cp = median_run(cp_fsync(db, os.path.join(work, "copy.db")), os.path.join(work, "copy.db"),
+                        args.runs)
+        rows = {}
+        for name, path in bins:
+            out = os.path.join(work, f"{name}.db")
+            rows[name] = {
+                "a": median_run([path, "restore", "-o", out, f"file://{only_snap}"], out, args.runs),
+                "b": median_run([path, "restore", "-o", out, f"file://{replica}"], out, args.runs),
+            }
+        def line(label, m):
+            return (f"{label:<36}{m['median']:7.2f}s (min {m['min']:.2f}, max {m['max']:.2f})"
+                    f"  {mb / m['median']:7.1f} MB/s  peak RSS {m['rss']:7.1f} MiB")
+        log(line("cp + fsync:", cp))
+        res = {"db_mb": round(mb), "segments": n_segments, "runs": args.runs,
+               "cp_s": round(cp["median"], 3)}
+        for name, path in bins:
+            a, b = rows[name]["a"], rows[name]["b"]
+            log(f"{name}: {path}")
+            log(line("  (a) restore, snapshot only:", a)
+                + f"  = {a['median'] / cp['median']:.2f}x cp (goal <= 1.5)")
+            log(line(f"  (b) restore, + {n_segments} segments:", b)
+                + f"  = {b['median'] / a['median']:.2f}x (a) (goal <= 1.5)")
+            res[name] = {"a_s": round(a["median"], 3), "b_s": round(b["median"], 3),
+                         "a_over_cp": round(a["median"] / cp["median"], 3),
+                         "b_over_a": round(b["median"] / a["median"], 3),
+                         "a_rss_mib": round(a["rss"], 1), "b_rss_mib": round(b["rss"], 1)}
+        if args.compare:
+            log(f"ours / compare, (a): {rows['ours']['a']['median'] / rows['compare']['a']['median']:.2f}"
+                f"   (b): {rows['ours']['b']['median'] / rows['compare']['b']['median']:.2f}")
         log(json.dumps(res))
     finally:
         shutil.rmtree(work, ignore_errors=True)

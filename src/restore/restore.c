@@ -5,8 +5,9 @@
  * pick the generation, snapshot and segments), fetch (restore_fetch.c:
  * download and decompress every object into a scratch directory beside
  * the output, up to `parallelism` at a time, applying each as it comes),
- * and build (this file: write the pages, integrity_check and the rename
- * into place). This file also runs the whole and owns the cleanup.
+ * and build (this file: write the pages, integrity_check beside the
+ * fsync, and the rename into place). This file also runs the whole and
+ * owns the cleanup.
  */
 #include "restore/restore_internal.h"
 
@@ -15,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,7 +93,7 @@ int restore_apply(const char *db_path, const struct restore_segment *segs, size_
 	return rc;
 }
 
-/* Every object is applied: write the pages and make the file durable. */
+/* Every object is applied: write the pages. */
 static int finish(struct restore *r)
 {
 	char err[512];
@@ -104,8 +106,6 @@ static int finish(struct restore *r)
 	restore_say(r, "applied %llu frames as %llu page writes",
 		    (unsigned long long)walapply_frames(r->a),
 		    (unsigned long long)walapply_pages_written(r->a));
-	if (fsync(r->db_fd) != 0)
-		return restore_fail(r, -errno, "fsync %s: %s", r->tmp_db, strerror(errno));
 	return 0;
 }
 
@@ -156,6 +156,21 @@ int restore_build_local(const struct restore_object *objs, size_t n, const char 
 	return rc;
 }
 
+/* The fsync of the restored file, run beside the integrity check. */
+struct flush {
+	pthread_t thread;
+	int fd;
+	int rc; /* 0 or errno */
+};
+
+static void *flush_main(void *arg)
+{
+	struct flush *f = arg;
+
+	f->rc = fsync(f->fd) == 0 ? 0 : errno;
+	return NULL;
+}
+
 static int integrity_check(struct restore *r)
 {
 	sqlite3 *db = NULL;
@@ -164,6 +179,11 @@ static int integrity_check(struct restore *r)
 	int rc;
 
 	rc = sqlite3_open_v2(r->tmp_db, &db, SQLITE_OPEN_READONLY, NULL);
+	/* Mapped, the check reads the pages the restore just wrote straight
+	 * from the page cache, without one pread per page: about twice as
+	 * fast on a large database. SQLite caps the size at its build's limit. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "PRAGMA mmap_size = 1099511627776", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
@@ -175,6 +195,28 @@ static int integrity_check(struct restore *r)
 				    result[0] ? result : "cannot read it");
 	restore_say(r, "integrity check ok");
 	return 0;
+}
+
+/*
+ * Makes the file durable and checks it, the two at once: the check reads
+ * what is in the page cache, which is what the fsync writes, so neither
+ * has to wait for the other; the file is installed only once both ended
+ * well. Without a thread (it could not start) they run one after the other.
+ */
+static int check_and_flush(struct restore *r)
+{
+	struct flush f = { .fd = r->db_fd };
+	bool threaded = pthread_create(&f.thread, NULL, flush_main, &f) == 0;
+	int rc;
+
+	if (!threaded)
+		flush_main(&f);
+	rc = integrity_check(r);
+	if (threaded)
+		pthread_join(f.thread, NULL);
+	if (rc == 0 && f.rc != 0)
+		rc = restore_fail(r, -f.rc, "fsync %s: %s", r->tmp_db, strerror(f.rc));
+	return rc;
 }
 
 static int install(struct restore *r)
@@ -277,7 +319,7 @@ int restore_run(const struct restore_source *sources, size_t n_sources, const st
 	if (rc == 0)
 		rc = finish(&r);
 	if (rc == 0)
-		rc = integrity_check(&r);
+		rc = check_and_flush(&r);
 	if (rc == 0)
 		rc = install(&r);
 	if (rc == 0)
