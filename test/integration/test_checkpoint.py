@@ -5,6 +5,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from lsutil import Replicator, assert_same, restore, start_writers, wait_writers
 from test_replicate import make_db
 
@@ -12,6 +14,7 @@ PAGE = 4096
 FRAME = PAGE + 24
 
 
+@pytest.mark.timing
 def test_wal_bounded_under_nonstop_writer(litestream_bin, run, tmp_path):
     db, replica = tmp_path / "app.db", tmp_path / "replica"
     make_db(db)

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from lsutil import Replicator, assert_same, restore, start_writers, wait_for, wait_writers
 from test_replicate import make_db
 
@@ -71,6 +73,7 @@ class WalPeak(threading.Thread):
         return self.peak
 
 
+@pytest.mark.timing
 def test_burst_ships_in_groups(litestream_bin, run, tmp_path):
     """5,000 commits from two processes: far fewer segments than commits."""
     db, replica = tmp_path / "app.db", tmp_path / "replica"
@@ -89,6 +92,7 @@ def test_burst_ships_in_groups(litestream_bin, run, tmp_path):
     assert_same(db, tmp_path / "restored.db")
 
 
+@pytest.mark.timing
 def test_lone_commit_ships_without_a_timer(litestream_bin, tmp_path):
     """After an idle second a single commit reaches the replica at once: the
     fs event starts the sync, not monitor-interval (an hour here)."""
@@ -127,6 +131,7 @@ while time.monotonic() < end:
 """
 
 
+@pytest.mark.timing
 def test_wal_restarts_under_steady_writer(litestream_bin, run, tmp_path):
     """After a complete PASSIVE checkpoint the application's next write
     restarts the WAL: several WAL indexes, and the -wal file stays within
@@ -189,6 +194,7 @@ print(busy)
 """
 
 
+@pytest.mark.timing
 def test_no_busy_for_a_writer_without_timeout(litestream_bin, run, tmp_path):
     """The sidecar never writes to the database nor takes its write lock
     in normal operation: a writer with busy_timeout 0 never gets BUSY."""
