@@ -93,6 +93,18 @@ static void note_sync(struct db_job *job, const struct shadow_sync_result *r)
 	}
 }
 
+/* job->err: what failed, naming the shadow WAL file (a full disk or an I/O
+ * error there is the operator's to fix, so the message says where). */
+static void shadow_error(struct db *db, struct db_job *job, const char *what, int rc)
+{
+	const struct shadow *sh = &db->shadow;
+	char *path = sh->generation[0] != '\0' ? shadow_file_path(sh, sh->generation, sh->index) : NULL;
+
+	snprintf(job->err, sizeof(job->err), "%s %s: %s", what, path != NULL ? path : sh->meta_dir,
+		 strerror(-rc));
+	free(path);
+}
+
 static int sync_shadow(struct db *db, struct db_job *job)
 {
 	struct shadow_sync_result r;
@@ -101,7 +113,7 @@ static int sync_shadow(struct db *db, struct db_job *job)
 	if (rc == 0)
 		note_sync(job, &r);
 	else if (job->err[0] == '\0')
-		snprintf(job->err, sizeof(job->err), "sync shadow wal: %s", strerror(-rc));
+		shadow_error(db, job, "copy the WAL into the shadow wal", rc);
 	return rc;
 }
 
@@ -173,7 +185,7 @@ static int passive_round(struct db *db, struct db_job *job, bool spin, bool *com
 
 	/* What SQLite may reuse once backfilled should be on disk (shadow.c). */
 	if ((rc = shadow_flush(&db->shadow)) != 0) {
-		snprintf(job->err, sizeof(job->err), "fsync shadow wal: %s", strerror(-rc));
+		shadow_error(db, job, "fsync shadow wal", rc);
 		return rc;
 	}
 	for (;;) {

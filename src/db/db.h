@@ -39,6 +39,7 @@
 #include "db/db_conn.h"
 #include "core/names.h"
 #include "db/shadow.h"
+#include "util/log_throttle.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -182,6 +183,7 @@ struct db {
 	void *image_arg;
 	int64_t last_checkpoint_ms;
 	int64_t retry_at_ms;       /* after a failed sync, not before this */
+	struct log_throttle sync_failure_log; /* one line a minute while syncs fail */
 	struct db_stats stats;
 	uv_fs_event_t dir_watch;
 	uv_timer_t monitor_timer;

@@ -8,6 +8,7 @@
  */
 #include "db/db_internal.h"
 #include "util/clock.h"
+#include "util/duration.h"
 
 #include "util/log.h"
 
@@ -69,6 +70,37 @@ static void record_checkpoint(struct db *db, struct db_job *job)
 		LOG_ERROR_ERR(db->path, NULL, job->err, "checkpoint %s", db_checkpoint_mode_name(m));
 }
 
+/* A failed sync is retried every second: its first failure is logged at
+ * once, later ones once a minute (the others at debug level). A busy
+ * database is a moment's wait, not a fault: logged each time, as before. */
+static void log_sync_failure(struct db *db, const struct db_job *job)
+{
+	uint64_t held = 0;
+
+	if (job->rc == -EBUSY)
+		LOG_WARN_ERR(db->path, NULL, job->err, "sync: database busy, retrying");
+	else if (!log_throttle_failure(&db->sync_failure_log, clock_mono_ms(), &held))
+		LOG_DEBUG_ERR(db->path, NULL, job->err, "sync");
+	else if (held > 0)
+		LOG_ERROR_ERR(db->path, NULL, job->err, "sync (still failing: %llu more failures since the last line)",
+			      (unsigned long long)held);
+	else
+		LOG_ERROR_ERR(db->path, NULL, job->err, "sync");
+}
+
+static void log_sync_success(struct db *db)
+{
+	uint64_t failures;
+	int64_t ms;
+	char took[32];
+
+	if (!log_throttle_success(&db->sync_failure_log, clock_mono_ms(), &failures, &ms))
+		return;
+	duration_format(ms, took, sizeof(took));
+	LOG_INFO(db->path, NULL, "sync working again after %llu failure%s in %s",
+		 (unsigned long long)failures, failures == 1 ? "" : "s", took);
+}
+
 static void turn_at(struct db *db, int64_t ms);
 
 static void on_job_done(uv_work_t *req, int status)
@@ -105,11 +137,9 @@ static void on_job_done(uv_work_t *req, int status)
 		db->retry_at_ms = clock_mono_ms() + 1000;
 		db->stats.sync_error_count++;
 		snprintf(db->stats.last_error, sizeof(db->stats.last_error), "%s", job->err);
-		if (job->rc == -EBUSY)
-			LOG_WARN_ERR(db->path, NULL, job->err, "sync: database busy, retrying");
-		else
-			LOG_ERROR_ERR(db->path, NULL, job->err, "sync");
+		log_sync_failure(db, job);
 	} else if (!job->waiting) {
+		log_sync_success(db);
 		db->stats.last_error[0] = '\0';
 		record_checkpoint(db, job);
 		publish(db, job);

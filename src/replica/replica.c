@@ -15,6 +15,7 @@
  */
 #include "replica/replica_internal.h"
 #include "util/clock.h"
+#include "util/duration.h"
 
 #include "util/log.h"
 
@@ -69,6 +70,24 @@ static void on_retry(uv_timer_t *t)
 	}
 }
 
+/* A failure that will be retried: the first of a run at once, then one
+ * line a minute (the rest at debug level), so that a fault lasting hours
+ * (a full disk, a bucket gone) does not flood the log. */
+static void log_failure(struct replica *r, const char *what, const char *err)
+{
+	uint64_t held = 0;
+
+	if (!log_throttle_failure(&r->failure_log, clock_mono_ms(), &held)) {
+		LOG_DEBUG_ERR(db_path(r->db), r->name, err, "%s", what);
+		return;
+	}
+	if (held == 0)
+		LOG_ERROR_ERR(db_path(r->db), r->name, err, "%s", what);
+	else
+		LOG_ERROR_ERR(db_path(r->db), r->name, err, "%s (still failing: %llu more failures since the last line)",
+			      what, (unsigned long long)held);
+}
+
 void replica_failed(struct replica *r, const char *what, int rc, const char *err)
 {
 	uint64_t delay;
@@ -77,14 +96,15 @@ void replica_failed(struct replica *r, const char *what, int rc, const char *err
 	if (err == NULL)
 		err = strerror(-rc);
 	snprintf(r->stats.last_error, sizeof(r->stats.last_error), "%s: %s", what, err);
-	LOG_ERROR_ERR(db_path(r->db), r->name, err, "%s", what);
 	if (r->flush_cb != NULL) {
 		void (*cb)(struct replica *, int) = r->flush_cb;
+		LOG_ERROR_ERR(db_path(r->db), r->name, err, "%s", what);
 		r->flush_cb = NULL;
 		replica_set_task(r, REPLICA_TASK_NONE);
 		cb(r, rc ? rc : -EIO);
 		return;
 	}
+	log_failure(r, what, err);
 	r->failures++;
 	delay = (uint64_t)RETRY_BASE_MS << (r->failures < 6 ? r->failures - 1 : 5);
 	if (delay > RETRY_MAX_MS)
@@ -95,8 +115,15 @@ void replica_failed(struct replica *r, const char *what, int rc, const char *err
 
 void replica_succeeded(struct replica *r)
 {
-	if (r->failures > 0)
-		LOG_INFO(db_path(r->db), r->name, "replica healthy again");
+	uint64_t failures;
+	int64_t ms;
+	char took[32];
+
+	if (log_throttle_success(&r->failure_log, clock_mono_ms(), &failures, &ms)) {
+		duration_format(ms, took, sizeof(took));
+		LOG_INFO(db_path(r->db), r->name, "replica healthy again after %llu failure%s in %s",
+			 (unsigned long long)failures, failures == 1 ? "" : "s", took);
+	}
 	r->failures = 0;
 	r->stats.last_error[0] = '\0';
 	r->stats.last_sync_ms = clock_wall_ms();

@@ -43,6 +43,7 @@
 #include "config/config.h"
 #include "db/db.h"
 #include "replica/retention.h"
+#include "util/log_throttle.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -118,6 +119,7 @@ struct replica {
 	struct db_pos snapshot_from;
 	struct db_pos last_snapshot; /* the last one this process stored; generation "" = none */
 	int failures;          /* consecutive */
+	struct log_throttle failure_log; /* one ERROR line a minute while failing */
 	int64_t last_ship_ms;  /* monotonic: when the last segment upload began */
 	struct retention_plan *retention; /* keys being removed */
 	struct validation *validation; /* in progress, or NULL */

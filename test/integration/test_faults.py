@@ -2,6 +2,8 @@
 errors are logged, nothing is lost, and replication catches up once the
 fault clears. Uses a small tmpfs mounted by the test (needs root)."""
 import os
+import re
+import sqlite3
 import subprocess
 import time
 
@@ -66,12 +68,21 @@ def test_full_disk_then_recovers(litestream_bin, run, tmp_path, small_fs):
     wait_writers(start_writers(db, [["--seed", 4, "--count", 300]]))
     wait_for(lambda: "No space left on device" in rep.text(), what="the error in the log")
     assert rep.proc.poll() is None
+    # Retried at 0.5, 1, 2, 4 s while the disk stays full: one ERROR line,
+    # the rest wait for the minute (at debug level).
+    time.sleep(6)
+    errors = [l for l in rep.text().splitlines() if "ERROR" in l and "No space left" in l]
+    assert len(errors) == 1, "\n".join(errors)
+    assert str(small_fs) in errors[0], errors[0]
     # Nothing half-written is left under a final name.
     for root, _, files in os.walk(replica):
         for f in files:
             assert f.endswith(".lz4"), f
     filler.unlink()
     wait_for(lambda: "replica healthy again" in rep.text(), timeout=30, what="recovery")
+    healthy = [l for l in rep.text().splitlines() if "replica healthy again" in l][0]
+    n = int(re.search(r"after (\d+) failures? in", healthy).group(1))
+    assert n >= 3, healthy
     assert rep.stop() == 0
     restore(run, f"file://{replica}", tmp_path / "restored.db")
     assert_same(db, tmp_path / "restored.db")
@@ -114,3 +125,48 @@ def test_restore_to_a_full_disk(litestream_bin, run, tmp_path, small_fs):
     filler.unlink()
     restore(run, f"file://{replica}", out)
     assert_same(db, out)
+
+
+def write_until_full(db, rows=400, size=20000):
+    """Commits rows of `size` bytes until SQLite reports the disk full (or
+    `rows` are in); returns how many committed."""
+    conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+    done = 0
+    for i in range(rows):
+        try:
+            conn.execute("INSERT INTO t (writer, n, payload) VALUES (9, ?, randomblob(?))", (i, size))
+            done += 1
+        except sqlite3.OperationalError as e:
+            if "full" not in str(e):
+                raise
+            break
+    conn.close()
+    return done
+
+
+def test_database_disk_full_then_recovers(litestream_bin, run, tmp_path, small_fs):
+    """The database's own disk fills up (the shadow WAL lives beside it): the
+    copy into the shadow WAL fails, is logged once (not once a second) with
+    the path, nothing is checkpointed away uncopied, and once space returns
+    replication goes on and the replica restores equal."""
+    db, replica = small_fs / "app.db", tmp_path / "replica"
+    make_db(db)
+    rep = Replicator(litestream_bin, [db, f"file://{replica}"], tmp_path / "log")
+    wait_writers(start_writers(db, [["--seed", 5, "--count", 20]]))
+    wait_for(lambda: (replica / "generations").exists(), what="first upload")
+    filler = fill(small_fs, 1 << 20)
+    committed = write_until_full(db)
+    assert committed > 0
+    wait_for(lambda: "No space left on device" in rep.text(), what="the error in the log")
+    time.sleep(4)  # syncs are retried every second
+    errors = [l for l in rep.text().splitlines() if "ERROR" in l and "No space left" in l]
+    assert len(errors) == 1, "\n".join(errors)
+    # The file that could not be written: the shadow WAL beside the database.
+    assert f"{small_fs}/.app.db-litestream/generations/" in errors[0], errors[0]
+    assert rep.proc.poll() is None
+    filler.unlink()
+    wait_for(lambda: "sync working again" in rep.text(), timeout=30, what="recovery")
+    wait_writers(start_writers(db, [["--seed", 6, "--count", 20]]))
+    assert rep.stop() == 0, rep.text()
+    restore(run, f"file://{replica}", tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
