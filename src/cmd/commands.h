@@ -12,6 +12,7 @@ int cmd_replicate(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_snapshots(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_wal(int argc, char **argv);
 

@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{"restore", cmd_restore, "recovers database backup from a replica"},
 	{"snapshots", cmd_snapshots, "lists a database's snapshots"},
 	{"status", cmd_status, "shows the status of a running replicate command"},
+	{"verify", cmd_verify, "checks that every generation of a replica restores"},
 	{"version", cmd_version, "prints the binary version"},
 	{"wal", cmd_wal, "lists a database's WAL segments"},
 };
