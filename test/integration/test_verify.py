@@ -6,39 +6,43 @@ import json
 import os
 
 import replica_tools as rt
+from ctlutil import call, sockdir  # noqa: F401 (a fixture)
 from lsutil import Replicator, start_writers, wait_for, wait_writers
 from test_replicate import make_db
 from test_s3 import creds_env, new_prefix, write_conf
 
 
-def two_snapshot_replica(litestream_bin, tmp_path):
+def two_snapshot_replica(litestream_bin, tmp_path, sockdir):
     """A file replica whose one generation has two snapshots (at two WAL
-    indexes) and segments after each."""
-    db, replica = tmp_path / "app.db", tmp_path / "replica"
+    indexes) and segments after each: a TRUNCATE checkpoint and a snapshot
+    asked for on the control socket, between writes."""
+    db, replica, sock = tmp_path / "app.db", tmp_path / "replica", f"{sockdir}/ls.sock"
     make_db(db)
     conf = tmp_path / "ls.conf"
     conf.write_text(f"""
 [litestream]
-socket = {tmp_path / "ls.sock"}
+socket = {sock}
 
 [db app]
 path = {db}
-min-checkpoint-page-count = 20
 
 [replica file]
 db = app
 url = file://{replica}
 """)
-    for i, args in enumerate([[], [], ["-once", "-force-snapshot"], []]):
-        rep = Replicator(litestream_bin, [*args, "-config", conf], tmp_path / f"log{i}")
-        if args:
-            # A new snapshot at the WAL index the writes before reached.
-            assert rep.proc.wait(timeout=60) == 0, rep.text()
-            continue
-        wait_writers(start_writers(db, [["--seed", i + 1, "--count", 60]]))
-        assert rep.stop() == 0, rep.text()
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
+    wait_for(lambda: os.path.exists(sock) and rt.generations(replica), what="the first snapshot")
+    wait_writers(start_writers(db, [["--seed", 1, "--count", 60]]))
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/checkpoint?mode=TRUNCATE&timeout=10s")
+    assert st == 200, body
+    wait_writers(start_writers(db, [["--seed", 2, "--count", 60]]))
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/snapshot")
+    assert st in (200, 202), body
     (gen,) = rt.generations(replica)
-    assert len(rt.snapshots(replica, gen)) >= 2, os.listdir(replica / "generations" / gen / "snapshots")
+    wait_for(lambda: len(rt.snapshots(replica, gen)) >= 2, what="the second snapshot")
+    wait_writers(start_writers(db, [["--seed", 3, "--count", 40]]))
+    assert rep.stop() == 0, rep.text()
+    assert [i for i, _ in rt.snapshots(replica, gen)][-1] > 0
     return db, replica, gen
 
 
@@ -50,8 +54,8 @@ def verify(run, tmp_path, *args):
     return r
 
 
-def test_whole_replica_verifies(litestream_bin, run, tmp_path):
-    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path)
+def test_whole_replica_verifies(litestream_bin, run, tmp_path, sockdir):
+    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path, sockdir)
     before = sorted(os.listdir(tmp_path))
     r = verify(run, tmp_path, f"file://{replica}")
     assert r.returncode == 0, r.stderr
@@ -71,8 +75,8 @@ def test_whole_replica_verifies(litestream_bin, run, tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(before + ["scratch"])
 
 
-def test_corrupt_segment_fails_naming_it(litestream_bin, run, tmp_path):
-    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path)
+def test_corrupt_segment_fails_naming_it(litestream_bin, run, tmp_path, sockdir):
+    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path, sockdir)
     _, _, path, _ = rt.segments(replica, gen)[-2]
     data = bytearray(open(path, "rb").read())
     data[len(data) // 2] ^= 0xFF
@@ -85,8 +89,8 @@ def test_corrupt_segment_fails_naming_it(litestream_bin, run, tmp_path):
     assert obj["status"] == "failed" and any(name in p for p in obj["problems"]), obj
 
 
-def test_missing_segment_fails(litestream_bin, run, tmp_path):
-    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path)
+def test_missing_segment_fails(litestream_bin, run, tmp_path, sockdir):
+    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path, sockdir)
     segs = rt.segments(replica, gen)
     os.unlink(segs[len(segs) // 2][2])
     r = verify(run, tmp_path, f"file://{replica}")
@@ -94,10 +98,10 @@ def test_missing_segment_fails(litestream_bin, run, tmp_path):
     assert "FAILED" in r.stdout and f"file {gen}:" in r.stderr, r.stdout + r.stderr
 
 
-def test_broken_older_snapshot_is_found(litestream_bin, run, tmp_path):
+def test_broken_older_snapshot_is_found(litestream_bin, run, tmp_path, sockdir):
     """The latest state restores from the newest snapshot; the older one is
     broken: verify still says so, before retention makes it matter."""
-    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path)
+    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path, sockdir)
     idx, path = rt.snapshots(replica, gen)[0]
     open(path, "wb").write(b"not an lz4 frame")
     r = verify(run, tmp_path, "-generation", gen, f"file://{replica}")
