@@ -62,6 +62,25 @@ def run_pytest(directory, binary, extra):
         return total - failed - skipped, failed, skipped
 
 
+def integration_passes(extra):
+    """The pytest runs: with pytest-xdist, everything but the tests marked
+    timing on two workers (a file's tests stay on one worker, so its
+    module fixtures are built once), then the timing tests alone, so that
+    their figures are not taken beside another test's load. Without xdist,
+    or with LITESTREAM_TEST_JOBS=1, or when the caller picks tests (-k, -m),
+    one run as before."""
+    jobs = os.environ.get("LITESTREAM_TEST_JOBS", "2")
+    picked = any(a.startswith(("-k", "-m", "-n")) for a in extra)
+    try:
+        import xdist  # noqa: F401
+    except ImportError:
+        xdist = None
+    if xdist is None or jobs == "1" or picked:
+        return [extra]
+    return [["-n", jobs, "--dist", "loadfile", "-m", "not timing"] + extra,
+            ["-m", "timing"] + extra]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -75,8 +94,9 @@ def main():
         for i, n in enumerate(run_unit(unit)):
             totals[i] += n
     if args.integration:
-        for i, n in enumerate(run_pytest(args.integration, args.bin, args.pytest_arg)):
-            totals[i] += n
+        for extra in integration_passes(args.pytest_arg):
+            for i, n in enumerate(run_pytest(args.integration, args.bin, extra)):
+                totals[i] += n
     print(f"{totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
     return 1 if totals[1] else 0
 

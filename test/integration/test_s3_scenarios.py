@@ -563,6 +563,7 @@ def test_empty_prefix_lists_header_only(run, s3_server):
 
 # ---- retention -------------------------------------------------------------------
 
+@pytest.mark.timing
 def test_snapshot_interval_paces_snapshots_under_writes(litestream_bin, tmp_path, s3_server):
     """snapshot-interval 700ms with S3's usual positive sync-interval
     (200ms) and a writer that never pauses for 3 s: snapshots at new WAL
