@@ -72,7 +72,7 @@ static int try_restore(struct verify_state *st, const struct replica_config *rc,
 {
 	struct restore_opts o = {0};
 	char *out = str_printf("%s/%s.db", st->scratch, gen);
-	int rc_;
+	int ret;
 
 	if (out == NULL)
 		return -ENOMEM;
@@ -82,10 +82,10 @@ static int try_restore(struct verify_state *st, const struct replica_config *rc,
 	o.timestamp_ms = -1;
 	o.parallelism = parallelism > 0 ? (int)parallelism : 8;
 	unlink(out);
-	rc_ = restore_from_replicas(&rc, 1, &o, err, errlen);
+	ret = restore_from_replicas(&rc, 1, &o, err, errlen);
 	unlink(out);
 	free(out);
-	return rc_;
+	return ret;
 }
 
 /* A problem found in generation g: on stderr (the table stays on stdout)

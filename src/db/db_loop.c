@@ -8,7 +8,6 @@
  */
 #include "db/db_internal.h"
 #include "util/clock.h"
-#include "util/duration.h"
 
 #include "util/log.h"
 
@@ -76,29 +75,28 @@ static void record_checkpoint(struct db *db, struct db_job *job)
 static void log_sync_failure(struct db *db, const struct db_job *job)
 {
 	uint64_t held = 0;
+	char note[96];
 
-	if (job->rc == -EBUSY)
+	if (job->rc == -EBUSY) {
 		LOG_WARN_ERR(db->path, NULL, job->err, "sync: database busy, retrying");
-	else if (!log_throttle_failure(&db->sync_failure_log, clock_mono_ms(), &held))
+	} else if (!log_throttle_failure(&db->sync_failure_log, clock_mono_ms(), &held)) {
 		LOG_DEBUG_ERR(db->path, NULL, job->err, "sync");
-	else if (held > 0)
-		LOG_ERROR_ERR(db->path, NULL, job->err, "sync (still failing: %llu more failures since the last line)",
-			      (unsigned long long)held);
-	else
-		LOG_ERROR_ERR(db->path, NULL, job->err, "sync");
+	} else {
+		log_throttle_held_note(held, note, sizeof(note));
+		LOG_ERROR_ERR(db->path, NULL, job->err, "sync%s", note);
+	}
 }
 
 static void log_sync_success(struct db *db)
 {
 	uint64_t failures;
 	int64_t ms;
-	char took[32];
+	char note[96];
 
 	if (!log_throttle_success(&db->sync_failure_log, clock_mono_ms(), &failures, &ms))
 		return;
-	duration_format(ms, took, sizeof(took));
-	LOG_INFO(db->path, NULL, "sync working again after %llu failure%s in %s",
-		 (unsigned long long)failures, failures == 1 ? "" : "s", took);
+	log_throttle_run_note(failures, ms, note, sizeof(note));
+	LOG_INFO(db->path, NULL, "sync working again after %s", note);
 }
 
 static void turn_at(struct db *db, int64_t ms);

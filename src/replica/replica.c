@@ -15,7 +15,6 @@
  */
 #include "replica/replica_internal.h"
 #include "util/clock.h"
-#include "util/duration.h"
 
 #include "util/log.h"
 
@@ -76,16 +75,14 @@ static void on_retry(uv_timer_t *t)
 static void log_failure(struct replica *r, const char *what, const char *err)
 {
 	uint64_t held = 0;
+	char note[96];
 
 	if (!log_throttle_failure(&r->failure_log, clock_mono_ms(), &held)) {
 		LOG_DEBUG_ERR(db_path(r->db), r->name, err, "%s", what);
 		return;
 	}
-	if (held == 0)
-		LOG_ERROR_ERR(db_path(r->db), r->name, err, "%s", what);
-	else
-		LOG_ERROR_ERR(db_path(r->db), r->name, err, "%s (still failing: %llu more failures since the last line)",
-			      what, (unsigned long long)held);
+	log_throttle_held_note(held, note, sizeof(note));
+	LOG_ERROR_ERR(db_path(r->db), r->name, err, "%s%s", what, note);
 }
 
 void replica_failed(struct replica *r, const char *what, int rc, const char *err)
@@ -117,12 +114,11 @@ void replica_succeeded(struct replica *r)
 {
 	uint64_t failures;
 	int64_t ms;
-	char took[32];
+	char note[96];
 
 	if (log_throttle_success(&r->failure_log, clock_mono_ms(), &failures, &ms)) {
-		duration_format(ms, took, sizeof(took));
-		LOG_INFO(db_path(r->db), r->name, "replica healthy again after %llu failure%s in %s",
-			 (unsigned long long)failures, failures == 1 ? "" : "s", took);
+		log_throttle_run_note(failures, ms, note, sizeof(note));
+		LOG_INFO(db_path(r->db), r->name, "replica healthy again after %s", note);
 	}
 	r->failures = 0;
 	r->stats.last_error[0] = '\0';

@@ -4,7 +4,9 @@
  * every LOG_THROTTLE_MS; a success closes the run.
  */
 #include "util/log_throttle.h"
+#include "util/duration.h"
 
+#include <stdio.h>
 #include <string.h>
 
 bool log_throttle_failure(struct log_throttle *t, int64_t now_ms, uint64_t *held)
@@ -37,4 +39,22 @@ bool log_throttle_success(struct log_throttle *t, int64_t now_ms, uint64_t *fail
 	*duration_ms = now_ms - t->first_ms;
 	memset(t, 0, sizeof(*t));
 	return true;
+}
+
+void log_throttle_held_note(uint64_t held, char *buf, size_t n)
+{
+	if (held == 0)
+		snprintf(buf, n, "%s", "");
+	else
+		snprintf(buf, n, " (still failing: %llu more failure%s since the last line)",
+			 (unsigned long long)held, held == 1 ? "" : "s");
+}
+
+void log_throttle_run_note(uint64_t failures, int64_t duration_ms, char *buf, size_t n)
+{
+	char took[32];
+
+	duration_format(duration_ms, took, sizeof(took));
+	snprintf(buf, n, "%llu failure%s in %s", (unsigned long long)failures,
+		 failures == 1 ? "" : "s", took);
 }

@@ -14,6 +14,7 @@
 #define LITESTREAM_UTIL_LOG_THROTTLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define LOG_THROTTLE_MS 60000
@@ -34,5 +35,12 @@ bool log_throttle_failure(struct log_throttle *t, int64_t now_ms, uint64_t *held
  * count and duration for the "healthy again" line; the throttle is idle after. */
 bool log_throttle_success(struct log_throttle *t, int64_t now_ms, uint64_t *failures,
 			  int64_t *duration_ms);
+
+/* What a logged failure line ends with: "" for the first of a run, else
+ * " (still failing: N more failures since the last line)". */
+void log_throttle_held_note(uint64_t held, char *buf, size_t n);
+
+/* The end of a recovery line: "N failure(s) in DURATION". */
+void log_throttle_run_note(uint64_t failures, int64_t duration_ms, char *buf, size_t n);
 
 #endif

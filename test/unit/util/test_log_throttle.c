@@ -61,12 +61,30 @@ static void test_exactly_a_minute(void **state)
 	assert_int_equal(held, 1);
 }
 
+static void test_notes(void **state)
+{
+	char buf[128];
+
+	(void)state;
+	log_throttle_held_note(0, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	log_throttle_held_note(1, buf, sizeof(buf));
+	assert_string_equal(buf, " (still failing: 1 more failure since the last line)");
+	log_throttle_held_note(5, buf, sizeof(buf));
+	assert_string_equal(buf, " (still failing: 5 more failures since the last line)");
+	log_throttle_run_note(1, 1500, buf, sizeof(buf));
+	assert_string_equal(buf, "1 failure in 1.5s");
+	log_throttle_run_note(7, 62000, buf, sizeof(buf));
+	assert_string_equal(buf, "7 failures in 1m2s");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_failure_at_once_then_one_a_minute),
 		cmocka_unit_test(test_success_ends_the_run),
 		cmocka_unit_test(test_exactly_a_minute),
+		cmocka_unit_test(test_notes),
 	};
 
 	return cmocka_run_group_tests_name("log_throttle", tests, NULL, NULL);
