@@ -25,6 +25,13 @@
 /* pub = X25519(secret, 9): the public key of a secret scalar. */
 int age_x25519_public(const uint8_t secret[AGE_KEY_LEN], uint8_t pub[AGE_KEY_LEN]);
 
+/*
+ * A fresh ephemeral key e: share = X25519(e, 9) and shared = X25519(e,
+ * peer), e wiped. Two scalar multiplications, the least a stanza costs.
+ */
+int age_x25519_ephemeral(const uint8_t peer[AGE_KEY_LEN], uint8_t share[AGE_KEY_LEN],
+			 uint8_t shared[AGE_KEY_LEN]);
+
 /* shared = X25519(secret, peer); -EBADMSG when it is all zeros. */
 int age_x25519(const uint8_t secret[AGE_KEY_LEN], const uint8_t peer[AGE_KEY_LEN],
 	       uint8_t shared[AGE_KEY_LEN]);

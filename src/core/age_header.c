@@ -102,13 +102,12 @@ static int header_mac(const uint8_t file_key[AGE_FILE_KEY_LEN], const void *text
 static int stanza_make(const uint8_t recipient[AGE_KEY_LEN], const uint8_t file_key[AGE_FILE_KEY_LEN],
 		       char *out, size_t *len)
 {
-	uint8_t e[AGE_KEY_LEN], share[AGE_KEY_LEN], shared[AGE_KEY_LEN], key[AGE_KEY_LEN];
+	uint8_t share[AGE_KEY_LEN], shared[AGE_KEY_LEN], key[AGE_KEY_LEN];
 	uint8_t body[AGE_FILE_KEY_LEN + AGE_TAG_LEN], nonce[AGE_NONCE_LEN] = {0};
 	size_t o;
 	int rc;
 
-	if ((rc = age_random(e, sizeof(e))) != 0 || (rc = age_x25519_public(e, share)) != 0 ||
-	    (rc = age_x25519(e, recipient, shared)) != 0 ||
+	if ((rc = age_x25519_ephemeral(recipient, share, shared)) != 0 ||
 	    (rc = wrap_key(shared, share, recipient, key)) != 0 ||
 	    (rc = age_aead_seal(key, nonce, file_key, AGE_FILE_KEY_LEN, body)) != 0)
 		goto out;
@@ -119,7 +118,6 @@ static int stanza_make(const uint8_t recipient[AGE_KEY_LEN], const uint8_t file_
 	out[o++] = '\n';
 	*len = o;
 out:
-	OPENSSL_cleanse(e, sizeof(e));
 	OPENSSL_cleanse(shared, sizeof(shared));
 	OPENSSL_cleanse(key, sizeof(key));
 	return rc;

@@ -1,6 +1,7 @@
 /*
  * The local record of segment ends; see segment_ends.h. One record a
- * line, "NAME SIZE END" in decimal, oldest first.
+ * line, "NAME SIZE END" in decimal, oldest first; load() keeps the
+ * newest SEGMENT_ENDS_KEEP.
  */
 #include "replica/segment_ends.h"
 
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LINE_MAX_LEN 160
@@ -45,7 +47,8 @@ static size_t load(const char *path, struct record *v)
 	return n;
 }
 
-int segment_ends_record(const char *path, const char *name, uint64_t size, uint64_t end)
+/* Rewrites path with only its newest records. */
+static int compact(const char *path)
 {
 	struct record v[SEGMENT_ENDS_KEEP + 1];
 	size_t n = load(path, v);
@@ -53,18 +56,8 @@ int segment_ends_record(const char *path, const char *name, uint64_t size, uint6
 	FILE *f;
 	int rc = 0;
 
-	if (strlen(name) >= sizeof(v[0].name) || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	if (n == SEGMENT_ENDS_KEEP) {
-		memmove(v, v + 1, (n - 1) * sizeof(*v));
-		n--;
-	}
-	snprintf(v[n].name, sizeof(v[n].name), "%s", name);
-	v[n].size = size;
-	v[n].end = end;
-	n++;
-	if ((rc = fs_mkdir_parent(path, 0755)) != 0)
-		return rc;
 	if ((f = fopen(tmp, "we")) == NULL)
 		return -errno;
 	for (size_t i = 0; i < n; i++)
@@ -77,6 +70,27 @@ int segment_ends_record(const char *path, const char *name, uint64_t size, uint6
 		rc = -errno;
 	if (rc != 0)
 		unlink(tmp);
+	return rc;
+}
+
+int segment_ends_record(const char *path, const char *name, uint64_t size, uint64_t end)
+{
+	char line[LINE_MAX_LEN];
+	int n = snprintf(line, sizeof(line), "%s %" PRIu64 " %" PRIu64 "\n", name, size, end);
+	int fd, rc = 0;
+	struct stat st;
+
+	if (n < 0 || (size_t)n >= sizeof(line) || strlen(name) >= sizeof(((struct record *)0)->name))
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 && errno == ENOENT && (rc = fs_mkdir_parent(path, 0755)) == 0)
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return rc != 0 ? rc : -errno;
+	rc = fs_write_full(fd, line, (size_t)n);
+	if (rc == 0 && fstat(fd, &st) == 0 && st.st_size > SEGMENT_ENDS_COMPACT)
+		rc = compact(path);
+	close(fd);
 	return rc;
 }
 

@@ -7,12 +7,15 @@
  * segment it makes, before the upload; at start-up the replica looks up
  * the last listed segment by name and size.
  *
- * The file is META/generations/GEN/NAME.segment-ends, holding the newest
- * SEGMENT_ENDS_KEEP records, replaced whole (temporary file and rename).
- * It is a cache, not a log: no fsync, and a missing, stale or damaged
- * file only means no answer (the replica then falls back, see
- * replica_locate.c). Two records for one name and size that disagree on
- * the end are no answer either.
+ * The file is META/generations/GEN/NAME.segment-ends: a record is one
+ * appended line (one write(), O_APPEND), and once the file passes
+ * SEGMENT_ENDS_COMPACT bytes it is rewritten with its newest
+ * SEGMENT_ENDS_KEEP records (temporary file and rename). It is a cache,
+ * not a log: no fsync, and a missing, stale or damaged file (a line torn
+ * by a crash is skipped) only means no answer (the replica then falls
+ * back, see replica_locate.c). Two records for one name and size that
+ * disagree on the end are no answer either. One writer at a time: the
+ * replica's jobs run one after another.
  *
  * Blocking, small files: the recording runs in the compression job, the
  * lookup once at start-up.
@@ -23,6 +26,7 @@
 #include <stdint.h>
 
 #define SEGMENT_ENDS_KEEP 16
+#define SEGMENT_ENDS_COMPACT (16 * 1024)
 
 /* Adds the record (name's object is size bytes, its WAL ends at end). 0 or -errno. */
 int segment_ends_record(const char *path, const char *name, uint64_t size, uint64_t end);

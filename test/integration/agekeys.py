@@ -56,10 +56,11 @@ def lz4_decode(data):
 
 
 def objects(root):
-    """Every object file under a file replica's root, sorted."""
+    """Every object file under a file replica's root, sorted (not the
+    backend's temporary files, which come and go)."""
     out = []
     for d, _, files in os.walk(root):
-        out += [os.path.join(d, f) for f in files]
+        out += [os.path.join(d, f) for f in files if not f.endswith(".tmp")]
     return sorted(out)
 
 
@@ -67,6 +68,9 @@ def stat_all(root):
     """{path: (size, mtime_ns, inode)}: a rewritten object changes all three."""
     out = {}
     for p in objects(root):
-        st = os.stat(p)
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            continue
         out[p] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return out
