@@ -143,7 +143,8 @@ int age_reader_begin(struct age_reader *r, const struct age_keys *k, age_read_fn
 	r->plain = malloc(AGE_CHUNK);
 	if (r->buf == NULL || r->plain == NULL || prefix_len > READ_CAP)
 		return -ENOMEM;
-	memcpy(r->buf, prefix, prefix_len);
+	if (prefix_len > 0)
+		memcpy(r->buf, prefix, prefix_len);
 	r->len = prefix_len;
 	/* The header is text ending in a line: read until it parses. */
 	for (;;) {
