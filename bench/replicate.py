@@ -2,7 +2,7 @@
 """Replication benchmark for litestream (see bench/README.md).
 
     python3 bench/replicate.py --bin PATH/TO/litestream [--quick] [--tmpdir DIR]
-        [--compare OTHER_LITESTREAM]... [--speedtest1 PATH/TO/speedtest1]
+        [--compare OTHER_LITESTREAM]... [--speedtest1 PATH/TO/speedtest1] [--age]
 
 Runs a fixed, deterministic workload on a fresh database each time: once
 without the sidecar (baseline) and once with `litestream replicate DB
@@ -11,7 +11,9 @@ phase, a count of the sidecar's fsyncs (under strace, in an extra run), and a
 "bursts" workload (busy_timeout 0: 5 MiB transactions between single-row
 commits). Each replica is restored and checked. With --compare, every
 sidecar phase also runs with the other binary (the baseline is shared) and
-each binary restores the other's replica. With --speedtest1, SQLite's
+each binary restores the other's replica. With --age, our binary's
+sidecar phases also run with an age-encrypted replica (age-recipients, a
+key from age-keygen), as a row "ours+age" beside the plain one. With --speedtest1, SQLite's
 speedtest1 runs beside each sidecar. Prints the figures, and one JSON line
 with the same figures at the end. Exits non-zero when something is wrong
 with --bin (the sidecar fails or exits non-zero, a restored database
@@ -41,6 +43,7 @@ import time
 PYTHON = "/usr/bin/python3"
 MiB = 1024 * 1024
 LZ4_MAGIC = 0x184D2204
+AGE_MAGIC = b"age-encryption.org/v1\n"
 
 # The workload. --quick divides it by about ten.
 FULL = dict(single_txns=20000, row_bytes=100, bulk_mib=200, blob_kib=64, txn_mib=4,
@@ -311,19 +314,42 @@ def parse_segment(name):
 
 
 class SegmentIndex:
-    """Coverage of the replica's segments, reading each header once."""
+    """Coverage of the replica's segments, reading each header once. An
+    age-encrypted segment (--age) cannot be read without the key: its
+    length comes from the sidecar's own record of where each segment ends
+    (DB_DIR/.NAME-litestream/generations/GEN/REPLICA.segment-ends, "NAME
+    SIZE END" lines), matched by name and stored size; that the object is
+    in the replica is what says it was uploaded."""
 
-    def __init__(self, replica):
-        self.replica = replica
+    def __init__(self, replica, db=None):
+        self.replica, self.db = replica, db
         self.sizes = {}
 
     def size(self, gen, name):
         key = (gen, name)
         n = self.sizes.get(key)
         if n is None:
-            n = self.sizes[key] = lz4_content_size(
-                os.path.join(self.replica, "generations", gen, "wal", name))
+            path = os.path.join(self.replica, "generations", gen, "wal", name)
+            with open(path, "rb") as f:
+                encrypted = f.read(len(AGE_MAGIC)) == AGE_MAGIC
+            n = self.age_size(gen, name, path) if encrypted else lz4_content_size(path)
+            if n is None:
+                return 0  # not recorded yet: counts as not there
+            self.sizes[key] = n
         return n
+
+    def age_size(self, gen, name, path):
+        ends = os.path.join(shadow_meta(self.db), "generations", gen, f"{AGE_REPLICA}.segment-ends")
+        stored, start = os.path.getsize(path), parse_segment(name)[1]
+        try:
+            with open(ends) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 3 and parts[0] == name and int(parts[1]) == stored:
+                        return int(parts[2]) - start
+        except FileNotFoundError:
+            pass
+        return None
 
     def coverage(self, gen, index):
         d = os.path.join(self.replica, "generations", gen, "wal")
@@ -340,10 +366,9 @@ class SegmentIndex:
         return best
 
 
-def replica_contents(replica, segs=None):
+def replica_contents(replica, segs):
     """WAL bytes in segments, their count, the distinct WAL indexes among their
     names, generations, snapshots and their bytes."""
-    segs = segs or SegmentIndex(replica)
     r = dict(wal_bytes=0, segments=0, wal_indexes=0, generations=0, snapshots=0, snapshot_bytes=0)
     gdir = os.path.join(replica, "generations")
     gens = sorted(os.listdir(gdir)) if os.path.isdir(gdir) else []
@@ -360,7 +385,11 @@ def replica_contents(replica, segs=None):
         d = os.path.join(gdir, gen, "snapshots")
         for name in os.listdir(d) if os.path.isdir(d) else []:
             if name.endswith(".snapshot.lz4"):
-                r["snapshot_bytes"] += lz4_content_size(os.path.join(d, name))
+                with open(os.path.join(d, name), "rb") as f:
+                    encrypted = f.read(len(AGE_MAGIC)) == AGE_MAGIC
+                # An encrypted snapshot's size is not known without its key.
+                if not encrypted:
+                    r["snapshot_bytes"] += lz4_content_size(os.path.join(d, name))
                 r["snapshots"] += 1
     r["wal_indexes"] = len(indexes)
     return r
@@ -508,6 +537,31 @@ class Writer:
             self.proc.wait()
 
 
+AGE_REPLICA = "file"  # the replica's name in --age's configuration (URL mode's name too)
+
+
+class AgeBin(str):
+    """Our binary's path, run with an age-encrypted replica: the sidecar
+    gets a configuration with age-recipients, restore one with
+    age-identities (key made by age-keygen)."""
+
+    def __new__(cls, path, key_dir):
+        self = super().__new__(cls, path)
+        self.key_path = os.path.join(key_dir, "age-key.txt")
+        subprocess.run(["age-keygen", "-o", self.key_path], check=True, capture_output=True)
+        self.recipient = subprocess.run(["age-keygen", "-y", self.key_path], check=True,
+                                        capture_output=True, text=True).stdout.strip()
+        return self
+
+    def conf(self, path, db, replica, reading):
+        key = (f"age-identities = {self.key_path}" if reading
+               else f"age-recipients = {self.recipient}")
+        with open(path, "w") as f:
+            f.write(f"[db app]\npath = {db}\n[replica {AGE_REPLICA}]\ndb = app\ntype = file\n"
+                    f"path = {replica}\n{key}\n")
+        return path
+
+
 class Sidecar:
     """`BINARY replicate DB file://REPLICA`, optionally under strace -c (then
     self.pid is the traced sidecar, a child of strace)."""
@@ -516,6 +570,9 @@ class Sidecar:
         self.db, self.replica, self.log_path = db, replica, log_path
         self.log = open(log_path, "wb")
         cmd = [binary, "replicate", db, "file://" + replica]
+        if isinstance(binary, AgeBin):
+            cmd = [binary, "replicate", "-config",
+                   binary.conf(log_path + ".conf", db, replica, reading=False)]
         if strace_out:
             cmd = ["strace", "-f", "--seccomp-bpf", "-e", "trace=" + ",".join(FSYNC_CALLS),
                    "-c", "-o", strace_out] + cmd
@@ -662,8 +719,14 @@ def parse_strace_counts(path):
 # ------------------------------------------------------------- phases ----
 
 def run_restore(binary, replica, out):
+    cmd = [binary, "restore", "-o", out, "file://" + replica]
+    if isinstance(binary, AgeBin):
+        # Restore by configuration; the database's path need not exist.
+        src = out + ".source.db"
+        cmd = [binary, "restore", "-config", binary.conf(out + ".conf", src, replica, reading=True),
+               "-o", out, src]
     t0 = now()
-    r = subprocess.run([binary, "restore", "-o", out, "file://" + replica],
+    r = subprocess.run(cmd,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     restore_s = now() - t0
     if r.returncode != 0:
@@ -732,7 +795,7 @@ def run_load(work, binary, params, with_sidecar, others=()):
         res["shadow_indexes_seen"] = len(sampler.shadow)
         if side is None:
             return res
-        segs = SegmentIndex(replica)
+        segs = SegmentIndex(replica, db)
         res["drain_s"] = side.wait_caught_up(segs) - t_end
         cpu, hwm, rss = side.usage()
         res["sidecar_cpu_s"] = cpu
@@ -769,7 +832,7 @@ def run_lag(work, binary, params):
     lags, skipped, timeouts = [], 0, 0
     try:
         side.wait_ready()
-        segs = SegmentIndex(replica)
+        segs = SegmentIndex(replica, db)
         writer = Writer("lag", db, params)
         writer.event("ready")
         prev_size = None
@@ -852,7 +915,7 @@ def run_fsync(work, binary, params):
         writer.event("done")
         summary = writer.event("summary")["summary"]
         writer.finish()
-        t_caught_up = side.wait_caught_up(SegmentIndex(replica))
+        t_caught_up = side.wait_caught_up(SegmentIndex(replica, db))
         side.stop()
         verify_restore(binary, replica, os.path.join(work, "restored.db"), summary)
     finally:
@@ -895,7 +958,7 @@ def run_bursts(work, binary, params, others=()):
         res["shadow_indexes_seen"] = len(sampler.shadow) if side is not None else None
         if side is None:
             return res
-        segs = SegmentIndex(replica)
+        segs = SegmentIndex(replica, db)
         side.wait_caught_up(segs)
         cpu, hwm, _ = side.usage()
         res["sidecar_cpu_s"], res["sidecar_hwm_kib"] = cpu, hwm
@@ -1202,7 +1265,12 @@ def main():
                     help="run SQLite's speedtest1 beside each sidecar (a phase; off by default)")
     ap.add_argument("--quick", action="store_true", help="about 10x smaller workload (smoke run)")
     ap.add_argument("--tmpdir", default=None, help="where to make temp dirs (default: $TMPDIR or /tmp)")
+    ap.add_argument("--age", action="store_true",
+                    help="also run our sidecar phases with an age-encrypted replica (needs age-keygen)")
     args = ap.parse_args()
+    if args.age and shutil.which("age-keygen") is None:
+        print("error: --age needs age-keygen (Debian: apt-get install -y age)", file=sys.stderr)
+        return 2
     paths = [os.path.abspath(args.bin)] + [os.path.abspath(c) for c in args.compare]
     if args.speedtest1:
         args.speedtest1 = os.path.abspath(args.speedtest1)
@@ -1221,6 +1289,10 @@ def main():
             label = f"{label}#{i}"
         bins.append({"label": label, "path": p, "version": ver, "errors": []})
     ours = bins[0]
+    key_dir = tempfile.mkdtemp(prefix="litestream-bench-key-", dir=args.tmpdir) if args.age else None
+    if args.age:
+        bins.insert(1, {"label": "ours+age", "path": AgeBin(ours["path"], key_dir),
+                        "version": ours["version"], "errors": [], "age": True})
     lw = max(12, max(len(b["label"]) for b in bins) + 2)
 
     def interrupted(signum, frame):
@@ -1254,7 +1326,9 @@ def main():
             shutil.rmtree(d, ignore_errors=True)
         return b[key]
 
-    others_of = lambda b: [(o["label"], o["path"]) for o in bins if o is not b]
+    # An encrypted replica is not restored by the others (they hold no key).
+    others_of = lambda b: [] if b.get("age") else [(o["label"], o["path"]) for o in bins
+                                                   if o is not b and not o.get("age")]
     try:
         info = machine_header(bins, root, params, args.quick)
         heading("baseline: writer alone")
@@ -1332,6 +1406,8 @@ def main():
         return 130
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        if key_dir:
+            shutil.rmtree(key_dir, ignore_errors=True)
 
     for b in bins:
         print_binary_results(b["label"], base, b, args.quick)
@@ -1356,6 +1432,15 @@ def main():
               " segment files in the replica. fsync/s: fsync+fdatasync+sync_file_range of the sidecar"
               " per second from the writer's start until the replica had everything, in the separate"
               " strace run of workload 1.")
+
+    if args.age:
+        a, o = figs["ours+age"], figs["ours"]
+        print("\nEncryption (ours+age / ours; the target is within 1.10)")
+        for k, title in (("sidecar_single_s", "writer single-row s"), ("sidecar_bulk_s", "writer bulk s"),
+                         ("lag_p50_ms", "lag p50 ms"), ("lag_p99_ms", "lag p99 ms"),
+                         ("sidecar_cpu_s_per_100mib", "sidecar CPU s/100MiB")):
+            print(f"  {title:<22} {fmt(o.get(k), '.3f'):>9} -> {fmt(a.get(k), '.3f'):>9}  "
+                  f"x{fmt(ratio(a.get(k), o.get(k)), '.3f')}")
 
     print(f"\nBursts (busy_timeout 0, {params['bursts_s']} s; WAL indexes: distinct shadow WAL files seen"
           f" in DB_DIR/.NAME-litestream; WAL restarts: distinct -wal header salts seen)")

@@ -21,14 +21,31 @@ void backend_list_free(struct backend_list *l)
 int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out, char *err,
 		size_t errlen)
 {
+	struct age_keys *keys = NULL;
+	char why[512];
+	int rc;
+
+	if ((rc = age_keys_new(cfg->age_recipients, cfg->age_identities, &keys, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "replica %s: %s", cfg->name, why);
+		return rc;
+	}
 	switch (cfg->type) {
 	case REPLICA_FILE:
-		return backend_file_new(loop, cfg->path, out);
+		rc = backend_file_new(loop, cfg->path, out);
+		break;
 	case REPLICA_S3:
-		return backend_s3_new(loop, cfg, out, err, errlen);
+		rc = backend_s3_new(loop, cfg, out, err, errlen);
+		break;
+	default:
+		snprintf(err, errlen, "replica %s: unknown replica type", cfg->name);
+		rc = -ENOTSUP;
 	}
-	snprintf(err, errlen, "replica %s: unknown replica type", cfg->name);
-	return -ENOTSUP;
+	if (rc != 0) {
+		age_keys_free(keys);
+		return rc;
+	}
+	(*out)->age = keys;
+	return 0;
 }
 
 void backend_close(struct backend *b, void (*cb)(void *arg), void *arg)

@@ -12,6 +12,7 @@
 #define LITESTREAM_BACKEND_H
 
 #include "config/config.h"
+#include "core/age_keys.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -105,9 +106,21 @@ struct backend {
 	const struct backend_ops *ops;
 	uv_loop_t *loop;
 	char *describe; /* for logs, e.g. "file:///backups/app" (no secrets) */
+	/*
+	 * The replica's age keys (age-recipients, age-identities), NULL for a
+	 * plaintext replica. Owned by the backend (freed with it) and only
+	 * carried here: the backend moves objects as they are, the layers
+	 * above encode and decode them (core/object_codec.h), so every
+	 * reader of a replica finds its keys where it finds its storage.
+	 */
+	struct age_keys *age;
 };
 
-/* Creates the backend a replica configuration names. 0 or -errno with err. */
+/*
+ * Creates the backend a replica configuration names, with its age keys
+ * loaded (identity files read and their modes checked). 0 or -errno with
+ * err ("replica NAME: age-identities: ...").
+ */
 int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out, char *err,
 		size_t errlen);
 

@@ -327,6 +327,7 @@ static void file_free(struct backend *b)
 	struct file_backend *fb = (struct file_backend *)b;
 
 	free(fb->root);
+	age_keys_free(b->age);
 	free(b->describe);
 	free(fb);
 }

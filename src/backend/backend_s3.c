@@ -114,6 +114,7 @@ static void s3_free(struct backend *b)
 		s3_client_close(sb->client, NULL, NULL);
 	free(sb->name);
 	free(sb->prefix);
+	age_keys_free(b->age);
 	free(b->describe);
 	free(sb);
 }

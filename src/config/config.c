@@ -236,6 +236,10 @@ void replica_config_free(struct replica_config *r)
 		explicit_bzero(r->sse_customer_key, strlen(r->sse_customer_key));
 	free(r->sse_customer_key);
 	free(r->storage_class);
+	free(r->age_recipients);
+	if (r->age_identities != NULL)
+		explicit_bzero(r->age_identities, strlen(r->age_identities));
+	free(r->age_identities);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -11,7 +11,7 @@
  *                       endpoint, force-path-style, skip-verify, ca-file,
  *                       access-key-id, secret-access-key, sse,
  *                       sse-kms-key-id, sse-customer-key, storage-class,
- *                       sync-interval,
+ *                       age-recipients, age-identities, sync-interval,
  *                       retention, retention-check-interval,
  *                       snapshot-interval, validation-interval, part-size
  *
@@ -104,6 +104,9 @@ struct replica_config {
 	char *sse_kms_key_id;     /* needs sse = aws:kms */
 	char *sse_customer_key;   /* SSE-C: base64 of 32 bytes (a secret), not with sse */
 	char *storage_class;
+	/* Client-side encryption (age_keys.h has the forms), NULL when unset. */
+	char *age_recipients;     /* "age1..." keys, white space or commas between */
+	char *age_identities;     /* identity files or inline keys (a secret) */
 	int64_t part_size;        /* bytes, default 8 MiB, at least 5 MiB */
 	/* Intervals in milliseconds. */
 	int64_t sync_interval_ms;          /* file: 0, s3: 1000 */

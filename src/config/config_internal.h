@@ -36,7 +36,7 @@
 enum section_kind { SEC_LITESTREAM, SEC_DB, SEC_REPLICA };
 
 /* How many keys config_options.c's table has (it checks this at compile time). */
-#define CONFIG_N_OPTIONS 34
+#define CONFIG_N_OPTIONS 36
 
 /* A replica section while the file is read; rc moves into its db at the end. */
 struct replica_draft {

@@ -88,6 +88,8 @@ static const struct option options[] = {
 	R_OPT("sse-kms-key-id", OPT_STRING, rc.sse_kms_key_id, OPT_S3_ONLY),
 	R_OPT("sse-customer-key", OPT_STRING, rc.sse_customer_key, OPT_S3_ONLY),
 	R_OPT("storage-class", OPT_STRING, rc.storage_class, OPT_S3_ONLY),
+	R_OPT("age-recipients", OPT_STRING, rc.age_recipients, 0),
+	R_OPT("age-identities", OPT_STRING, rc.age_identities, 0),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

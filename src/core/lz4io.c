@@ -18,7 +18,18 @@
 /* Decompressed bytes written between two write-back kicks (see emit()). */
 #define WRITE_BEHIND (8 * 1024 * 1024)
 
+static int write_fd(void *ctx, const void *buf, size_t n)
+{
+	return fs_write_full(*(int *)ctx, buf, n);
+}
+
 int lz4io_compress(int in, uint64_t off, uint64_t len, int out, uint64_t *out_size)
+{
+	return lz4io_compress_to(in, off, len, write_fd, &out, out_size);
+}
+
+int lz4io_compress_to(int in, uint64_t off, uint64_t len, lz4io_write_fn write_fn, void *ctx,
+		      uint64_t *out_size)
 {
 	LZ4F_preferences_t prefs;
 	LZ4F_cctx *cctx = NULL;
@@ -46,7 +57,7 @@ int lz4io_compress(int in, uint64_t off, uint64_t len, int out, uint64_t *out_si
 		rc = -EINVAL;
 		goto out;
 	}
-	if ((rc = fs_write_full(out, dst, n)) != 0)
+	if ((rc = write_fn(ctx, dst, n)) != 0)
 		goto out;
 	total += n;
 	while (len > 0) {
@@ -65,7 +76,7 @@ int lz4io_compress(int in, uint64_t off, uint64_t len, int out, uint64_t *out_si
 			rc = -EINVAL;
 			goto out;
 		}
-		if (n > 0 && (rc = fs_write_full(out, dst, n)) != 0)
+		if (n > 0 && (rc = write_fn(ctx, dst, n)) != 0)
 			goto out;
 		total += n;
 		off += want;
@@ -76,7 +87,7 @@ int lz4io_compress(int in, uint64_t off, uint64_t len, int out, uint64_t *out_si
 		rc = -EINVAL;
 		goto out;
 	}
-	if ((rc = fs_write_full(out, dst, n)) != 0)
+	if ((rc = write_fn(ctx, dst, n)) != 0)
 		goto out;
 	total += n;
 	*out_size = total;

@@ -22,6 +22,15 @@
 int lz4io_compress(int in, uint64_t off, uint64_t len, int out, uint64_t *out_size);
 
 /*
+ * The same, handing the frame to write_fn (0 or -errno) instead of a
+ * descriptor: an encrypting sink (age.h) takes it as it is made.
+ * *out_size gets the frame's size.
+ */
+typedef int (*lz4io_write_fn)(void *ctx, const void *buf, size_t n);
+int lz4io_compress_to(int in, uint64_t off, uint64_t len, lz4io_write_fn write_fn, void *ctx,
+		      uint64_t *out_size);
+
+/*
  * Decompresses the LZ4 frame read from in (at its current offset, to EOF)
  * and writes the content to out at its current offset. *out_size gets the
  * decompressed size. On a corrupt, truncated or otherwise invalid frame

@@ -236,6 +236,13 @@ const char *db_path(const struct db *db);
  * subscriber's floor needs it.
  */
 char *db_shadow_path(const struct db *db, const char *generation, uint32_t index);
+
+/*
+ * The local directory of a generation (META/generations/GEN, malloc'd, NULL
+ * without memory), where replicas may keep small files of their own about
+ * it: it goes when the generation's shadow files do.
+ */
+char *db_generation_dir(const struct db *db, const char *generation);
 int64_t db_shadow_size(const struct db *db, const char *generation, uint32_t index);
 
 /* A directory for the replicas' scratch files (may not exist yet; create it). */

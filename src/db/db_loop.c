@@ -467,6 +467,11 @@ char *db_shadow_path(const struct db *db, const char *generation, uint32_t index
 	return shadow_file_path(&db->shadow, generation, index);
 }
 
+char *db_generation_dir(const struct db *db, const char *generation)
+{
+	return shadow_generation_dir(&db->shadow, generation);
+}
+
 int64_t db_shadow_size(const struct db *db, const char *generation, uint32_t index)
 {
 	return shadow_index_size(&db->shadow, generation, index);

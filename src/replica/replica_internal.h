@@ -27,6 +27,8 @@ struct replica_job {
 	struct db_pos from;   /* segment: where it starts; snapshot: gen and index */
 	uint64_t end;         /* segment: offset where it ends */
 	bool raw;             /* measure: the object is not compressed */
+	const struct age_keys *age; /* the backend's, read-only: encrypt to / decrypt with */
+	char ends_path[PATH_MAX]; /* segment: where to record its end (segment_ends.h), or "" */
 	uint64_t in_bytes;    /* uncompressed bytes */
 	uint64_t out_bytes;   /* compressed bytes */
 	int rc;

@@ -3,8 +3,15 @@
  * already holds in the database's current generation:
  *
  *   - segments in generations/GEN/wal: the position is the end of the last
- *     one (its start from its name, its length by decompressing it on the
- *     threadpool, as no listing tells the uncompressed size);
+ *     one: its start from its name, its end from the local record of the
+ *     segments this host encrypted (segment_ends.h) when the name and size
+ *     match one, else by decompressing it on the threadpool, as no listing
+ *     tells the uncompressed size. An encrypted segment this host cannot
+ *     open (recipients only, and no record: the metadata directory was
+ *     restored from elsewhere, or the record was lost in a crash) is
+ *     shipped again from its start instead: the shadow WAL still holds
+ *     those bytes, and the new object, under the same name, holds all the
+ *     old one did and more;
  *   - else snapshots in generations/GEN/snapshots: the start of the index
  *     of the newest one;
  *   - else nothing: the first step ships a snapshot.
@@ -16,7 +23,8 @@
 #include "util/fsutil.h"
 
 #include "util/log.h"
-#include "core/lz4io.h"
+#include "core/object_codec.h"
+#include "replica/segment_ends.h"
 #include "core/names.h"
 
 #include <errno.h>
@@ -59,7 +67,7 @@ static void measure_job(struct replica_job *job)
 		return;
 	}
 	out = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	job->rc = out < 0 ? -errno : lz4io_decompress(in, out, &job->in_bytes, why, sizeof(why));
+	job->rc = out < 0 ? -errno : object_decode(in, out, job->age, &job->in_bytes, why, sizeof(why));
 	if (job->rc != 0)
 		snprintf(job->err, sizeof(job->err), "%s: %s", job->key, why[0] ? why : strerror(-job->rc));
 	if (out >= 0)
@@ -80,6 +88,15 @@ static void on_measured(uv_work_t *req, int status)
 	unlink(job->src);
 	if (status == UV_ECANCELED)
 		job->rc = -ECANCELED;
+	if (job->rc == -ENOKEY) {
+		/* Encrypted, and this host holds no identity that opens it. */
+		LOG_WARN(db_path(r->db), r->name, "%s: cannot find where it ends (no local record, no "
+			 "age identity that opens it); shipping it again from its start", job->key);
+		r->pos = job->from;
+		free(job);
+		located(r);
+		return;
+	}
 	if (job->rc != 0) {
 		replica_failed(r, "read last segment", job->rc, job->err);
 		free(job);
@@ -159,6 +176,32 @@ static void fetch_last(struct replica *r, const struct backend_entry *last, uint
 	r->backend->ops->get(r->backend, job->key, job->src, on_last_segment, job);
 }
 
+/* The last segment's end from the local record, if it has it (the position is then known). */
+static bool found_recorded(struct replica *r, const struct backend_entry *last, uint32_t index,
+			   uint64_t offset)
+{
+	struct db_pos d;
+	char *dir, *path;
+	uint64_t end = 0;
+	int rc;
+
+	db_position(r->db, &d);
+	dir = db_generation_dir(r->db, d.generation);
+	path = dir != NULL ? str_printf("%s/%s.segment-ends", dir, r->name) : NULL;
+	rc = path != NULL ? segment_ends_lookup(path, last->name, last->size, &end) : -ENOMEM;
+	free(dir);
+	free(path);
+	if (rc != 0 || end <= offset)
+		return false;
+	snprintf(r->pos.generation, sizeof(r->pos.generation), "%s", d.generation);
+	r->pos.index = index;
+	r->pos.offset = end;
+	LOG_DEBUG(db_path(r->db), r->name, "generations/%s/wal/%s ends at %llu (local record)",
+		  d.generation, last->name, (unsigned long long)end);
+	located(r);
+	return true;
+}
+
 static void on_wal_listed(void *arg, int rc, const char *err, struct backend_list *list)
 {
 	struct replica *r = arg;
@@ -190,6 +233,8 @@ static void on_wal_listed(void *arg, int rc, const char *err, struct backend_lis
 		r->backend->ops->list(r->backend, dir, on_snapshots_listed, r);
 		return;
 	}
+	if (best_form == SEGMENT_OFFSET && found_recorded(r, last, best_idx, best_off))
+		return;
 	fetch_last(r, last, best_idx, best_off, best_form);
 }
 

@@ -3,8 +3,9 @@
  *
  * An object travels in two steps: a threadpool job compresses the bytes
  * (a range of a shadow WAL index, or the whole database file read through
- * the database's own descriptor) into a staged file, then the backend
- * stores it. Only the backend's acknowledgement (on_put) moves the
+ * the database's own descriptor) into a staged file, encrypting the frame
+ * as it is made when the replica has age recipients (object_codec.h),
+ * then the backend stores it. Only the backend's acknowledgement (on_put) moves the
  * replica's position; on any error nothing moves and replica_failed()
  * schedules the retry, so the same range ships again.
  *
@@ -17,8 +18,9 @@
 
 #include "util/fsutil.h"
 #include "util/log.h"
-#include "core/lz4io.h"
+#include "core/object_codec.h"
 #include "core/names.h"
+#include "replica/segment_ends.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +67,11 @@ static void compress_job(struct replica_job *job)
 		snprintf(job->err, sizeof(job->err), "create %s: %s", job->stage, strerror(errno));
 		goto done;
 	}
-	rc = lz4io_compress(in, off, len, out, &job->out_bytes);
+	rc = object_encode(in, off, len, out, job->age, &job->out_bytes);
+	/* Before the upload: a restart that finds it must know where it ends. */
+	if (rc == 0 && job->ends_path[0] != '\0')
+		(void)segment_ends_record(job->ends_path, strrchr(job->key, '/') + 1, job->out_bytes,
+					  job->end);
 	/* A temporary copy for an upload need not survive a crash: the shadow
 	 * WAL it came from does, and the upload is made again from it. */
 	if (rc == 0 && job->stage_is_object && fsync(out) != 0)
@@ -99,6 +105,7 @@ struct replica_job *replica_job_new(struct replica *r, enum replica_job_kind kin
 	job->req.data = job;
 	job->r = r;
 	job->kind = kind;
+	job->age = r->backend->age;
 	return job;
 }
 
@@ -221,6 +228,13 @@ void replica_ship_segment(struct replica *r, uint64_t end)
 	free(src);
 	segment_name(name, sizeof(name), r->pos.index, r->pos.offset);
 	snprintf(job->key, sizeof(job->key), "generations/%s/wal/%s", r->pos.generation, name);
+	if (object_codec_encrypts(job->age)) {
+		char *dir = db_generation_dir(r->db, r->pos.generation);
+
+		if (dir != NULL)
+			snprintf(job->ends_path, sizeof(job->ends_path), "%s/%s.segment-ends", dir, r->name);
+		free(dir);
+	}
 	job->stage_is_object = stage_for(r, job->key, job->stage, sizeof(job->stage));
 	replica_set_task(r, REPLICA_TASK_SEGMENT);
 	replica_job_queue(r, job, on_compress_work, on_segment_compressed);

@@ -39,6 +39,7 @@ struct validation {
 	char restored[PATH_MAX + 16];
 	char shadow[PATH_MAX];         /* shadow index P.index */
 	struct restore_object *objs;
+	const struct age_keys *age;    /* the backend's, read-only */
 	size_t n_objs, next;
 	uint64_t crc_primary, crc_replica;
 	int rc;
@@ -127,7 +128,8 @@ static void validate_work(uv_work_t *req)
 	struct validation *v = req->data;
 	struct restore_segment seg = {v->shadow, "shadow wal", v->at.index, 0, v->at.offset};
 
-	v->rc = restore_build_local(v->objs, v->n_objs, v->restored, v->dir, v->err, sizeof(v->err));
+	v->rc = restore_build_local(v->objs, v->n_objs, v->age, v->restored, v->dir, v->err,
+				    sizeof(v->err));
 	/* Offset 0: a generation on an empty WAL, with no shadow file yet. */
 	if (v->rc == 0 && v->at.offset > 0)
 		v->rc = restore_apply(v->primary, &seg, 1, false, v->err, sizeof(v->err));
@@ -273,6 +275,7 @@ void replica_validation_start(struct replica *r)
 	if (v == NULL)
 		return;
 	v->r = r;
+	v->age = r->backend->age;
 	snprintf(v->dir, sizeof(v->dir), "%s/validate-%s", db_tmp_dir(r->db), r->name);
 	snprintf(v->primary, sizeof(v->primary), "%s/primary.db", v->dir);
 	snprintf(v->restored, sizeof(v->restored), "%s/replica.db", v->dir);

@@ -109,8 +109,8 @@ static int finish(struct restore *r)
 	return 0;
 }
 
-int restore_build_local(const struct restore_object *objs, size_t n, const char *out_path,
-			const char *scratch, char *err, size_t errlen)
+int restore_build_local(const struct restore_object *objs, size_t n, const struct age_keys *age,
+			const char *out_path, const char *scratch, char *err, size_t errlen)
 {
 	struct restore_segment *segs;
 	char **paths;
@@ -128,7 +128,7 @@ int restore_build_local(const struct restore_object *objs, size_t n, const char 
 		free(paths);
 		return -ENOMEM;
 	}
-	rc = restore_decompress_file(objs[0].key, objs[0].local, false, NULL, out_path, &size, err,
+	rc = restore_decompress_file(objs[0].key, objs[0].local, false, NULL, age, out_path, &size, err,
 				     errlen);
 	for (size_t i = 1; i < n && rc == 0; i++) {
 		paths[i] = str_printf("%s/%zu.wal", scratch, i);
@@ -136,7 +136,7 @@ int restore_build_local(const struct restore_object *objs, size_t n, const char 
 			rc = -ENOMEM;
 			break;
 		}
-		rc = restore_decompress_file(objs[i].key, objs[i].local, objs[i].raw, NULL, paths[i],
+		rc = restore_decompress_file(objs[i].key, objs[i].local, objs[i].raw, NULL, age, paths[i],
 					     &size, err, errlen);
 		segs[i - 1].path = paths[i];
 		segs[i - 1].name = objs[i].key;

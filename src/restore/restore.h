@@ -82,10 +82,11 @@ struct restore_object {
 /*
  * Blocking (for the threadpool): builds the database at out_path (created)
  * from objs[0], a snapshot, and the segments after it, decompressing them
- * into the directory scratch. No integrity check, no rename: validation
+ * (decrypting with age's identities, when encrypted) into the directory
+ * scratch. No integrity check, no rename: validation
  * uses it to compare images. 0, or -errno with err set.
  */
-int restore_build_local(const struct restore_object *objs, size_t n, const char *out_path,
-			const char *scratch, char *err, size_t errlen);
+int restore_build_local(const struct restore_object *objs, size_t n, const struct age_keys *age,
+			const char *out_path, const char *scratch, char *err, size_t errlen);
 
 #endif

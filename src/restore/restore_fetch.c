@@ -11,7 +11,7 @@
 
 #include "util/clock.h"
 #include "util/fsutil.h"
-#include "core/lz4io.h"
+#include "core/object_codec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,7 +109,8 @@ static void on_decompressed(uv_work_t *req, int status)
 
 /* Decompresses (or copies, raw) src into out. 0, or -errno with err. */
 int restore_decompress_file(const char *key, const char *src, bool raw, struct follow *follow,
-			    const char *out, uint64_t *size, char *err, size_t errlen)
+			    const struct age_keys *age, const char *out, uint64_t *size, char *err,
+			    size_t errlen)
 {
 	char why[256] = "";
 	int in = -1, fd, rc;
@@ -134,9 +135,9 @@ int restore_decompress_file(const char *key, const char *src, bool raw, struct f
 		if (rc != 0)
 			snprintf(err, errlen, "%s: copy to %s: %s", key, out, strerror(-rc));
 	} else if (follow != NULL) {
-		rc = lz4io_decompress_from(follow_read, follow, fd, size, why, sizeof(why));
+		rc = object_decode_from(follow_read, follow, fd, age, size, why, sizeof(why));
 	} else {
-		rc = lz4io_decompress(in, fd, size, why, sizeof(why));
+		rc = object_decode(in, fd, age, size, why, sizeof(why));
 	}
 	if (!raw) {
 		/* Name the local file when it is the one at fault (a full disk). */
@@ -159,7 +160,7 @@ static void decompress_work(uv_work_t *req)
 {
 	struct item *it = req->data;
 
-	it->rc = restore_decompress_file(it->key, it->src, it->raw, it->follow, it->out,
+	it->rc = restore_decompress_file(it->key, it->src, it->raw, it->follow, it->age, it->out,
 					 &it->out_size, it->err, sizeof(it->err));
 }
 
@@ -313,6 +314,7 @@ int restore_plan_items(struct restore *r, const struct choice *c)
 	for (size_t i = 0; i < r->n_items; i++) {
 		struct item *it = &r->items[i];
 		it->r = r;
+		it->age = r->b->age;
 		if (i == 0) {
 			it->snapshot = true;
 			it->index = c->snap->index;

@@ -29,6 +29,7 @@
 struct item {
 	uv_work_t work;
 	struct restore *r;
+	const struct age_keys *age; /* the source backend's, read-only */
 	char key[160];
 	bool snapshot;
 	bool raw;             /* an uncompressed IIIIIIII.wal */
@@ -110,10 +111,13 @@ int restore_fetch_all(struct restore *r);
 
 /*
  * Blocking (threadpool or one-shot): decompresses (or copies, raw) the
- * object at src, or what follow delivers, into out; *size gets the bytes
- * written. 0, or -errno with err set.
+ * object at src, or what follow delivers, into out, decrypting it with
+ * age's identities when it is encrypted (object_codec.h); *size gets the
+ * bytes written. 0, or -errno with err set ("KEY: encrypted with age,
+ * ..." when it cannot be opened).
  */
 int restore_decompress_file(const char *key, const char *src, bool raw, struct follow *follow,
-			    const char *out, uint64_t *size, char *err, size_t errlen);
+			    const struct age_keys *age, const char *out, uint64_t *size, char *err,
+			    size_t errlen);
 
 #endif

@@ -147,7 +147,9 @@ static void test_every_key(void **state)
 		"db = app\n"
 		"type = file\n"
 		"path = backups/app/\n"
-		"sync-interval = 250ms\n",
+		"sync-interval = 250ms\n"
+		"age-recipients = age1x\n"
+		"age-identities = /k.txt\n",
 		&c);
 	assert_string_equal(c.socket, "/run/ls/control.sock");
 	assert_int_equal(c.socket_mode, 0660);
@@ -190,6 +192,8 @@ static void test_every_key(void **state)
 	from_cwd(want, sizeof(want), "backups/app");
 	assert_string_equal(r->path, want);
 	assert_int_equal(r->sync_interval_ms, 250);
+	assert_string_equal(r->age_recipients, "age1x");
+	assert_string_equal(r->age_identities, "/k.txt");
 	config_free(&c);
 }
 
@@ -216,7 +220,7 @@ static void test_key_table(void **state)
 	}
 	assert_int_equal(per[0], 7);
 	assert_int_equal(per[1], 5);
-	assert_int_equal(per[2], 22);
+	assert_int_equal(per[2], 24);
 	assert_null(config_key_at(n));
 }
 
@@ -414,6 +418,32 @@ static void test_sse_keys(void **state)
 	assert_string_equal(r->sse, "AES256");
 	assert_null(r->storage_class);
 	config_free(&c);
+}
+
+/* The age keys: taken as written (after expansion), on any replica type; checked by backend_new(). */
+static void test_age_keys(void **state)
+{
+	struct config c;
+	struct replica_config *r;
+
+	setenv("TEST_AGE_ID", "/etc/ls/key.txt", 1);
+	load_ok(*state,
+		"[db app]\npath = /a.db\n"
+		"[replica f]\ndb = app\ntype = file\npath = /r\n"
+		"age-recipients = age1one, age1two\nage-identities = ${TEST_AGE_ID}\n"
+		"[replica s]\ndb = app\nurl = s3://b/p\nage-recipients = age1three\n"
+		"[replica p]\ndb = app\nurl = s3://b/q\nage-identities = ${TEST_AGE_UNSET}\n",
+		&c);
+	r = &c.dbs[0].replicas[0];
+	assert_string_equal(r->age_recipients, "age1one, age1two");
+	assert_string_equal(r->age_identities, "/etc/ls/key.txt");
+	r = &c.dbs[0].replicas[1];
+	assert_string_equal(r->age_recipients, "age1three");
+	assert_null(r->age_identities);
+	/* An unset variable: not set, a plaintext replica. */
+	assert_null(c.dbs[0].replicas[2].age_identities);
+	config_free(&c);
+	unsetenv("TEST_AGE_ID");
 }
 
 static void test_paths(void **state)
@@ -760,6 +790,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_url_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sse_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_age_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test(test_name_by_file),
