@@ -55,7 +55,9 @@ int follower_init(struct follower *f, uv_loop_t *loop, const struct restore_sour
 	if (f->o.lock_timeout_ms <= 0)
 		f->o.lock_timeout_ms = 30000;
 	uv_timer_init(loop, &f->timer);
-	f->timer.data = f;
+	uv_fs_event_init(loop, &f->watch_wal);
+	uv_fs_event_init(loop, &f->watch_gens);
+	f->timer.data = f->watch_wal.data = f->watch_gens.data = f;
 	f->pos_path = str_printf("%s.follow", o->output);
 	f->scratch = str_printf("%s.follow.d", o->output);
 	f->new_path = str_printf("%s.follow-new", o->output);
@@ -70,8 +72,11 @@ void follower_free(struct follower *f)
 	f->live = NULL;
 	if (f->scratch != NULL)
 		fs_remove_tree(f->scratch);
-	if (!uv_is_closing((uv_handle_t *)&f->timer))
+	if (!uv_is_closing((uv_handle_t *)&f->timer)) {
 		uv_close((uv_handle_t *)&f->timer, NULL);
+		uv_close((uv_handle_t *)&f->watch_wal, NULL);
+		uv_close((uv_handle_t *)&f->watch_gens, NULL);
+	}
 	free(f->pos_path);
 	free(f->scratch);
 	free(f->new_path);
@@ -413,6 +418,7 @@ static int poll_once(struct follower *f, bool *more, char *err, size_t errlen)
 	int rc = 0;
 
 	f->stats.polls++;
+	f->woken = false;
 	if ((rc = catalog_load(f->src.backend, NULL, &cat, err, errlen)) != 0) {
 		transient(f, "listing the replica", err);
 		return 0;
@@ -439,11 +445,43 @@ static void on_timer(uv_timer_t *t)
 	f->timer_fired = true;
 }
 
+static void on_dir_change(uv_fs_event_t *h, const char *name, int events, int status)
+{
+	struct follower *f = h->data;
+
+	(void)name;
+	(void)events;
+	(void)status;
+	f->woken = true;
+}
+
+/* Watches what a file replica changes next (best effort: polling stays). */
+static void watch(struct follower *f)
+{
+	struct backend *b = f->src.backend;
+	char key[80], *dir;
+
+	if (b->ops->local_path == NULL || strcmp(f->watched, f->pos.generation) == 0)
+		return;
+	uv_fs_event_stop(&f->watch_wal);
+	snprintf(key, sizeof(key), "generations/%s/wal", f->pos.generation);
+	/* A wal directory not made yet is tried again at the next wait. */
+	if ((dir = b->ops->local_path(b, key)) != NULL &&
+	    uv_fs_event_start(&f->watch_wal, on_dir_change, dir, 0) == 0)
+		snprintf(f->watched, sizeof(f->watched), "%s", f->pos.generation);
+	free(dir);
+	if (!uv_is_active((uv_handle_t *)&f->watch_gens) && (dir = b->ops->local_path(b, "generations")) != NULL) {
+		uv_fs_event_start(&f->watch_gens, on_dir_change, dir, 0);
+		free(dir);
+	}
+}
+
 static void wait_interval(struct follower *f)
 {
+	watch(f);
 	f->timer_fired = false;
 	uv_timer_start(&f->timer, on_timer, (uint64_t)f->o.interval_ms, 0);
-	while (!f->timer_fired && !f->stopping)
+	while (!f->timer_fired && !f->woken && !f->stopping)
 		uv_run(f->loop, UV_RUN_ONCE);
 	uv_timer_stop(&f->timer);
 }

@@ -21,6 +21,11 @@
  *   message, PATH left at the last transaction applied. A listing that
  *   fails (the network) is retried at the next poll.
  *
+ * Polling: every interval; for a file replica also as soon as its
+ * generations directory or the current generation's wal directory changes
+ * (fs events), the interval then only bounding how late a missed event
+ * is noticed.
+ *
  * One struct follower per process, on the loop thread; the applies run on
  * libuv's threadpool while the loop serves the control socket.
  */
@@ -85,6 +90,10 @@ struct follower {
 	bool stopping;
 	uv_timer_t timer;
 	bool timer_fired;
+	/* A file replica: its directories watched, so a poll follows each change. */
+	uv_fs_event_t watch_wal, watch_gens;
+	char watched[GENERATION_LEN + 1];
+	bool woken;             /* a watched directory changed since the last poll */
 	struct follower_stats stats;
 	char last_error[1024];
 };

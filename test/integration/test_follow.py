@@ -246,3 +246,48 @@ def segment_files(rep_dir):
         if root.endswith("/wal"):
             out += [os.path.join(root, f) for f in files if not f.endswith(".tmp")]
     return out
+
+
+# ---- S3 ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def follow_proxy(s3_server, tmp_path):
+    from test_s3 import MITMDUMP, Proxy
+    if MITMDUMP is None:
+        pytest.skip("mitmdump is not installed (Debian package mitmproxy)")
+    (tmp_path / "proxy").mkdir()
+    p = Proxy(s3_server, str(tmp_path / "proxy"))
+    yield p
+    p.stop()
+
+
+def test_follow_s3_through_faults(litestream_bin, tmp_path, s3_server, follow_proxy):
+    from test_s3 import creds_env, new_prefix
+    db, out, prefix = setup_primary(tmp_path), tmp_path / "copy.db", new_prefix()
+    rep = Replicator(litestream_bin, [db, s3_server.replica_url(prefix)], tmp_path / "replicate.log",
+                     env=creds_env(s3_server))
+    write(db, 5)
+    wait_for(lambda: ".snapshot.lz4" in s3_server.aws(
+        "s3", "ls", "--recursive", f"s3://{s3_server.bucket}/{prefix}/", check=False).stdout,
+        interval=0.3, what="the first snapshot")
+    # The follower reads through the proxy: SlowDown on segment downloads,
+    # listings cut off; each is retried (by the S3 client or at the next poll).
+    follow_proxy.set([
+        {"match": r"^GET .*\.wal\.lz4", "action": "status", "status": 503, "code": "SlowDown",
+         "skip": 1, "count": 3},
+        {"match": r"^GET [^ ]*\?.*list-type", "action": "reset", "skip": 4, "count": 2},
+    ])
+    url = (f"s3://{s3_server.bucket}/{prefix}?endpoint={follow_proxy.endpoint}"
+           f"&region={s3_server.region}&force-path-style=true")
+    fol = Follower(litestream_bin, out, url, tmp_path / "follow.log", env=creds_env(s3_server))
+    wait_counter(out, 5)
+    reader = Reader(out, tmp_path)
+    last = write(db, 60, "--sleep", "0.01")
+    wait_counter(out, last, timeout=60)
+    reader.finish()
+    acts = [a["action"] for a in follow_proxy.actions()]
+    assert acts.count("status") == 3 and acts.count("reset") == 2, acts
+    assert fol.stop() == 0, fol.text()
+    assert rep.stop() == 0
+    assert_same(db, out)
