@@ -117,7 +117,7 @@ static void transient(struct follower *f, const char *what, const char *err)
 
 static int install_job(struct follower *f, void *arg)
 {
-	return follow_install_generation(f, arg, f->last_error, sizeof(f->last_error));
+	return follow_install_generation(f, arg, f->job.err, sizeof(f->job.err));
 }
 
 /* The first restore: PATH does not exist yet, nobody reads it. */
@@ -173,7 +173,7 @@ static int restore_generation(struct follower *f, const char *generation, char *
 	} else {
 		rc = follower_blocking(f, install_job, &res);
 		if (rc != 0)
-			snprintf(err, errlen, "%s", f->last_error);
+			snprintf(err, errlen, "%s", f->job.err);
 		else
 			f->stats.switches++;
 	}
@@ -348,7 +348,7 @@ static int apply_job(struct follower *f, void *arg)
 {
 	struct apply_args *a = arg;
 
-	return follow_apply_segments(f, a->segs, a->n, &a->used, f->last_error, sizeof(f->last_error));
+	return follow_apply_segments(f, a->segs, a->n, &a->used, f->job.err, sizeof(f->job.err));
 }
 
 /* One batch of g's new segments; *more when the batch was full. */
@@ -374,7 +374,7 @@ static int follow_segments(struct follower *f, const struct catalog_generation *
 	if (rc == 0) {
 		rc = follower_blocking(f, apply_job, &a);
 		if (rc != 0)
-			snprintf(err, errlen, "%s", f->last_error);
+			snprintf(err, errlen, "%s", f->job.err);
 	}
 	free_segs(a.segs, a.n);
 	if (rc == -EBUSY) {

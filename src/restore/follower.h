@@ -96,6 +96,18 @@ struct follower {
 	bool woken;             /* a watched directory changed since the last poll */
 	struct follower_stats stats;
 	char last_error[1024];
+	/*
+	 * What a threadpool job (follower_blocking) produced, the job's alone
+	 * while it runs; the loop takes it over when it ends, so that the
+	 * control socket never reads what a job is writing.
+	 */
+	struct {
+		struct follow_pos pos;
+		bool moved;
+		uint64_t pages;
+		double seconds;
+		char err[1024];
+	} job;
 };
 
 /* Borrows src and o's strings until follower_free(). 0 or -ENOMEM. */

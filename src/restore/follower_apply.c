@@ -39,12 +39,12 @@ static int change(struct follower *f, struct livedb_txn *t, struct follow_pos *n
 	}
 	if ((rc = livedb_commit(f->live, t, err, errlen)) != 0)
 		return rc;
-	f->pos = *next;
-	f->have_pos = true;
-	f->stats.pages += t->n;
-	f->stats.apply_seconds += (double)(clock_mono_us() - t0) / 1e6;
+	f->job.pos = *next;
+	f->job.moved = true;
+	f->job.pages += t->n;
+	f->job.seconds += (double)(clock_mono_us() - t0) / 1e6;
 	/* A failure here is harmless: the file still holds this entry. */
-	follow_pos_save(f->pos_path, f->src.backend->describe, &f->pos, NULL, err, errlen);
+	follow_pos_save(f->pos_path, f->src.backend->describe, next, NULL, err, errlen);
 	return 0;
 }
 
@@ -336,10 +336,19 @@ int follower_blocking(struct follower *f, int (*fn)(struct follower *f, void *ar
 	struct blocking b = {.f = f, .fn = fn, .arg = arg};
 	int rc;
 
+	memset(&f->job, 0, sizeof(f->job));
 	b.work.data = &b;
-	if ((rc = uv_queue_work(f->loop, &b.work, blocking_work, blocking_after)) != 0)
+	if ((rc = uv_queue_work(f->loop, &b.work, blocking_work, blocking_after)) != 0) {
+		snprintf(f->job.err, sizeof(f->job.err), "queue work: %s", uv_strerror(rc));
 		return rc;
+	}
 	while (!b.done)
 		uv_run(f->loop, UV_RUN_ONCE);
+	if (f->job.moved) {
+		f->pos = f->job.pos;
+		f->have_pos = true;
+	}
+	f->stats.pages += f->job.pages;
+	f->stats.apply_seconds += f->job.seconds;
 	return b.rc;
 }

@@ -36,8 +36,8 @@ class Follower(Replicator):
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [binary, "restore", "-f", "-follow-interval", "100ms", "-o", str(out), *map(str, extra),
-             url], stdout=self.log, stderr=self.log, env=env)
+            [binary, "restore", "-f", "-follow-interval", "100ms", "-o", str(out),
+             *map(str, extra), url], stdout=self.log, stderr=self.log, env=env)
         RUNNING.append(self)
 
 
@@ -290,4 +290,21 @@ def test_follow_s3_through_faults(litestream_bin, tmp_path, s3_server, follow_pr
     assert acts.count("status") == 3 and acts.count("reset") == 2, acts
     assert fol.stop() == 0, fol.text()
     assert rep.stop() == 0
+    assert_same(db, out)
+
+
+def test_follow_from_config(litestream_bin, run, tmp_path):
+    db, rep_dir, out = setup_primary(tmp_path), tmp_path / "replica", tmp_path / "copy.db"
+    conf = tmp_path / "litestream.conf"
+    conf.write_text(f"[db app]\npath = {db}\n\n[replica file]\ndb = app\nurl = {file_url(rep_dir)}\n")
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "replicate.log")
+    write(db, 7)
+    wait_for(lambda: os.path.isdir(rep_dir / "generations"), what="the first snapshot")
+    r = run("restore", "-f", "-config", conf, "-o", out, "-timestamp", "2026-01-01T00:00:00Z", db)
+    assert r.returncode == 2 and "takes no -generation, -index or -timestamp" in r.stderr
+    fol = Follower(litestream_bin, out, str(db), tmp_path / "follow.log", "-config", conf)
+    wait_counter(out, 7)
+    last = write(db, 20)
+    wait_counter(out, last)
+    assert fol.stop() == 0 and rep.stop() == 0
     assert_same(db, out)
