@@ -398,6 +398,23 @@ static int follow_segments(struct follower *f, const struct catalog_generation *
 	return 0;
 }
 
+/*
+ * Retention removed the segments the copy needs next (it was stopped, or
+ * fell behind) but a later snapshot holds their effect: the generation is
+ * restored anew, in place, instead of stopping on the gap.
+ */
+static bool behind_retention(const struct follower *f, const struct catalog_generation *g)
+{
+	bool later_snapshot = false;
+
+	for (size_t i = 0; i < g->n_segments; i++)
+		if (g->segments[i].index <= f->pos.index + 1)
+			return false;
+	for (size_t i = 0; i < g->n_snapshots; i++)
+		later_snapshot = later_snapshot || g->snapshots[i].index > f->pos.index;
+	return later_snapshot && g->n_segments > 0;
+}
+
 /* The generation restore would choose now: the one updated last. */
 static const struct catalog_generation *newest(const struct catalog *c)
 {
@@ -429,6 +446,14 @@ static int poll_once(struct follower *f, bool *more, char *err, size_t errlen)
 		char name[GENERATION_LEN + 1];
 		snprintf(name, sizeof(name), "%s", best->name);
 		LOG_INFO(f->o.output, f->src.name, "the replica moved to generation %s: restoring it", name);
+		catalog_free(&cat);
+		return restore_generation(f, name, err, errlen);
+	}
+	if (cur != NULL && behind_retention(f, cur)) {
+		char name[GENERATION_LEN + 1];
+		snprintf(name, sizeof(name), "%s", cur->name);
+		LOG_INFO(f->o.output, f->src.name, "the segments after index %08x are gone (retention): restoring anew",
+			 f->pos.index);
 		catalog_free(&cat);
 		return restore_generation(f, name, err, errlen);
 	}
