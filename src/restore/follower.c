@@ -52,8 +52,13 @@ int follower_init(struct follower *f, uv_loop_t *loop, const struct restore_sour
 	f->o = *o;
 	if (f->o.interval_ms <= 0)
 		f->o.interval_ms = 1000;
+	/*
+	 * While the follower waits for a long read to end, its PENDING lock
+	 * holds new readers off: it gives up after this long and tries again
+	 * at the next poll, so readers never wait much longer than this.
+	 */
 	if (f->o.lock_timeout_ms <= 0)
-		f->o.lock_timeout_ms = 30000;
+		f->o.lock_timeout_ms = 2000;
 	uv_timer_init(loop, &f->timer);
 	uv_fs_event_init(loop, &f->watch_wal);
 	uv_fs_event_init(loop, &f->watch_gens);
@@ -166,8 +171,15 @@ static int restore_generation(struct follower *f, const char *generation, char *
 	ro.verbose = f->o.verbose;
 	ro.result = &res;
 	unlink(f->new_path);
-	if ((rc = restore_run(&f->src, 1, &ro, err, errlen)) != 0)
+	if ((rc = restore_run(&f->src, 1, &ro, err, errlen)) != 0) {
+		/* PATH is untouched: only damage stops a follower that already follows. */
+		if (f->live != NULL && rc != -EBADMSG && rc != -ENOENT) {
+			transient(f, "restoring the new generation", err);
+			f->state = FOLLOWER_FOLLOWING;
+			return 0;
+		}
 		return fail(f, err, errlen, rc, "%s", err);
+	}
 	if (f->live == NULL) {
 		rc = install_new(f, &res, err, errlen);
 	} else {
