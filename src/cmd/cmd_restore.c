@@ -2,10 +2,12 @@
  * `litestream restore`: rebuilds a database from its replicas (restore.h).
  * The target is a replica URL, or a database path from the configuration
  * file (all its replicas are candidates, or only the one named by
- * -replica).
+ * -replica). With -f it keeps the output following the replica
+ * (restore_follow.h).
  */
 #include "backend/backend.h"
 #include "cmd/commands.h"
+#include "cmd/restore_follow.h"
 #include "config/config.h"
 #include "util/flags.h"
 #include "util/log.h"
@@ -22,9 +24,10 @@
 #include <uv.h>
 
 static const char *output, *config_path, *replica_name, *generation, *index_arg, *timestamp_arg,
-	*log_format_flag;
+	*log_format_flag, *socket_path;
 static long parallelism;
-static bool verbose, if_db_not_exists, if_replica_exists;
+static bool verbose, if_db_not_exists, if_replica_exists, follow, force;
+static int64_t follow_interval_ms;
 
 static const struct flag restore_flags[] = {
 	{"o", FLAG_STRING, &output, "PATH", "Output path of the restored database. Defaults to the database path when restoring from the configuration."},
@@ -36,6 +39,10 @@ static const struct flag restore_flags[] = {
 	{"parallelism", FLAG_INT, &parallelism, "NUM", "Number of WAL segments downloaded in parallel. Defaults to 8."},
 	{"if-db-not-exists", FLAG_BOOL, &if_db_not_exists, NULL, "Returns exit code 0 if the database already exists."},
 	{"if-replica-exists", FLAG_BOOL, &if_replica_exists, NULL, "Returns exit code 0 if no backups are found."},
+	{"f", FLAG_BOOL, &follow, NULL, "Follow: after the restore, keep applying new segments of the replica until SIGINT or SIGTERM; other processes may read the output meanwhile."},
+	{"follow-interval", FLAG_DURATION, &follow_interval_ms, "DURATION", "With -f, how often the replica is polled. Defaults to 1s."},
+	{"force", FLAG_BOOL, &force, NULL, "With -f, restore anew when the output cannot be resumed from its position file."},
+	{"socket", FLAG_STRING, &socket_path, "PATH", "With -f, serve GET /v1/status and GET /metrics on this Unix socket."},
 	{"v", FLAG_BOOL, &verbose, NULL, "Verbose output: one line per step."},
 	{"log-format", FLAG_STRING, &log_format_flag, "FORMAT", "Log as text (the default) or json. Overrides the configuration's log-format."},
 	{0},
@@ -120,10 +127,35 @@ static int parse_targets(struct restore_opts *o)
 	return 0;
 }
 
+/* -f: follows the first candidate replica (or the one -replica names). */
+static int run_follow(struct sources *s, const struct restore_opts *o)
+{
+	struct follower_opts fo = {0};
+
+	if (generation != NULL || index_arg != NULL || timestamp_arg != NULL) {
+		fprintf(stderr, "litestream restore: -f follows the newest state: it takes no -generation, -index or -timestamp\n");
+		return 2;
+	}
+	if (if_db_not_exists || if_replica_exists) {
+		fprintf(stderr, "litestream restore: -f takes no -if-db-not-exists or -if-replica-exists\n");
+		return 2;
+	}
+	fo.output = o->output;
+	fo.interval_ms = follow_interval_ms;
+	fo.force = force;
+	fo.verbose = verbose;
+	fo.parallelism = o->parallelism;
+	return restore_follow_run(s->rcs[0], &fo, socket_path);
+}
+
 static int run(struct sources *s, struct restore_opts *o)
 {
 	char err[1024];
-	int rc = restore_from_replicas(s->rcs, s->n, o, err, sizeof(err));
+	int rc;
+
+	if (follow)
+		return run_follow(s, o);
+	rc = restore_from_replicas(s->rcs, s->n, o, err, sizeof(err));
 
 	if (rc == -ENOENT && if_replica_exists) {
 		fprintf(stderr, "no matching backups found\n");
@@ -144,9 +176,10 @@ int cmd_restore(int argc, char **argv)
 
 	memset(&s, 0, sizeof(s));
 	output = config_path = replica_name = generation = index_arg = timestamp_arg = NULL;
-	log_format_flag = NULL;
+	log_format_flag = socket_path = NULL;
 	parallelism = 8;
-	verbose = if_db_not_exists = if_replica_exists = false;
+	verbose = if_db_not_exists = if_replica_exists = follow = force = false;
+	follow_interval_ms = 1000;
 	i = flags_parse(&restore_help, argc, argv);
 	if (i < 0)
 		return flags_exit_code(i);
@@ -171,6 +204,14 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (index_arg != NULL && timestamp_arg != NULL) {
 		fprintf(stderr, "litestream restore: cannot specify both -index and -timestamp\n");
+		return 2;
+	}
+	if (!follow && (force || socket_path != NULL)) {
+		fprintf(stderr, "litestream restore: -force and -socket need -f\n");
+		return 2;
+	}
+	if (follow_interval_ms < 10 || follow_interval_ms > 3600 * 1000) {
+		fprintf(stderr, "litestream restore: -follow-interval must be from 10ms to 1h\n");
 		return 2;
 	}
 	if ((code = pick_sources(argv[i], &s)) != 0)

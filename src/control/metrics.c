@@ -442,7 +442,7 @@ static void write_operation_families(struct metrics_buf *b, struct db *const *db
 	}
 }
 
-static void write_process_families(struct metrics_buf *b, const struct metrics_process *p)
+void metrics_write_process(struct metrics_buf *b, const struct metrics_process *p)
 {
 	static const struct {
 		const char *name, *type, *help;
@@ -480,5 +480,5 @@ void metrics_write(struct metrics_buf *b, struct db *const *dbs, size_t n_dbs,
 	write_replica_families(b, dbs, n_dbs, wal_bytes, arg);
 	write_operation_families(b, dbs, n_dbs);
 	if (proc != NULL)
-		write_process_families(b, proc);
+		metrics_write_process(b, proc);
 }

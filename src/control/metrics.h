@@ -99,6 +99,9 @@ struct metrics_process {
 
 void metrics_process_read(struct metrics_process *p);
 
+/* The process_* families of p (those it knows). */
+void metrics_write_process(struct metrics_buf *b, const struct metrics_process *p);
+
 /* WAL bytes a replica has shipped since the process started. */
 typedef uint64_t (*metrics_wal_bytes_fn)(const struct replica *r, void *arg);
 

@@ -109,6 +109,29 @@ static int finish(struct restore *r)
 	return 0;
 }
 
+/* Where the restore ended, for opts->result. */
+static void note_result(struct restore *r, const struct choice *c)
+{
+	struct restore_result *res = r->o->result;
+	const struct item *last = &r->items[r->n_items - 1];
+	uint64_t bytes;
+	uint32_t index;
+
+	if (res == NULL)
+		return;
+	memset(res, 0, sizeof(*res));
+	snprintf(res->generation, sizeof(res->generation), "%s", c->gen->name);
+	res->index = last->index;
+	res->applied_ms = c->snap->created_ms;
+	if (c->last > c->first)
+		res->applied_ms = c->gen->segments[c->last - 1].created_ms;
+	if (!last->snapshot && walapply_chain(r->a, &index, &bytes, &res->hdr, res->cksum)) {
+		res->have_chain = true;
+		res->index = index;
+		res->offset = bytes;
+	}
+}
+
 int restore_build_local(const struct restore_object *objs, size_t n, const struct age_keys *age,
 			const char *out_path, const char *scratch, char *err, size_t errlen)
 {
@@ -318,6 +341,8 @@ int restore_run(const struct restore_source *sources, size_t n_sources, const st
 		rc = restore_fetch_all(&r);
 	if (rc == 0)
 		rc = finish(&r);
+	if (rc == 0)
+		note_result(&r, &c);
 	if (rc == 0)
 		rc = check_and_flush(&r);
 	if (rc == 0)

@@ -22,10 +22,28 @@
 #define LITESTREAM_RESTORE_H
 
 #include "backend/backend.h"
+#include "core/names.h"
+#include "core/wal.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+
+/*
+ * Where a restore ended, for a follower (follower.h) to go on from: the
+ * generation, the WAL index and how many bytes of it were applied (the
+ * snapshot's index and 0 when no segment followed it), and the checksum
+ * chain there (have_chain false then).
+ */
+struct restore_result {
+	char generation[GENERATION_LEN + 1];
+	uint32_t index;
+	uint64_t offset;
+	bool have_chain;
+	struct wal_header hdr;
+	uint32_t cksum[2];
+	int64_t applied_ms;     /* time of the newest object applied */
+};
 
 struct restore_opts {
 	const char *output;     /* path of the database to create */
@@ -35,6 +53,7 @@ struct restore_opts {
 	int parallelism;        /* downloads in flight; default 8 */
 	bool verbose;           /* one line per step on stderr */
 	bool progress;          /* a progress line on a terminal */
+	struct restore_result *result; /* NULL, or filled on success */
 };
 
 /* One candidate replica. */

@@ -43,6 +43,7 @@ struct walapply {
 	size_t n_files;
 	/* the index being read */
 	bool in_index;
+	bool have_hdr;          /* hdr and cksum hold an index's chain */
 	uint32_t index;
 	uint64_t index_bytes;   /* bytes of the index seen so far */
 	struct wal_header hdr;
@@ -50,6 +51,8 @@ struct walapply {
 	struct frame_rec *frames;
 	size_t n_frames, frames_cap;
 	uint8_t *buf;           /* one frame */
+	int rd_fd;              /* walapply_read_page's open segment, or -1 */
+	uint32_t rd_file;
 	uint64_t frames_taken;
 	uint64_t pages_written;
 };
@@ -110,6 +113,7 @@ int walapply_new(int db_fd, struct walapply **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	a->db_fd = db_fd;
+	a->rd_fd = -1;
 	a->page_size = ps;
 	a->size = (uint32_t)((uint64_t)st.st_size / ps);
 	if (grow_map(a, a->size) != 0) {
@@ -117,6 +121,105 @@ int walapply_new(int db_fd, struct walapply **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	*out = a;
+	return 0;
+}
+
+int walapply_new_sized(uint32_t page_size, uint32_t n_pages, struct walapply **out, char *err,
+		       size_t errlen)
+{
+	struct walapply *a;
+
+	if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1)) != 0)
+		return fail(err, errlen, -EINVAL, "invalid page size %u", page_size);
+	a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->buf = malloc(WAL_FRAME_HEADER_SIZE + page_size)) == NULL) {
+		free(a);
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	}
+	a->db_fd = -1;
+	a->rd_fd = -1;
+	a->page_size = page_size;
+	a->size = n_pages;
+	if (grow_map(a, a->size) != 0) {
+		walapply_free(a);
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	}
+	*out = a;
+	return 0;
+}
+
+void walapply_index_resume(struct walapply *a, uint32_t index, uint64_t offset,
+			   const struct wal_header *hdr, const uint32_t cksum[2])
+{
+	walapply_index_begin(a, index);
+	a->index_bytes = offset;
+	a->hdr = *hdr;
+	a->cksum[0] = cksum[0];
+	a->cksum[1] = cksum[1];
+	a->have_hdr = true;
+}
+
+bool walapply_chain(const struct walapply *a, uint32_t *index, uint64_t *bytes, struct wal_header *hdr,
+		    uint32_t cksum[2])
+{
+	if (!a->have_hdr)
+		return false;
+	*index = a->index;
+	*bytes = a->index_bytes;
+	*hdr = a->hdr;
+	cksum[0] = a->cksum[0];
+	cksum[1] = a->cksum[1];
+	return true;
+}
+
+uint32_t walapply_size(const struct walapply *a)
+{
+	return a->size;
+}
+
+int walapply_changes(const struct walapply *a, uint32_t **pgnos, size_t *n)
+{
+	uint32_t *v = malloc(((size_t)a->size + 1) * sizeof(*v));
+	size_t k = 0;
+
+	if (v == NULL)
+		return -ENOMEM;
+	for (uint32_t p = 1; p <= a->size; p++)
+		if (a->map[p - 1].file != REF_SNAPSHOT)
+			v[k++] = p;
+	*pgnos = v;
+	*n = k;
+	return 0;
+}
+
+int walapply_read_page(struct walapply *a, uint32_t pgno, uint8_t *buf, char *err, size_t errlen)
+{
+	const struct page_ref *ref;
+	const char *path;
+	int fd;
+	ssize_t got;
+
+	if (pgno == 0 || pgno > a->size || a->map[pgno - 1].file == REF_SNAPSHOT)
+		return fail(err, errlen, -EINVAL, "page %u did not change", pgno);
+	ref = &a->map[pgno - 1];
+	if (ref->file == REF_ZERO) {
+		memset(buf, 0, a->page_size);
+		return 0;
+	}
+	path = a->files[ref->file - REF_FILE0];
+	if (a->rd_fd >= 0 && a->rd_file != ref->file) {
+		close(a->rd_fd);
+		a->rd_fd = -1;
+	}
+	if (a->rd_fd < 0) {
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			return fail(err, errlen, -errno, "open %s: %s", path, strerror(errno));
+		a->rd_fd = fd;
+		a->rd_file = ref->file;
+	}
+	got = fs_pread_full(a->rd_fd, buf, a->page_size, ref->off);
+	if (got != (ssize_t)a->page_size)
+		return fail(err, errlen, -EIO, "read %s: short read", path);
 	return 0;
 }
 
@@ -185,6 +288,7 @@ int walapply_segment(struct walapply *a, const char *path, uint64_t offset, uint
 		}
 		a->cksum[0] = a->hdr.cksum1;
 		a->cksum[1] = a->hdr.cksum2;
+		a->have_hdr = true;
 		pos = WAL_HEADER_SIZE;
 	}
 	if ((size - pos) % fsz != 0) {
@@ -340,6 +444,8 @@ void walapply_free(struct walapply *a)
 {
 	if (a == NULL)
 		return;
+	if (a->rd_fd >= 0)
+		close(a->rd_fd);
 	for (size_t i = 0; i < a->n_files; i++)
 		free(a->files[i]);
 	free(a->files);

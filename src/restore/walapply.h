@@ -27,6 +27,9 @@
 #ifndef LITESTREAM_WALAPPLY_H
 #define LITESTREAM_WALAPPLY_H
 
+#include "core/wal.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,8 +42,45 @@ struct walapply;
  */
 int walapply_new(int db_fd, struct walapply **out, char *err, size_t errlen);
 
+/*
+ * Starts from a database of n_pages pages of page_size bytes that is not
+ * read here (a follower's live copy, livedb.h): unchanged pages are never
+ * read, and walapply_finish() must not be called; walapply_changes() and
+ * walapply_read_page() give the result instead. 0 or -errno with err.
+ */
+int walapply_new_sized(uint32_t page_size, uint32_t n_pages, struct walapply **out, char *err,
+		       size_t errlen);
+
 /* Starts a WAL index; its segments follow in offset order. */
 int walapply_index_begin(struct walapply *a, uint32_t index);
+
+/*
+ * Continues index at byte offset (not 0) whose header and running
+ * checksum at offset were saved by walapply_chain() earlier, so that the
+ * next segment is verified as if the index had been read from its start.
+ */
+void walapply_index_resume(struct walapply *a, uint32_t index, uint64_t offset,
+			   const struct wal_header *hdr, const uint32_t cksum[2]);
+
+/*
+ * Where the checksum chain stands: the index last read, the bytes of it
+ * seen, its header and the running checksum there. false when no index
+ * was read with a header.
+ */
+bool walapply_chain(const struct walapply *a, uint32_t *index, uint64_t *bytes, struct wal_header *hdr,
+		    uint32_t cksum[2]);
+
+/* The database size, in pages, after the indexes ended so far. */
+uint32_t walapply_size(const struct walapply *a);
+
+/*
+ * The pages whose content changed (pgno ascending, each at most the new
+ * size) into a malloc'd array the caller frees. 0 or -ENOMEM.
+ */
+int walapply_changes(const struct walapply *a, uint32_t **pgnos, size_t *n);
+
+/* Reads the newest version of changed page pgno into buf. 0 or -errno with err. */
+int walapply_read_page(struct walapply *a, uint32_t pgno, uint8_t *buf, char *err, size_t errlen);
 
 /*
  * Adds a decompressed segment (path, kept until walapply_finish) holding
