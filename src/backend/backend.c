@@ -26,6 +26,8 @@ int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backen
 		return backend_file_new(loop, cfg->path, out);
 	case REPLICA_S3:
 		return backend_s3_new(loop, cfg, out, err, errlen);
+	case REPLICA_ABS:
+		return backend_abs_new(loop, cfg, out, err, errlen);
 	}
 	snprintf(err, errlen, "replica %s: unknown replica type", cfg->name);
 	return -ENOTSUP;

@@ -236,6 +236,13 @@ void replica_config_free(struct replica_config *r)
 		explicit_bzero(r->sse_customer_key, strlen(r->sse_customer_key));
 	free(r->sse_customer_key);
 	free(r->storage_class);
+	free(r->account_name);
+	if (r->account_key != NULL)
+		explicit_bzero(r->account_key, strlen(r->account_key));
+	free(r->account_key);
+	if (r->sas_token != NULL)
+		explicit_bzero(r->sas_token, strlen(r->sas_token));
+	free(r->sas_token);
 	memset(r, 0, sizeof(*r));
 }
 

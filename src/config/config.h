@@ -105,6 +105,10 @@ struct replica_config {
 	char *sse_customer_key;   /* SSE-C: base64 of 32 bytes (a secret), not with sse */
 	char *storage_class;
 	int64_t part_size;        /* bytes, default 8 MiB, at least 5 MiB */
+	/* abs only (bucket is the container, endpoint the service URL). */
+	char *account_name;
+	char *account_key;        /* base64 (a secret); else LITESTREAM_AZURE_ACCOUNT_KEY */
+	char *sas_token;          /* "sv=...&sig=..." without '?' (a secret), instead of a key */
 	/* Intervals in milliseconds. */
 	int64_t sync_interval_ms;          /* file: 0, s3: 1000 */
 	int64_t retention_ms;              /* 24h */
@@ -201,5 +205,7 @@ const struct config_key *config_key_at(size_t i);
 #define CONFIG_PART_SIZE_DEFAULT (8 * 1024 * 1024)
 #define CONFIG_PART_SIZE_MIN (5 * 1024 * 1024)          /* S3's smallest part */
 #define CONFIG_PART_SIZE_MAX (5LL * 1024 * 1024 * 1024) /* and largest */
+#define CONFIG_ABS_BLOCK_MIN (1024 * 1024)               /* abs: what we allow */
+#define CONFIG_ABS_BLOCK_MAX (4000LL * 1024 * 1024)      /* Azure's largest block */
 
 #endif

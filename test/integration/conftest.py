@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-pytest_plugins = ["s3server"]
+pytest_plugins = ["s3server", "azurite"]
 
 
 @pytest.fixture(scope="session")
