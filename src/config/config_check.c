@@ -274,8 +274,8 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 		up = &u;
 		if (d->type != NULL && type != u.type) {
 			fail(p, config_key_line(s, "type"), t, "type",
-			     "\"%s\" does not match the url, which names a %s replica", d->type,
-			     config_replica_type_name(u.type));
+			     "\"%s\" does not match the url, which names %s %s replica", d->type,
+			     u.type == REPLICA_FILE ? "a" : "an", config_replica_type_name(u.type));
 			goto out;
 		}
 		type = u.type;
@@ -293,7 +293,7 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 	rep->type = type;
 	if ((foreign = config_foreign_key(s, type, &line, &types)) != NULL) {
 		fail(p, line, t, foreign, "only for %s replicas, and this is %s %s replica", types,
-		     type == REPLICA_ABS ? "an" : "a", config_replica_type_name(type));
+		     type == REPLICA_FILE ? "a" : "an", config_replica_type_name(type));
 		goto out;
 	}
 

@@ -106,10 +106,11 @@ void s3_hint(long status, const char *code, const struct s3_error *e, const char
 	const char *right = e != NULL && e->region[0] != '\0' ? e->region : bucket_region;
 
 	buf[0] = '\0';
-	if (code_is(code, "AuthenticationFailed")) {
+	/* Azurite says AuthorizationFailure for a wrong signature, Azure AuthenticationFailed. */
+	if (code_is(code, "AuthenticationFailed") || code_is(code, "AuthorizationFailure")) {
 		snprintf(buf, n,
 			 "check account-name and account-key (or LITESTREAM_AZURE_ACCOUNT_KEY), or the "
-			 "sas-token and its expiry");
+			 "sas-token, its permissions and expiry");
 		return;
 	}
 	if (code_is(code, "ContainerNotFound")) {
@@ -119,7 +120,6 @@ void s3_hint(long status, const char *code, const struct s3_error *e, const char
 		return;
 	}
 	if (code_is(code, "AuthorizationPermissionMismatch") ||
-	    code_is(code, "AuthorizationFailure") ||
 	    code_is(code, "AuthorizationResourceTypeMismatch")) {
 		snprintf(buf, n, "the sas-token may not do this: it needs read, write, delete and list "
 				 "on container %s", bucket);
@@ -179,7 +179,8 @@ bool s3_creds_rejected(long status, const char *code)
 {
 	static const char *const codes[] = {"InvalidAccessKeyId", "SignatureDoesNotMatch",
 					    "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
-					    "AccessDenied", "InvalidClientTokenId", "AuthenticationFailed"};
+					    "AccessDenied", "InvalidClientTokenId", "AuthenticationFailed",
+					    "AuthorizationFailure"};
 
 	if (status != 400 && status != 401 && status != 403)
 		return false;

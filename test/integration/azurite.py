@@ -3,9 +3,10 @@ installed by deps/install --test), for the abs tests: its blob service on
 a free port on 127.0.0.1, its data in a temporary directory, the
 emulator's well-known account devstoreaccount1.
 
-The fixture `azurite` starts one for a test and stops it after; a test
-that stops and restarts it (a fault) calls .stop() and .start(), which
-keep the same port and data. Azurite not installed: the test is skipped,
+The module-scoped fixture `azurite` starts one for a test module (node
+takes seconds to start it) and stops it after; tests give themselves a
+container each. A test that stops and restarts it (a fault) calls .stop()
+and .start(), which keep the same port and data. Azurite not installed: the test is skipped,
 saying how to install it. It does not come up: the test fails with its log.
 
 A small Azure client of its own (Shared Key signed here in Python, written
@@ -81,9 +82,15 @@ class Azurite:
             pytest.fail(f"Azurite did not come up on port {self.port}:\n{f.read()[-4000:]}")
 
     def stop(self):
+        """SIGTERM: Azurite saves its metadata (containers) only on a clean
+        exit; after a kill -9 it comes back without them."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
         self.proc = None
 
     # ---- a client of its own ----
@@ -146,14 +153,13 @@ class Azurite:
         return [b.findtext("Name") for b in ET.fromstring(body).iter("Block")]
 
 
-@pytest.fixture
-def azurite(tmp_path):
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
     binary = azurite_binary()
     if binary is None:
         pytest.skip("Azurite is not installed (deps/install --test, or npm install -g azurite; "
                     "LITESTREAM_AZURITE names another azurite-blob)")
-    d = tmp_path / "azurite"
-    d.mkdir()
+    d = tmp_path_factory.mktemp("azurite")
     server = Azurite(binary, str(d))
     server.start()
     try:
