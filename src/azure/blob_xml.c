@@ -4,7 +4,7 @@
  *
  *   EnumerationResults > NextMarker                          depth 2
  *   ... > Blobs > Blob > Name, Blobs > BlobPrefix > Name      depth 4
- *   ... > Blob > Properties > Content-Length, Last-Modified   depth 5
+ *   ... > Blob > Properties > Content-Length, Last-Modified, Etag   depth 5
  *
  * and ignores the rest (Prefix, Marker, MaxResults, the other properties).
  */
@@ -73,6 +73,10 @@ static void blob_field(struct xml_ctx *x, struct s3_object *o, int depth, const 
 		else if (strcmp(name, "Last-Modified") == 0 &&
 			 abs_parse_http_date(text, &o->mtime_ms) != 0)
 			s3_xml_fail(x, -EBADMSG, "invalid <Last-Modified> \"%.40s\"", text);
+		else if (strcmp(name, "Etag") == 0) {
+			free(o->etag);
+			o->etag = s3_xml_dup(x, text);
+		}
 	}
 }
 
@@ -95,6 +99,8 @@ static void blobs_end(struct xml_ctx *x, int depth, const char *name, const char
 
 		if (depth == 3 && o->key == NULL)
 			s3_xml_fail(x, -EBADMSG, "<Blob> without a <Name>");
+		else if (depth == 3 && o->etag == NULL)
+			o->etag = s3_xml_dup(x, ""); /* as s3/xml.h has it: "" when absent */
 		else
 			blob_field(x, o, depth, name, parent, text);
 	} else if (strcmp(x->names[2], "BlobPrefix") == 0 && p->n_prefixes > 0) {

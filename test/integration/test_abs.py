@@ -35,7 +35,7 @@ def ls_env(**extra):
     return env
 
 
-def write_conf(path, db, az, prefix, endpoint=None, metrics_port=None, **replica):
+def write_conf(path, db, az, prefix, endpoint=None, metrics_port=None, db_extra="", **replica):
     keys = {
         "url": f"abs://{az.account}@{az.container}/{prefix}",
         "endpoint": endpoint or az.endpoint,
@@ -51,6 +51,7 @@ socket = {db.parent / "ls.sock"}
 [db app]
 path = {db}
 monitor-interval = 100ms
+{db_extra}
 
 [replica az]
 db = app
@@ -168,6 +169,27 @@ def test_listing_in_pages(litestream_bin, run, tmp_path, az):
     assert_same(db, tmp_path / "restored.db")
 
 
+def test_retention_and_validation(litestream_bin, run, tmp_path, az):
+    """Retention removes old blobs with Delete Blob; validation restores the
+    replica on the side (ranged Get Blobs) and finds it equal."""
+    db, prefix = tmp_path / "app.db", "ret"
+    conf = write_conf(tmp_path / "ls.conf", db, az, prefix,
+                      db_extra="min-checkpoint-page-count = 20", snapshot_interval="1s",
+                      retention="1s", retention_check_interval="500ms",
+                      validation_interval="700ms")
+    make_db(db)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 13, "--count", 300, "--sleep", 0.01]]))
+    wait_for(lambda: "retention: removed" in rep.text(), timeout=30, what="a retention pass")
+    wait_for(lambda: "validation ok" in rep.text(), timeout=30, what="a validation")
+    assert rep.stop() == 0, rep.text()
+    assert "ERROR" not in rep.text() and "validation:" not in rep.text(), rep.text()
+    snaps = sorted(k for k in az.list_blobs(prefix + "/") if k.endswith(".snapshot.lz4"))
+    assert snaps and not snaps[0].endswith("/00000000.snapshot.lz4"), snaps
+    restore(run, conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
 def test_wrong_key(litestream_bin, run, tmp_path, az):
     db = tmp_path / "app.db"
     make_db(db)
@@ -261,10 +283,19 @@ def test_fault(litestream_bin, run, tmp_path, az, fault):
         proxy.set(FAULTS[fault])
         rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log",
                          env=ls_env(LITESTREAM_S3_STALL_TIMEOUT="1s"))
-        wait_writers(start_writers(db, [["--seed", 9, "--count", 300, "--sleep", 0.002]]))
+        wait_writers(start_writers(db, [["--seed", 9, "--count", 150, "--sleep", 0.004]]))
         rule = FAULTS[fault][0]
         wait_for(lambda: sum(a["action"] == rule["action"] for a in proxy.actions()) >=
                  rule["count"], timeout=30, what="every fault injected")
+        sock = tmp_path / "ls.sock"
+        wait_for(lambda: run("status", "-socket", sock, "-max-lag", "1s").returncode == 0,
+                 interval=0.2,
+                 timeout=30, what="the replica to catch up")
+        # Idle: not one request (no polling, no keep-alive chatter).
+        time.sleep(0.5)
+        n = len(proxy.actions())
+        time.sleep(2.5)
+        assert len(proxy.actions()) == n, proxy.actions()[n:]
         assert rep.stop() == 0, rep.text()
         log = rep.text()
         assert "retrying in" in log, log

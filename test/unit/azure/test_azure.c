@@ -221,6 +221,7 @@ static void test_parse_list(void **state)
 	assert_int_equal(p.n_objects, 1);
 	assert_string_equal(p.objects[0].key, "app/generations/g/wal/00000000_00000000.wal.lz4");
 	assert_int_equal(p.objects[0].size, 21210);
+	assert_string_equal(p.objects[0].etag, "0x1F1D3A4B5C6D7E8");
 	assert_int_equal(p.objects[0].mtime_ms, 1796611002000LL);
 	assert_int_equal(p.n_prefixes, 1);
 	assert_string_equal(p.prefixes[0], "app/generations/g/wal/sub/");
