@@ -128,8 +128,10 @@ static int canonical_resource(const struct sigv4_request *req, const char *path,
 
 	if (req->n_params > MAX_PARAMS)
 		return -EINVAL;
-	memcpy(p, req->params, req->n_params * sizeof(p[0]));
-	qsort(p, req->n_params, sizeof(p[0]), cmp_param);
+	if (req->n_params > 0) {
+		memcpy(p, req->params, req->n_params * sizeof(p[0]));
+		qsort(p, req->n_params, sizeof(p[0]), cmp_param);
+	}
 	strbuf_putc(b, '/');
 	strbuf_puts(b, req->access_key_id);
 	strbuf_puts(b, path);
