@@ -60,8 +60,8 @@ db = app
     return path
 
 
-def restore(run, conf, db, out, env=None):
-    r = run("restore", "-config", conf, "-o", out, db, env=env or ls_env())
+def restore(run, conf, db, out, env=None, *extra):
+    r = run("restore", "-config", conf, "-o", out, *extra, db, env=env or ls_env())
     assert r.returncode == 0, f"restore failed: {r.stderr}"
     return r
 
@@ -121,7 +121,7 @@ def test_replicate_kill_resume_restore(litestream_bin, run, tmp_path, az):
     for k, size in before.items():
         assert after.get(k) == size, f"{k} rewritten or removed"
     assert len(after) > len(before)
-    restore(run, conf, db, tmp_path / "restored.db")
+    restore(run, conf, db, tmp_path / "restored.db", None, "-parallelism", "3")
     assert_same(db, tmp_path / "restored.db")
     # The listing commands read the same container.
     r = run("generations", "-config", conf, db, env=ls_env())
