@@ -77,7 +77,7 @@ char *backend_s3_key(const struct s3_backend *sb, const char *key)
 
 const char *backend_s3_refused(int rc)
 {
-	return rc == -ESHUTDOWN ? "the replica's S3 client is closing" : strerror(-rc);
+	return rc == -ESHUTDOWN ? "the replica's client is closing" : strerror(-rc);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -90,7 +90,7 @@ static void on_client_closed(void *arg)
 	maybe_closed(sb);
 }
 
-static void s3_close(struct backend *b, void (*cb)(void *arg), void *arg)
+void backend_s3_close(struct backend *b, void (*cb)(void *arg), void *arg)
 {
 	struct s3_backend *sb = (struct s3_backend *)b;
 
@@ -105,7 +105,7 @@ static void s3_close(struct backend *b, void (*cb)(void *arg), void *arg)
 		maybe_closed(sb);
 }
 
-static void s3_free(struct backend *b)
+void backend_s3_free(struct backend *b)
 {
 	struct s3_backend *sb = (struct s3_backend *)b;
 
@@ -119,7 +119,7 @@ static void s3_free(struct backend *b)
 	free(sb);
 }
 
-static const char *s3_credentials_source(struct backend *b)
+const char *backend_s3_credentials_source(struct backend *b)
 {
 	struct s3_backend *sb = (struct s3_backend *)b;
 
@@ -133,19 +133,15 @@ static const struct backend_ops s3_ops = {
 	.get = backend_s3_get,
 	.get_follow = backend_s3_get_follow,
 	.remove = backend_s3_remove,
-	.credentials_source = s3_credentials_source,
-	.close = s3_close,
-	.free = s3_free,
+	.credentials_source = backend_s3_credentials_source,
+	.close = backend_s3_close,
+	.free = backend_s3_free,
 };
 
 /* ---- creation ------------------------------------------------------------- */
 
-/*
- * The test settings from the environment: *stall_ms (0 when unset) and
- * *max_keys (0 when unset). 0, or -EINVAL with err set.
- */
-static int read_env(const struct replica_config *cfg, int64_t *stall_ms, int *max_keys, char *err,
-		    size_t errlen)
+int backend_s3_read_env(const struct replica_config *cfg, int64_t *stall_ms, int *max_keys,
+			char *err, size_t errlen)
 {
 	const char *stall_env = getenv(STALL_TIMEOUT_ENV);
 	const char *keys_env = getenv(MAX_KEYS_ENV);
@@ -216,7 +212,7 @@ int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct bac
 		snprintf(err, errlen, "replica %s: no bucket", cfg->name);
 		return -EINVAL;
 	}
-	rc = read_env(cfg, &stall_ms, &max_keys, err, errlen);
+	rc = backend_s3_read_env(cfg, &stall_ms, &max_keys, err, errlen);
 	if (rc != 0)
 		return rc;
 	sb = calloc(1, sizeof(*sb));
@@ -236,12 +232,12 @@ int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct bac
 			   sb->prefix ? sb->prefix : "", cfg->endpoint ? " (endpoint " : "",
 			   cfg->endpoint ? cfg->endpoint : "", cfg->endpoint ? ")" : "");
 	if (sb->name == NULL || sb->prefix == NULL || sb->base.describe == NULL) {
-		s3_free(&sb->base);
+		backend_s3_free(&sb->base);
 		return -ENOMEM;
 	}
 	rc = start_client(sb, cfg, stall_ms, err, errlen);
 	if (rc != 0) {
-		s3_free(&sb->base);
+		backend_s3_free(&sb->base);
 		return rc;
 	}
 	if (cfg->skip_verify)

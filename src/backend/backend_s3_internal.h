@@ -1,6 +1,9 @@
 /*
- * What the files of the S3 backend share, and nothing outside them
- * includes: the backend's state and the few helpers every operation uses.
+ * What the files of the S3 and abs backends share, and nothing outside
+ * them includes: the backend's state and the few helpers every operation
+ * uses. The abs backend (Azure Blob Storage) is the same struct on the same
+ * client with Azure's signer; it shares list (with its own query and XML)
+ * and get, and has its own put and remove.
  *
  *   backend_s3.c         creation, credentials, the operations table,
  *                        close/free, and the count of operations in flight
@@ -9,6 +12,9 @@
  *                        HEAD verifies
  *   backend_s3_get.c     get and get_follow: ranged GETs, several at a time
  *   backend_s3_delete.c  remove: DeleteObjects in batches
+ *   backend_abs.c        the abs backend's creation and operations table
+ *   backend_abs_put.c    abs put: one Put Blob, or Put Block + Put Block List
+ *   backend_abs_delete.c abs remove: one Delete Blob per key
  *
  * Every operation owns its state (a malloc'd *_op) from its entry point to
  * its callback. It calls backend_s3_op_begin() once it is sure to answer
@@ -35,6 +41,7 @@ struct s3_backend {
 	char *prefix;             /* key prefix: "" or "a/b", no trailing '/' */
 	uint64_t part_size;
 	char max_keys[8];         /* listing page size, "" for the server's (1000) */
+	bool abs;                 /* Azure Blob Storage: List Blobs instead of ListObjectsV2 */
 	size_t n_ops;             /* operations not yet answered */
 	bool closing;
 	void (*close_cb)(void *arg);
@@ -59,6 +66,19 @@ char *backend_s3_key(const struct s3_backend *sb, const char *key);
 /* What to tell about a request backend_s3_send() refused with rc. Static text. */
 const char *backend_s3_refused(int rc);
 
+/*
+ * The test settings from the environment (LITESTREAM_S3_STALL_TIMEOUT,
+ * LITESTREAM_S3_MAX_KEYS, which serve abs too): *stall_ms and *max_keys,
+ * 0 when unset. 0, or -EINVAL with err set.
+ */
+int backend_s3_read_env(const struct replica_config *cfg, int64_t *stall_ms, int *max_keys,
+			char *err, size_t errlen);
+
+/* Lifecycle and status, shared by both tables (backend.h). */
+void backend_s3_close(struct backend *b, void (*cb)(void *arg), void *arg);
+void backend_s3_free(struct backend *b);
+const char *backend_s3_credentials_source(struct backend *b);
+
 /* The operations of the table; backend.h says what each does. */
 void backend_s3_list(struct backend *b, const char *dir, backend_list_cb cb, void *arg);
 void backend_s3_put(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
@@ -69,5 +89,9 @@ void backend_s3_get_follow(struct backend *b, const char *key, const char *local
 			   void (*ready)(void *arg, uint64_t n), backend_done_cb cb, void *arg);
 void backend_s3_remove(struct backend *b, char *const *keys, size_t n, backend_done_cb cb,
 		       void *arg);
+void backend_abs_put(struct backend *b, const char *key, const char *local_path,
+		     backend_done_cb cb, void *arg);
+void backend_abs_remove(struct backend *b, char *const *keys, size_t n, backend_done_cb cb,
+			void *arg);
 
 #endif

@@ -5,6 +5,10 @@
  * named by its last path component. A missing directory is just an empty
  * listing (S3 has no directories, only keys that share a prefix).
  *
+ * The abs backend lists the same way with List Blobs (restype=container,
+ * comp=list, a marker for the next page; azure/blob_xml.h reads its page
+ * into the same struct).
+ *
  * Each page is parsed as it arrives (check_list_page), so that an answer
  * cut short is retried by the client like any failed attempt. A listing
  * whose token does not advance is an error rather than a loop.
@@ -13,6 +17,7 @@
 #include "util/fsutil.h"
 #include "s3/sigv4.h"
 #include "s3/xml.h"
+#include "azure/blob_xml.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -123,8 +128,12 @@ static const char *check_list_page(const struct http_response *h, void *arg, cha
 
 	s3_list_page_free(&op->page);
 	memset(&op->page, 0, sizeof(op->page));
-	op->page_rc = s3_xml_parse_list(h->body, h->body_len, &op->page, &op->page_err,
-					op->page_why, sizeof(op->page_why));
+	if (op->sb->abs)
+		op->page_rc = abs_xml_parse_list(h->body, h->body_len, &op->page, &op->page_err,
+						 op->page_why, sizeof(op->page_why));
+	else
+		op->page_rc = s3_xml_parse_list(h->body, h->body_len, &op->page, &op->page_err,
+						op->page_why, sizeof(op->page_why));
 	if (op->page_rc == 0 || op->page_rc == -EREMOTEIO)
 		return NULL;
 	snprintf(buf, n, "%s", op->page_why);
@@ -176,13 +185,16 @@ static void on_list_page(void *arg, const struct s3_response *r)
 
 static void list_page(struct list_op *op)
 {
-	struct sigv4_param params[5] = {
-		{"list-type", "2"},
+	bool abs = op->sb->abs;
+	struct sigv4_param params[6] = {
+		{abs ? "restype" : "list-type", abs ? "container" : "2"},
 		{"prefix", op->prefix},
 		{"delimiter", "/"},
-		{"max-keys", op->sb->max_keys},
-		{"continuation-token", op->token},
+		{abs ? "comp" : "prefix", abs ? "list" : op->prefix},
+		{abs ? "maxresults" : "max-keys", op->sb->max_keys},
+		{abs ? "marker" : "continuation-token", op->token},
 	};
+	size_t n = abs ? 4 : 3;
 	struct s3_request req = {0};
 	char msg[512];
 	int rc;
@@ -191,10 +203,12 @@ static void list_page(struct list_op *op)
 	req.op = "LIST";
 	req.label = op->dir;
 	/* Unused entries go to the end: max-keys when unset, then the token. */
-	if (op->sb->max_keys[0] == '\0')
-		params[3] = params[4];
+	if (op->sb->max_keys[0] != '\0')
+		params[n++] = params[4];
+	if (op->token != NULL)
+		params[n++] = params[5];
 	req.params = params;
-	req.n_params = 3 + (op->sb->max_keys[0] != '\0') + (op->token != NULL);
+	req.n_params = n;
 	req.sink = S3_SINK_MEMORY;
 	req.max_body = LIST_MAX_BODY;
 	req.check = check_list_page;

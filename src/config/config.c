@@ -240,6 +240,13 @@ void replica_config_free(struct replica_config *r)
 	if (r->age_identities != NULL)
 		explicit_bzero(r->age_identities, strlen(r->age_identities));
 	free(r->age_identities);
+	free(r->account_name);
+	if (r->account_key != NULL)
+		explicit_bzero(r->account_key, strlen(r->account_key));
+	free(r->account_key);
+	if (r->sas_token != NULL)
+		explicit_bzero(r->sas_token, strlen(r->sas_token));
+	free(r->sas_token);
 	memset(r, 0, sizeof(*r));
 }
 

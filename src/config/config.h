@@ -108,6 +108,10 @@ struct replica_config {
 	char *age_recipients;     /* "age1..." keys, white space or commas between */
 	char *age_identities;     /* identity files or inline keys (a secret) */
 	int64_t part_size;        /* bytes, default 8 MiB, at least 5 MiB */
+	/* abs only (bucket is the container, endpoint the service URL). */
+	char *account_name;
+	char *account_key;        /* base64 (a secret); else LITESTREAM_AZURE_ACCOUNT_KEY */
+	char *sas_token;          /* "sv=...&sig=..." without '?' (a secret), instead of a key */
 	/* Intervals in milliseconds. */
 	int64_t sync_interval_ms;          /* file: 0, s3: 1000 */
 	int64_t retention_ms;              /* 24h */
@@ -204,5 +208,7 @@ const struct config_key *config_key_at(size_t i);
 #define CONFIG_PART_SIZE_DEFAULT (8 * 1024 * 1024)
 #define CONFIG_PART_SIZE_MIN (5 * 1024 * 1024)          /* S3's smallest part */
 #define CONFIG_PART_SIZE_MAX (5LL * 1024 * 1024 * 1024) /* and largest */
+#define CONFIG_ABS_BLOCK_MIN (1024 * 1024)               /* abs: what we allow */
+#define CONFIG_ABS_BLOCK_MAX (4000LL * 1024 * 1024)      /* Azure's largest block */
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "config/parse.h"
 #include "config/url.h"
+#include "util/base64.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -22,7 +23,7 @@
 
 const char *config_replica_type_name(enum replica_type t)
 {
-	return t == REPLICA_S3 ? "s3" : "file";
+	return t == REPLICA_S3 ? "s3" : t == REPLICA_ABS ? "abs" : "file";
 }
 
 static struct db_config *find_db_named(struct config *c, const char *name)
@@ -124,22 +125,31 @@ static int finish_sse(struct parser *p, const struct section *s, struct replica_
 	return 0;
 }
 
+/* Normalises rep->endpoint in place; errors name the endpoint key of s. */
+static int check_endpoint(struct parser *p, const struct section *s, struct replica_config *rep)
+{
+	char *e = NULL, msg[256];
+	int rc;
+
+	if (rep->endpoint == NULL)
+		return 0;
+	rc = replica_url_endpoint(rep->endpoint, &e, msg, sizeof(msg));
+	if (rc != 0)
+		return fail_rc(p, rc, config_key_line(s, "endpoint"), s->title, "endpoint", "%s", msg);
+	free(rep->endpoint);
+	rep->endpoint = e;
+	return 0;
+}
+
 /* The s3 half of config_check_replica(); u is the parsed url or NULL. */
 static int finish_s3(struct parser *p, const struct section *s, struct replica_config *rep,
 		     struct replica_url *u)
 {
 	const char *t = s->title;
-	char *e = NULL, msg[256];
-	int rc;
 
 	/* Normalised before merging so that an explicit endpoint is checked too. */
-	if (rep->endpoint != NULL) {
-		rc = replica_url_endpoint(rep->endpoint, &e, msg, sizeof(msg));
-		if (rc != 0)
-			return fail_rc(p, rc, config_key_line(s, "endpoint"), t, "endpoint", "%s", msg);
-		free(rep->endpoint);
-		rep->endpoint = e;
-	}
+	if (check_endpoint(p, s, rep) != 0)
+		return p->e.rc;
 	if (u != NULL) {
 		rep->path = u->path;
 		rep->bucket = u->bucket;
@@ -179,23 +189,82 @@ static int finish_s3(struct parser *p, const struct section *s, struct replica_c
 	return 0;
 }
 
+/* The abs half of config_check_replica(): as Litestream 0.3.13, explicit keys beat the url's. */
+static int finish_abs(struct parser *p, const struct section *s, struct replica_config *rep,
+		      struct replica_url *u)
+{
+	const char *t = s->title;
+	unsigned char raw[128];
+	size_t len;
+
+	if (check_endpoint(p, s, rep) != 0)
+		return p->e.rc;
+	if (u != NULL) {
+		rep->path = u->path;
+		rep->bucket = u->bucket;
+		u->path = u->bucket = NULL;
+		take_unless_set(&rep->account_name, &u->account_name);
+	} else {
+		if (rep->bucket == NULL)
+			return fail(p, s->line, t, "bucket", "missing (the container; or give a url)");
+		if (!replica_url_container_valid(rep->bucket))
+			return fail(p, config_key_line(s, "bucket"), t, "bucket",
+				    "invalid container name \"%s\" (want 3 to 63 of a-z, 0-9, '-')",
+				    rep->bucket);
+		char *prefix;
+
+		if (replica_url_s3_prefix(rep->path != NULL ? rep->path : "", &prefix) != 0)
+			return oom(p);
+		free(rep->path);
+		rep->path = prefix;
+	}
+	if (rep->account_name == NULL && rep->endpoint == NULL)
+		return fail(p, s->line, t, "account-name",
+			    "missing (the storage account; or abs://ACCOUNT@CONTAINER/PATH)");
+	if (rep->account_key != NULL &&
+	    (base64_decode(rep->account_key, raw, sizeof(raw), &len) != 0 || len == 0)) {
+		explicit_bzero(raw, sizeof(raw));
+		return fail(p, config_key_line(s, "account-key"), t, "account-key",
+			    "not base64 (want the key the portal or `az storage account keys list` "
+			    "shows)");
+	}
+	explicit_bzero(raw, sizeof(raw));
+	if (rep->account_key != NULL && rep->sas_token != NULL)
+		return fail(p, config_key_line(s, "sas-token"), t, "sas-token",
+			    "cannot be combined with account-key: choose one");
+	if (rep->sas_token != NULL && rep->sas_token[0] == '?')
+		memmove(rep->sas_token, rep->sas_token + 1, strlen(rep->sas_token));
+	if (rep->ca_file != NULL && make_abs(p, s, "ca-file", &rep->ca_file) != 0)
+		return p->e.rc;
+	if (config_key_line(s, "part-size") == 0)
+		rep->part_size = CONFIG_PART_SIZE_DEFAULT;
+	if (rep->part_size < CONFIG_ABS_BLOCK_MIN || rep->part_size > CONFIG_ABS_BLOCK_MAX)
+		return fail(p, config_key_line(s, "part-size"), t, "part-size",
+			    "%lld bytes is outside the block sizes allowed (1MiB to 4000MiB)",
+			    (long long)rep->part_size);
+	return 0;
+}
+
 int config_check_replica(struct parser *p, const struct section *s, struct replica_draft *d)
 {
 	struct replica_config *rep = &d->rc;
 	struct replica_url u = {0}, *up = NULL;
 	const char *t = s->title;
 	enum replica_type type = REPLICA_FILE;
+	const char *foreign, *types;
 	char msg[512];
-	int rc;
+	int line, rc;
 
 	if (d->type != NULL) {
 		if (strcmp(d->type, "file") == 0)
 			type = REPLICA_FILE;
 		else if (strcmp(d->type, "s3") == 0)
 			type = REPLICA_S3;
+		else if (strcmp(d->type, "abs") == 0)
+			type = REPLICA_ABS;
 		else
 			return fail(p, config_key_line(s, "type"), t, "type",
-				    "unknown replica type \"%s\" (want file or s3)", d->type);
+				    "unknown replica type \"%s\" (want file, s3 or abs)", d->type);
 	}
 	if (rep->url != NULL) {
 		rc = replica_url_parse(rep->url, &u, msg, sizeof(msg));
@@ -205,8 +274,8 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 		up = &u;
 		if (d->type != NULL && type != u.type) {
 			fail(p, config_key_line(s, "type"), t, "type",
-			     "\"%s\" does not match the url, which names a %s replica", d->type,
-			     config_replica_type_name(u.type));
+			     "\"%s\" does not match the url, which names %s %s replica", d->type,
+			     u.type == REPLICA_FILE ? "a" : "an", config_replica_type_name(u.type));
 			goto out;
 		}
 		type = u.type;
@@ -222,15 +291,13 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 		return fail(p, s->line, t, "type", "missing (a replica needs type or url)");
 	}
 	rep->type = type;
+	if ((foreign = config_foreign_key(s, type, &line, &types)) != NULL) {
+		fail(p, line, t, foreign, "only for %s replicas, and this is %s %s replica", types,
+		     type == REPLICA_FILE ? "a" : "an", config_replica_type_name(type));
+		goto out;
+	}
 
 	if (type == REPLICA_FILE) {
-		const char *s3_key;
-		int line;
-
-		if ((s3_key = config_s3_only_key(s, &line)) != NULL) {
-			fail(p, line, t, s3_key, "only for s3 replicas, and this is a file replica");
-			goto out;
-		}
 		if (up != NULL) {
 			rep->path = u.path;
 			u.path = NULL;
@@ -246,11 +313,13 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 		if (up == NULL && rep->path != NULL && replica_url_is_url(rep->path))
 			fail(p, config_key_line(s, "path"), t, "path", "\"%s\" is a URL: give it as url",
 			     rep->path);
+		else if (type == REPLICA_ABS)
+			finish_abs(p, s, rep, up);
 		else
 			finish_s3(p, s, rep, up);
 	}
 	if (p->e.rc == 0 && config_key_line(s, "sync-interval") == 0)
-		rep->sync_interval_ms = type == REPLICA_S3 ? 1000 : 0;
+		rep->sync_interval_ms = type != REPLICA_FILE ? 1000 : 0;
 out:
 	replica_url_free(&u);
 	return p->e.rc;

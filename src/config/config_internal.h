@@ -36,7 +36,7 @@
 enum section_kind { SEC_LITESTREAM, SEC_DB, SEC_REPLICA };
 
 /* How many keys config_options.c's table has (it checks this at compile time). */
-#define CONFIG_N_OPTIONS 36
+#define CONFIG_N_OPTIONS 39
 
 /* A replica section while the file is read; rc moves into its db at the end. */
 struct replica_draft {
@@ -76,8 +76,13 @@ int config_options_read(struct parser *p);
 /* The line key was set on in s, 0 if it was not. */
 int config_key_line(const struct section *s, const char *key);
 
-/* The first s3-only key set in replica section s, or NULL; *line is where. */
-const char *config_s3_only_key(const struct section *s, int *line);
+/*
+ * The first key set in replica section s that a replica of type does not
+ * take (an s3 key on a file or abs replica, an abs key on s3...), or NULL;
+ * *line is where and *types the types that take it ("s3", "abs", "s3 and abs").
+ */
+const char *config_foreign_key(const struct section *s, enum replica_type type, int *line,
+			       const char **types);
 
 /* Defaults; the replica's sync interval waits for its type (config_check_replica()). */
 int config_defaults(struct config *c);

@@ -37,7 +37,10 @@ enum opt_type {
 	OPT_LOG_FORMAT, /* enum log_format */
 };
 
-#define OPT_S3_ONLY 1u
+/* The remote types a replica key is for; none: every type takes it. */
+#define OPT_S3 1u
+#define OPT_ABS 2u
+#define OPT_REMOTE (OPT_S3 | OPT_ABS)
 
 struct option {
 	struct config_key k;
@@ -70,26 +73,29 @@ static const struct option options[] = {
 	R_OPT("type", OPT_REQUIRED, type, 0),
 	R_OPT("url", OPT_REQUIRED, rc.url, 0),
 	R_OPT("path", OPT_REQUIRED, rc.path, 0),
-	R_OPT("bucket", OPT_REQUIRED, rc.bucket, OPT_S3_ONLY),
-	R_OPT("region", OPT_STRING, rc.region, OPT_S3_ONLY),
-	R_OPT("endpoint", OPT_STRING, rc.endpoint, OPT_S3_ONLY),
-	R_OPT("force-path-style", OPT_BOOL, rc.force_path_style, OPT_S3_ONLY),
-	R_OPT("skip-verify", OPT_BOOL, rc.skip_verify, OPT_S3_ONLY),
-	R_OPT("ca-file", OPT_STRING, rc.ca_file, OPT_S3_ONLY),
-	R_OPT("access-key-id", OPT_STRING, rc.access_key_id, OPT_S3_ONLY),
-	R_OPT("secret-access-key", OPT_STRING, rc.secret_access_key, OPT_S3_ONLY),
+	R_OPT("bucket", OPT_REQUIRED, rc.bucket, OPT_REMOTE),
+	R_OPT("region", OPT_STRING, rc.region, OPT_S3),
+	R_OPT("endpoint", OPT_STRING, rc.endpoint, OPT_REMOTE),
+	R_OPT("force-path-style", OPT_BOOL, rc.force_path_style, OPT_S3),
+	R_OPT("skip-verify", OPT_BOOL, rc.skip_verify, OPT_REMOTE),
+	R_OPT("ca-file", OPT_STRING, rc.ca_file, OPT_REMOTE),
+	R_OPT("access-key-id", OPT_STRING, rc.access_key_id, OPT_S3),
+	R_OPT("secret-access-key", OPT_STRING, rc.secret_access_key, OPT_S3),
 	R_OPT("sync-interval", OPT_DURATION, rc.sync_interval_ms, 0),
 	R_OPT("retention", OPT_DURATION, rc.retention_ms, 0),
 	R_OPT("retention-check-interval", OPT_DURATION, rc.retention_check_interval_ms, 0),
 	R_OPT("snapshot-interval", OPT_DURATION, rc.snapshot_interval_ms, 0),
 	R_OPT("validation-interval", OPT_DURATION, rc.validation_interval_ms, 0),
-	R_OPT("part-size", OPT_SIZE, rc.part_size, OPT_S3_ONLY),
-	R_OPT("sse", OPT_STRING, rc.sse, OPT_S3_ONLY),
-	R_OPT("sse-kms-key-id", OPT_STRING, rc.sse_kms_key_id, OPT_S3_ONLY),
-	R_OPT("sse-customer-key", OPT_STRING, rc.sse_customer_key, OPT_S3_ONLY),
-	R_OPT("storage-class", OPT_STRING, rc.storage_class, OPT_S3_ONLY),
+	R_OPT("part-size", OPT_SIZE, rc.part_size, OPT_REMOTE),
+	R_OPT("sse", OPT_STRING, rc.sse, OPT_S3),
+	R_OPT("sse-kms-key-id", OPT_STRING, rc.sse_kms_key_id, OPT_S3),
+	R_OPT("sse-customer-key", OPT_STRING, rc.sse_customer_key, OPT_S3),
+	R_OPT("storage-class", OPT_STRING, rc.storage_class, OPT_S3),
 	R_OPT("age-recipients", OPT_STRING, rc.age_recipients, 0),
 	R_OPT("age-identities", OPT_STRING, rc.age_identities, 0),
+	R_OPT("account-name", OPT_STRING, rc.account_name, OPT_ABS),
+	R_OPT("account-key", OPT_STRING, rc.account_key, OPT_ABS),
+	R_OPT("sas-token", OPT_STRING, rc.sas_token, OPT_ABS),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -116,12 +122,18 @@ int config_key_line(const struct section *s, const char *key)
 	return o != NULL ? s->key_lines[o - options] : 0;
 }
 
-const char *config_s3_only_key(const struct section *s, int *line)
+const char *config_foreign_key(const struct section *s, enum replica_type type, int *line,
+			       const char **types)
 {
+	unsigned want = type == REPLICA_S3 ? OPT_S3 : type == REPLICA_ABS ? OPT_ABS : 0;
+
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		if (options[i].section == SEC_REPLICA && (options[i].flags & OPT_S3_ONLY) &&
-		    s->key_lines[i] != 0) {
+		if (options[i].section == SEC_REPLICA && options[i].flags != 0 &&
+		    (options[i].flags & want) == 0 && s->key_lines[i] != 0) {
 			*line = s->key_lines[i];
+			*types = options[i].flags == OPT_REMOTE ? "s3 and abs"
+				 : options[i].flags == OPT_S3   ? "s3"
+								: "abs";
 			return options[i].k.key;
 		}
 	}

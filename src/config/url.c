@@ -272,6 +272,7 @@ void replica_url_free(struct replica_url *u)
 		explicit_bzero(u->sse_customer_key, strlen(u->sse_customer_key));
 	free(u->sse_customer_key);
 	free(u->storage_class);
+	free(u->account_name);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -723,9 +724,11 @@ int replica_url_parse(const char *url, struct replica_url *out, char *err, size_
 	} else if (strncasecmp(url, "s3://", 5) == 0) {
 		u.type = REPLICA_S3;
 		rc = parse_s3(shown, url + 5, &u, err, errlen);
+	} else if (strncasecmp(url, "abs://", 6) == 0) {
+		rc = replica_url_parse_abs(shown, url + 6, &u, err, errlen);
 	} else {
-		seterr(err, errlen, "replica URL \"%s\": unsupported scheme \"%.*s\" (want file or s3)",
-		       shown, (int)strcspn(url, ":"), url);
+		seterr(err, errlen,
+		       "replica URL \"%s\": unsupported scheme \"%.*s\" (want file, s3 or abs)", shown, (int)strcspn(url, ":"), url);
 		rc = -EINVAL;
 	}
 	free(shown);

@@ -5,6 +5,7 @@
  *   file:///abs/dir             a directory (file://localhost/abs/dir too)
  *   /abs/dir, rel/dir, ~/dir    a plain path is a file replica
  *   s3://HOST/PREFIX?QUERY      S3 or an S3-compatible store
+ *   abs://[ACCOUNT@]CONTAINER/PATH   Azure Blob Storage (url_abs.c; no query)
  *
  * The S3 HOST is read the way Litestream reads it (s3.ParseHost), extended
  * with the AWS and GCS forms:
@@ -52,7 +53,7 @@
 #include <stddef.h>
 
 /* The kinds of replica, which a URL's scheme names (config.h uses it too). */
-enum replica_type { REPLICA_FILE, REPLICA_S3 };
+enum replica_type { REPLICA_FILE, REPLICA_S3, REPLICA_ABS };
 
 struct replica_url {
 	enum replica_type type;
@@ -68,6 +69,8 @@ struct replica_url {
 	char *sse_kms_key_id;      /* ?storage-class=: checked as parse.h says, */
 	char *sse_customer_key;    /* NULL when not given */
 	char *storage_class;
+	/* abs only: the account before '@' (bucket is the container, path the prefix). */
+	char *account_name;
 };
 
 /*
@@ -110,6 +113,21 @@ bool replica_url_bucket_valid(const char *bucket);
  * error (-EINVAL with a message in err). *out is malloc'd on success.
  */
 int replica_url_endpoint(const char *in, char **out, char *err, size_t errlen);
+
+/* ---- url_abs.c ---- */
+
+/*
+ * rest is what follows "abs://" in url (shown: url as messages may show
+ * it). As Litestream 0.3.13 reads it: the user name is the account, the
+ * host the container, the path (cleaned, no leading or trailing '/') the
+ * prefix. A password, a port, a query or an invalid container name is an
+ * error. 0, -EINVAL with a message, or -ENOMEM.
+ */
+int replica_url_parse_abs(const char *shown, const char *rest, struct replica_url *u, char *err,
+			  size_t errlen);
+
+/* Azure's container names: 3 to 63 of a-z, 0-9 and '-', not starting with '-'. */
+bool replica_url_container_valid(const char *s);
 
 /* ---- url_sse.c ---- */
 

@@ -393,7 +393,9 @@ static const char *replica_type(const struct replica *r)
 {
 	if (r->backend != NULL && r->backend->ops != NULL && r->backend->ops->type != NULL)
 		return r->backend->ops->type;
-	return r->cfg && r->cfg->type == REPLICA_S3 ? "s3" : "file";
+	if (r->cfg == NULL)
+		return "file";
+	return r->cfg->type == REPLICA_S3 ? "s3" : r->cfg->type == REPLICA_ABS ? "abs" : "file";
 }
 
 static void write_operation_families(struct metrics_buf *b, struct db *const *dbs, size_t n)

@@ -223,7 +223,9 @@ void s3_client_on_http_done(struct http_response *hr, void *data)
 		}
 	} else {
 		have_e = hr->body != NULL && s3_xml_parse_error(hr->body, hr->body_len, &e) == 0;
-		code = have_e && e.code[0] != '\0' ? e.code : s3_status_code(hr->status);
+		code = have_e && e.code[0] != '\0' ? e.code : http_response_header(hr, "x-ms-error-code");
+		if (code == NULL || code[0] == '\0')
+			code = s3_status_code(hr->status);
 		rc = s3_status_errno(hr->status, code);
 	}
 	LOG_DEBUG(c->log_name, NULL, "%s: %ld%s%s in %" PRIu64 " ms (attempt %d)", title, hr->status,
@@ -288,7 +290,8 @@ int s3_client_request(struct s3_client *c, const struct s3_request *req, s3_requ
 	if (cb == NULL || req->method == NULL ||
 	    (req->body == S3_BODY_FD && req->payload_hash == NULL) ||
 	    (req->body == S3_BODY_MEMORY && req->body_buf == NULL && req->body_len > 0) ||
-	    (req->sink == S3_SINK_FD && (req->sink_fd < 0 || req->sink_offset < 0)))
+	    (req->sink == S3_SINK_FD && (req->sink_fd < 0 || req->sink_offset < 0)) ||
+	    req->n_headers > S3_REQ_MAX_HEADERS)
 		return -EINVAL;
 	k = s3_call_new(c, req);
 	if (k == NULL)
@@ -409,6 +412,7 @@ static int client_copy_config(struct s3_client *c, const struct s3_client_config
 	c->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
 	c->log_name = cfg->log_name ? strdup(cfg->log_name) : NULL;
 	c->insecure = cfg->skip_verify;
+	c->sign = cfg->sign;
 	c->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : S3_DEFAULT_MAX_IN_FLIGHT;
 	c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : S3_DEFAULT_MAX_ATTEMPTS;
 	c->stall_ms = cfg->stall_timeout_ms > 0 ? cfg->stall_timeout_ms : S3_DEFAULT_STALL_TIMEOUT_MS;

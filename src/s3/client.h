@@ -19,7 +19,11 @@
  *     reply, a name that did not resolve;
  *   - HTTP 500, 502, 503, 504, 408, 429;
  *   - S3 codes SlowDown, RequestTimeout, InternalError, ServiceUnavailable
- *     (also inside a 200 body for CompleteMultipartUpload).
+ *     (also inside a 200 body for CompleteMultipartUpload), Azure's
+ *     ServerBusy and OperationTimedOut.
+ *
+ * The error code of an answer is its <Error><Code>, else Azure's
+ * x-ms-error-code header (HEAD has no body), else one the status implies.
  *
  * Everything else (403, 404, other 4xx) is answered at once. A file sink is
  * truncated before a retry, so a retried download never holds the bytes of
@@ -85,6 +89,18 @@
 
 struct s3_client;
 
+/*
+ * Signs one attempt instead of Signature V4: sigv4_sign()'s contract, the
+ * body's length in content_length (sr->body_len is 0 for a body from a
+ * file). Azure Blob Storage's Shared Key and SAS (azure/shared_key.h) are
+ * one; the credentials then hold what that signer says.
+ */
+typedef int (*s3_sign_fn)(const struct sigv4_request *sr, uint64_t content_length,
+			  struct sigv4_signed **out, const char **why);
+
+/* Headers of a request beside the ones struct s3_request names. */
+#define S3_REQ_MAX_HEADERS 4
+
 struct s3_client_config {
 	const char *endpoint; /* "http(s)://host[:port][/base]", or NULL for AWS */
 	const char *bucket;
@@ -110,6 +126,7 @@ struct s3_client_config {
 	 */
 	int (*reload_creds)(void *arg, struct s3_credentials *out);
 	void *reload_arg;
+	s3_sign_fn sign; /* NULL: Signature V4 for S3 */
 };
 
 enum s3_body { S3_BODY_NONE, S3_BODY_MEMORY, S3_BODY_FD };
@@ -144,6 +161,8 @@ struct s3_request {
 	const char *content_md5;  /* base64, or NULL */
 	const char *content_type; /* or NULL */
 	const char *range;        /* Range header ("bytes=0-1023"), or NULL */
+	const struct sigv4_header *headers; /* more, signed (x-ms-blob-type), copied */
+	size_t n_headers;                   /* at most S3_REQ_MAX_HEADERS */
 
 	enum s3_body body;
 	const void *body_buf;     /* S3_BODY_MEMORY: hashed here when signing */
@@ -177,7 +196,7 @@ struct s3_response {
 
 /*
  * rc for S3 answers: -EACCES (401, 403), -ENOENT (404 but NoSuchBucket),
- * -ENXIO (NoSuchBucket), -EINVAL (wrong region or endpoint: 301, 307,
+ * -ENXIO (NoSuchBucket, Azure's ContainerNotFound), -EINVAL (wrong region or endpoint: 301, 307,
  * AuthorizationHeaderMalformed), -EIO (anything else, 5xx once retries
  * are exhausted); for transport failures http_client's errno.
  */

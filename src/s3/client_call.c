@@ -35,6 +35,10 @@ void s3_call_free(struct s3_call *k)
 	free((char *)k->req.content_type);
 	free((char *)k->req.range);
 	free((char *)k->req.payload_hash);
+	for (size_t i = 0; i < k->req.n_headers; i++) {
+		free((char *)k->headers[i].name);
+		free((char *)k->headers[i].value);
+	}
 	for (size_t i = 0; i < k->req.n_params; i++) {
 		free((char *)k->params[i].name);
 		free((char *)k->params[i].value);
@@ -64,6 +68,8 @@ struct s3_call *s3_call_new(struct s3_client *c, const struct s3_request *req)
 	k->req = *req;
 	k->req.n_params = 0;
 	k->req.params = NULL;
+	k->req.n_headers = 0;
+	k->req.headers = k->headers;
 	ok = dup_opt(req->method, &k->req.method) && dup_opt(req->op, &k->req.op) &&
 	     dup_opt(req->key, &k->req.key) && dup_opt(req->label, &k->req.label) &&
 	     dup_opt(req->what, &k->req.what) && dup_opt(req->content_md5, &k->req.content_md5) &&
@@ -78,6 +84,11 @@ struct s3_call *s3_call_new(struct s3_client *c, const struct s3_request *req)
 			k->req.n_params = i + 1;
 		}
 		k->req.params = k->params;
+	}
+	for (size_t i = 0; ok && i < req->n_headers; i++) {
+		ok = dup_opt(req->headers[i].name, &k->headers[i].name) &&
+		     dup_opt(req->headers[i].value, &k->headers[i].value);
+		k->req.n_headers = i + 1;
 	}
 	if (!ok) {
 		s3_call_free(k);
@@ -238,6 +249,8 @@ static int call_sign(struct s3_call *k, const struct s3_credentials *creds, unsi
 	sr.session_token = creds->session_token;
 	k->creds_gen = gen;
 	sr.time = time(NULL);
+	if (c->sign != NULL)
+		return c->sign(&sr, r->body != S3_BODY_NONE ? r->body_len : 0, sig, why);
 	return sigv4_sign(&sr, sig, why);
 }
 
@@ -264,11 +277,11 @@ int s3_call_send(struct s3_call *k, const struct s3_credentials *creds, unsigned
 {
 	struct s3_client *c = k->c;
 	const struct s3_request *r = &k->req;
-	struct sigv4_header sh[3 + S3_SSE_MAX_HEADERS];
+	struct sigv4_header sh[3 + S3_REQ_MAX_HEADERS + S3_SSE_MAX_HEADERS];
 	struct sigv4_signed *sig = NULL;
 	struct http_request_opts o;
 	char *path = build_path(c, r->key), *host = call_host(c), *url = NULL;
-	char *lines[3 + S3_SSE_MAX_HEADERS + SIGV4_MAX_ADDED + 1] = {0};
+	char *lines[3 + S3_REQ_MAX_HEADERS + S3_SSE_MAX_HEADERS + SIGV4_MAX_ADDED + 1] = {0};
 	size_t n_sh = 0, n_lines = 0;
 	int rc;
 
@@ -282,6 +295,8 @@ int s3_call_send(struct s3_call *k, const struct s3_credentials *creds, unsigned
 		sh[n_sh++] = (struct sigv4_header){"Content-Type", r->content_type};
 	if (r->range != NULL)
 		sh[n_sh++] = (struct sigv4_header){"Range", r->range};
+	for (size_t i = 0; i < r->n_headers; i++)
+		sh[n_sh++] = r->headers[i];
 	n_sh += s3_sse_headers(&c->sse, r->flags & S3_REQ_NEW_OBJECT, r->flags & S3_REQ_OBJECT_DATA,
 			       sh + n_sh);
 	rc = call_sign(k, creds, gen, host, path, sh, n_sh, &sig, why);

@@ -41,6 +41,7 @@ struct s3_call {
 	struct s3_call *prev, *next;
 	struct s3_request req; /* every string points into this call's copies */
 	struct sigv4_param *params;
+	struct sigv4_header headers[S3_REQ_MAX_HEADERS];
 	int attempts;
 	uint64_t due_ms;   /* waiting: loop time of the next attempt */
 	uint64_t sent_ms;  /* loop time the current attempt started */
@@ -63,6 +64,7 @@ struct s3_client {
 	unsigned max_in_flight, in_flight;
 	int max_attempts;
 	int64_t stall_ms;
+	s3_sign_fn sign; /* NULL: sigv4_sign */
 	struct call_list ready, sending, waiting, cancelled;
 	uint64_t rng;
 	int closing_parts;

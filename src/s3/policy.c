@@ -37,7 +37,8 @@ bool s3_retryable(int result, long status, const char *code)
 	}
 	if (code != NULL && (strcmp(code, "SlowDown") == 0 || strcmp(code, "RequestTimeout") == 0 ||
 			     strcmp(code, "InternalError") == 0 ||
-			     strcmp(code, "ServiceUnavailable") == 0))
+			     strcmp(code, "ServiceUnavailable") == 0 || strcmp(code, "ServerBusy") == 0 ||
+			     strcmp(code, "OperationTimedOut") == 0))
 		return true;
 	switch (status) {
 	case 408:
@@ -59,7 +60,7 @@ static bool code_is(const char *code, const char *want)
 
 int s3_status_errno(long status, const char *code)
 {
-	if (code_is(code, "NoSuchBucket"))
+	if (code_is(code, "NoSuchBucket") || code_is(code, "ContainerNotFound"))
 		return -ENXIO;
 	if (code_is(code, "AuthorizationHeaderMalformed") || code_is(code, "PermanentRedirect") ||
 	    code_is(code, "IllegalLocationConstraintException") || status == 301 || status == 307)
@@ -105,6 +106,25 @@ void s3_hint(long status, const char *code, const struct s3_error *e, const char
 	const char *right = e != NULL && e->region[0] != '\0' ? e->region : bucket_region;
 
 	buf[0] = '\0';
+	/* Azurite says AuthorizationFailure for a wrong signature, Azure AuthenticationFailed. */
+	if (code_is(code, "AuthenticationFailed") || code_is(code, "AuthorizationFailure")) {
+		snprintf(buf, n,
+			 "check account-name and account-key (or LITESTREAM_AZURE_ACCOUNT_KEY), or the "
+			 "sas-token, its permissions and expiry");
+		return;
+	}
+	if (code_is(code, "ContainerNotFound")) {
+		snprintf(buf, n,
+			 "container %s does not exist: create it, or check bucket and the endpoint",
+			 bucket);
+		return;
+	}
+	if (code_is(code, "AuthorizationPermissionMismatch") ||
+	    code_is(code, "AuthorizationResourceTypeMismatch")) {
+		snprintf(buf, n, "the sas-token may not do this: it needs read, write, delete and list "
+				 "on container %s", bucket);
+		return;
+	}
 	if (code_is(code, "SignatureDoesNotMatch") || code_is(code, "InvalidAccessKeyId") ||
 	    code_is(code, "InvalidClientTokenId") || code_is(code, "Forbidden") ||
 	    (status == 403 && (code == NULL || code[0] == '\0'))) {
@@ -159,7 +179,8 @@ bool s3_creds_rejected(long status, const char *code)
 {
 	static const char *const codes[] = {"InvalidAccessKeyId", "SignatureDoesNotMatch",
 					    "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
-					    "AccessDenied", "InvalidClientTokenId"};
+					    "AccessDenied", "InvalidClientTokenId", "AuthenticationFailed",
+					    "AuthorizationFailure"};
 
 	if (status != 400 && status != 401 && status != 403)
 		return false;

@@ -1,7 +1,7 @@
 /*
  * S3's XML with expat; see xml.h for the contract.
  *
- * One small engine serves every document: it keeps the names of the open
+ * One small engine (xml_engine.c) serves every document: it keeps the names of the open
  * elements (a stack S3_XML_DEPTH_MAX deep), collects the text of the
  * element being read, and hands each closed element to the document's
  * end() hook with its depth, its parent's name and its text. A document
@@ -14,6 +14,7 @@
  * struct s3_error instead and the parse ends with -EREMOTEIO.
  */
 #include "s3/xml.h"
+#include "s3/xml_engine.h"
 #include "util/pct.h"
 #include "util/decimal.h"
 #include "util/strbuf.h"
@@ -29,194 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#define NAME_MAX_CHARS 64
 #define MAX_DELETE_KEYS 1000
-
-struct xml_ctx;
-
-struct xml_doc {
-	const char *root;
-	void (*start)(struct xml_ctx *x, int depth, const char *name);
-	void (*end)(struct xml_ctx *x, int depth, const char *name, const char *parent,
-		    const char *text);
-};
-
-struct xml_ctx {
-	XML_Parser parser;
-	const struct xml_doc *doc;
-	void *data;
-	char names[S3_XML_DEPTH_MAX][NAME_MAX_CHARS];
-	int depth;
-	char text[S3_XML_TEXT_MAX + 1];
-	size_t text_len;
-	bool is_error;          /* the root is <Error> */
-	struct s3_error *s3err; /* filled when is_error; may be NULL */
-	struct s3_error scratch;
-	int rc;                 /* first failure, 0 while all is well */
-	char why[160];
-};
-
-static void xml_fail(struct xml_ctx *x, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void xml_fail(struct xml_ctx *x, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (x->rc != 0)
-		return;
-	x->rc = rc;
-	va_start(ap, fmt);
-	vsnprintf(x->why, sizeof(x->why), fmt, ap);
-	va_end(ap);
-	XML_StopParser(x->parser, XML_FALSE);
-}
-
-static void copy_field(char *dst, size_t n, const char *src)
-{
-	snprintf(dst, n, "%s", src);
-}
-
-static void error_end(struct xml_ctx *x, int depth, const char *name, const char *text)
-{
-	struct s3_error *e = x->s3err ? x->s3err : &x->scratch;
-
-	if (depth != 2)
-		return;
-	if (strcmp(name, "Code") == 0)
-		copy_field(e->code, sizeof(e->code), text);
-	else if (strcmp(name, "Message") == 0)
-		copy_field(e->message, sizeof(e->message), text);
-	else if (strcmp(name, "Region") == 0)
-		copy_field(e->region, sizeof(e->region), text);
-	else if (strcmp(name, "Endpoint") == 0)
-		copy_field(e->endpoint, sizeof(e->endpoint), text);
-	else if (strcmp(name, "BucketName") == 0)
-		copy_field(e->bucket, sizeof(e->bucket), text);
-	else if (strcmp(name, "Key") == 0)
-		copy_field(e->key, sizeof(e->key), text);
-	else if (strcmp(name, "RequestId") == 0)
-		copy_field(e->request_id, sizeof(e->request_id), text);
-}
-
-static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-	struct xml_ctx *x = ud;
-
-	(void)attrs;
-	if (x->rc != 0)
-		return;
-	if (x->depth >= S3_XML_DEPTH_MAX) {
-		xml_fail(x, -EBADMSG, "elements nested deeper than %d", S3_XML_DEPTH_MAX);
-		return;
-	}
-	snprintf(x->names[x->depth], NAME_MAX_CHARS, "%s", name);
-	x->depth++;
-	x->text_len = 0;
-	x->text[0] = '\0';
-	if (x->depth == 1) {
-		if (strcmp(name, "Error") == 0) {
-			x->is_error = true;
-			if (x->s3err != NULL)
-				memset(x->s3err, 0, sizeof(*x->s3err));
-			return;
-		}
-		if (x->doc->root == NULL || strcmp(name, x->doc->root) != 0) {
-			xml_fail(x, -EBADMSG, "expected <%s>, found <%.40s>",
-				 x->doc->root ? x->doc->root : "Error", name);
-			return;
-		}
-	}
-	if (!x->is_error && x->doc->start != NULL)
-		x->doc->start(x, x->depth, name);
-}
-
-static void XMLCALL on_end(void *ud, const XML_Char *name)
-{
-	struct xml_ctx *x = ud;
-	int depth = x->depth;
-
-	if (x->rc != 0)
-		return;
-	x->text[x->text_len] = '\0';
-	if (x->is_error)
-		error_end(x, depth, x->names[depth - 1], x->text);
-	else if (x->doc->end != NULL)
-		x->doc->end(x, depth, x->names[depth - 1], depth >= 2 ? x->names[depth - 2] : "",
-			    x->text);
-	(void)name;
-	x->depth--;
-	x->text_len = 0;
-	x->text[0] = '\0';
-}
-
-static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
-{
-	struct xml_ctx *x = ud;
-
-	if (x->rc != 0 || len <= 0)
-		return;
-	if (x->text_len + (size_t)len > S3_XML_TEXT_MAX) {
-		xml_fail(x, -EBADMSG, "a text node longer than %d bytes", S3_XML_TEXT_MAX);
-		return;
-	}
-	memcpy(x->text + x->text_len, s, (size_t)len);
-	x->text_len += (size_t)len;
-}
-
-static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
-			       const XML_Char *pubid, int has_internal_subset)
-{
-	(void)name;
-	(void)sysid;
-	(void)pubid;
-	(void)has_internal_subset;
-	xml_fail(ud, -EBADMSG, "a DOCTYPE is not allowed");
-}
-
-/* Runs doc over xml; returns 0, -EREMOTEIO (an <Error>), -EBADMSG or -ENOMEM. */
-static int xml_run(const struct xml_doc *doc, void *data, const char *xml, size_t len,
-		   struct s3_error *s3err, char *err, size_t errlen)
-{
-	struct xml_ctx *x = calloc(1, sizeof(*x));
-	int rc;
-
-	if (x == NULL)
-		return -ENOMEM;
-	if (len > INT_MAX) {
-		free(x);
-		snprintf(err, errlen, "XML document of %zu bytes is too large", len);
-		return -EBADMSG;
-	}
-	x->doc = doc;
-	x->data = data;
-	x->s3err = s3err;
-	x->parser = XML_ParserCreate(NULL);
-	if (x->parser == NULL) {
-		free(x);
-		return -ENOMEM;
-	}
-	XML_SetUserData(x->parser, x);
-	XML_SetElementHandler(x->parser, on_start, on_end);
-	XML_SetCharacterDataHandler(x->parser, on_text);
-	XML_SetStartDoctypeDeclHandler(x->parser, on_doctype);
-	if (XML_Parse(x->parser, xml ? xml : "", (int)len, XML_TRUE) != XML_STATUS_OK && x->rc == 0) {
-		enum XML_Error code = XML_GetErrorCode(x->parser);
-
-		x->rc = code == XML_ERROR_NO_MEMORY ? -ENOMEM : -EBADMSG;
-		snprintf(x->why, sizeof(x->why), "line %lu: %s",
-			 (unsigned long)XML_GetCurrentLineNumber(x->parser), XML_ErrorString(code));
-	}
-	rc = x->rc;
-	if (rc == 0 && x->is_error)
-		rc = -EREMOTEIO;
-	if (rc != 0 && rc != -EREMOTEIO)
-		snprintf(err, errlen, "malformed %s document: %s", doc->root ? doc->root : "Error",
-			 x->why);
-	XML_ParserFree(x->parser);
-	free(x);
-	return rc;
-}
 
 /* ---- percent-decoding (EncodingType url) ---- */
 
@@ -249,7 +63,7 @@ static void list_start(struct xml_ctx *x, int depth, const char *name)
 		struct s3_object *v = realloc(p->objects, cap * sizeof(*v));
 
 		if (v == NULL) {
-			xml_fail(x, -ENOMEM, "out of memory");
+			s3_xml_fail(x, -ENOMEM, "out of memory");
 			return;
 		}
 		p->objects = v;
@@ -257,15 +71,6 @@ static void list_start(struct xml_ctx *x, int depth, const char *name)
 	}
 	memset(&p->objects[p->n_objects], 0, sizeof(p->objects[0]));
 	p->n_objects++;
-}
-
-static char *dup_or_fail(struct xml_ctx *x, const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		xml_fail(x, -ENOMEM, "out of memory");
-	return d;
 }
 
 static void list_end(struct xml_ctx *x, int depth, const char *name, const char *parent,
@@ -279,12 +84,12 @@ static void list_end(struct xml_ctx *x, int depth, const char *name, const char 
 			p->truncated = strcmp(text, "true") == 0;
 		} else if (strcmp(name, "NextContinuationToken") == 0 && text[0] != '\0') {
 			free(p->next_token);
-			p->next_token = dup_or_fail(x, text);
+			p->next_token = s3_xml_dup(x, text);
 		} else if (strcmp(name, "EncodingType") == 0) {
 			st->url_encoded = strcmp(text, "url") == 0;
 		} else if (strcmp(name, "Contents") == 0) {
 			if (p->objects[p->n_objects - 1].key == NULL)
-				xml_fail(x, -EBADMSG, "<Contents> without a <Key>");
+				s3_xml_fail(x, -EBADMSG, "<Contents> without a <Key>");
 		}
 		return;
 	}
@@ -295,16 +100,16 @@ static void list_end(struct xml_ctx *x, int depth, const char *name, const char 
 
 		if (strcmp(name, "Key") == 0) {
 			free(o->key);
-			o->key = dup_or_fail(x, text);
+			o->key = s3_xml_dup(x, text);
 		} else if (strcmp(name, "Size") == 0) {
 			if (decimal_parse_u64(text, &o->size) != 0)
-				xml_fail(x, -EBADMSG, "invalid <Size> \"%.40s\"", text);
+				s3_xml_fail(x, -EBADMSG, "invalid <Size> \"%.40s\"", text);
 		} else if (strcmp(name, "LastModified") == 0) {
 			if (s3_xml_parse_time(text, &o->mtime_ms) != 0)
-				xml_fail(x, -EBADMSG, "invalid <LastModified> \"%.40s\"", text);
+				s3_xml_fail(x, -EBADMSG, "invalid <LastModified> \"%.40s\"", text);
 		} else if (strcmp(name, "ETag") == 0) {
 			free(o->etag);
-			o->etag = dup_or_fail(x, text);
+			o->etag = s3_xml_dup(x, text);
 		}
 	} else if (strcmp(parent, "CommonPrefixes") == 0 && strcmp(name, "Prefix") == 0) {
 		if (p->n_prefixes == st->prefixes_cap) {
@@ -312,13 +117,13 @@ static void list_end(struct xml_ctx *x, int depth, const char *name, const char 
 			char **v = realloc(p->prefixes, cap * sizeof(*v));
 
 			if (v == NULL) {
-				xml_fail(x, -ENOMEM, "out of memory");
+				s3_xml_fail(x, -ENOMEM, "out of memory");
 				return;
 			}
 			p->prefixes = v;
 			st->prefixes_cap = cap;
 		}
-		if ((p->prefixes[p->n_prefixes] = dup_or_fail(x, text)) != NULL)
+		if ((p->prefixes[p->n_prefixes] = s3_xml_dup(x, text)) != NULL)
 			p->n_prefixes++;
 	}
 }
@@ -348,7 +153,7 @@ int s3_xml_parse_list(const char *xml, size_t len, struct s3_list_page *out, str
 	int rc;
 
 	memset(&st, 0, sizeof(st));
-	rc = xml_run(&list_doc, &st, xml, len, s3err, err, errlen);
+	rc = s3_xml_run(&list_doc, &st, xml, len, s3err, err, errlen);
 	if (rc == 0 && st.page.truncated && st.page.next_token == NULL) {
 		snprintf(err, errlen, "malformed ListBucketResult document: truncated without a "
 				      "NextContinuationToken");
@@ -394,7 +199,7 @@ static void field_end(struct xml_ctx *x, int depth, const char *name, const char
 	(void)parent;
 	if (depth == 2 && strcmp(name, st->want) == 0 && !st->seen) {
 		st->seen = true;
-		st->value = dup_or_fail(x, text);
+		st->value = s3_xml_dup(x, text);
 	}
 }
 
@@ -405,7 +210,7 @@ int s3_xml_parse_initiate(const char *xml, size_t len, char **upload_id, struct 
 			  char *err, size_t errlen)
 {
 	struct field_state st = {"UploadId", NULL, false};
-	int rc = xml_run(&initiate_doc, &st, xml, len, s3err, err, errlen);
+	int rc = s3_xml_run(&initiate_doc, &st, xml, len, s3err, err, errlen);
 
 	if (rc == 0 && (st.value == NULL || st.value[0] == '\0')) {
 		snprintf(err, errlen, "malformed InitiateMultipartUploadResult document: no UploadId");
@@ -423,7 +228,7 @@ int s3_xml_parse_complete(const char *xml, size_t len, char **etag, struct s3_er
 			  char *err, size_t errlen)
 {
 	struct field_state st = {"ETag", NULL, false};
-	int rc = xml_run(&complete_doc, &st, xml, len, s3err, err, errlen);
+	int rc = s3_xml_run(&complete_doc, &st, xml, len, s3err, err, errlen);
 
 	if (rc == 0 && st.value == NULL && (st.value = strdup("")) == NULL)
 		rc = -ENOMEM;
@@ -457,7 +262,7 @@ static void delete_start(struct xml_ctx *x, int depth, const char *name)
 			struct s3_delete_failure *v = realloc(r->failures, cap * sizeof(*v));
 
 			if (v == NULL) {
-				xml_fail(x, -ENOMEM, "out of memory");
+				s3_xml_fail(x, -ENOMEM, "out of memory");
 				return;
 			}
 			r->failures = v;
@@ -486,7 +291,7 @@ static void delete_end(struct xml_ctx *x, int depth, const char *name, const cha
 		slot = &f->message;
 	if (slot != NULL) {
 		free(*slot);
-		*slot = dup_or_fail(x, text);
+		*slot = s3_xml_dup(x, text);
 	}
 }
 
@@ -512,7 +317,7 @@ int s3_xml_parse_delete(const char *xml, size_t len, struct s3_delete_result *ou
 	int rc;
 
 	memset(&st, 0, sizeof(st));
-	rc = xml_run(&delete_doc, &st, xml, len, s3err, err, errlen);
+	rc = s3_xml_run(&delete_doc, &st, xml, len, s3err, err, errlen);
 	/* Every failure names its key and code, so callers need no NULL checks. */
 	for (size_t i = 0; rc == 0 && i < st.res.n_failures; i++) {
 		struct s3_delete_failure *f = &st.res.failures[i];
@@ -541,7 +346,7 @@ int s3_xml_parse_error(const char *xml, size_t len, struct s3_error *out)
 	int rc;
 
 	memset(&e, 0, sizeof(e));
-	rc = xml_run(&error_doc, NULL, xml, len, &e, err, sizeof(err));
+	rc = s3_xml_run(&error_doc, NULL, xml, len, &e, err, sizeof(err));
 	if (rc != -EREMOTEIO) {
 		memset(out, 0, sizeof(*out));
 		return rc == -ENOMEM ? -ENOMEM : -EBADMSG;

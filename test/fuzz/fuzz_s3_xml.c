@@ -1,10 +1,12 @@
 /*
  * The S3 response parsers (src/s3/xml.h) on arbitrary bodies: every
  * document parser runs on the same input, since each first checks the root
- * element; then s3_xml_parse_time() on the input as a string.
+ * element (Azure's List Blobs too, azure/blob_xml.h); then
+ * s3_xml_parse_time() on the input as a string.
  */
 #include "fuzz.h"
 
+#include "azure/blob_xml.h"
 #include "s3/xml.h"
 
 #include <errno.h>
@@ -42,6 +44,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			for (size_t i = 0; i < p.n_prefixes; i++)
 				(void)strlen(p.prefixes[i]);
+			FUZZ_CHECK(!p.truncated || p.next_token != NULL);
+			s3_list_page_free(&p);
+		} else if (rc == -EREMOTEIO && with_err) {
+			check_error(&e);
+		}
+	}
+	{
+		struct s3_list_page p;
+		rc = abs_xml_parse_list(xml, size, &p, ep, err, sizeof(err));
+		if (rc == 0) {
+			for (size_t i = 0; i < p.n_objects; i++) {
+				FUZZ_CHECK(p.objects[i].key != NULL && p.objects[i].etag != NULL);
+				(void)strlen(p.objects[i].key);
+			}
+			for (size_t i = 0; i < p.n_prefixes; i++)
+				FUZZ_CHECK(p.prefixes[i] != NULL && strlen(p.prefixes[i]) < 1u << 20);
 			FUZZ_CHECK(!p.truncated || p.next_token != NULL);
 			s3_list_page_free(&p);
 		} else if (rc == -EREMOTEIO && with_err) {

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-pytest_plugins = ["s3server"]
+pytest_plugins = ["s3server", "azurite"]
 
 SANITIZERS = os.environ.get("LITESTREAM_SANITIZERS") == "1"
 

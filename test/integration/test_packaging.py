@@ -137,30 +137,34 @@ def option_table():
     rows = re.findall(r'^\s*([LDR])_OPT\("([\w-]+)",[^\n]*\)', src, re.M)
     assert len(rows) > 20, "no option table found in config_options.c"
     keys = {(kinds[k], name) for k, name in rows}
-    s3_only = set(re.findall(r'^\s*R_OPT\("([\w-]+)",[^\n]*OPT_S3_ONLY\)', src, re.M))
-    return keys, s3_only
+    s3_only = set(re.findall(r'^\s*R_OPT\("([\w-]+)",[^\n]*OPT_S3\)', src, re.M))
+    abs_only = set(re.findall(r'^\s*R_OPT\("([\w-]+)",[^\n]*OPT_ABS\)', src, re.M))
+    return keys, s3_only, abs_only
 
 
 def conf_page_keys():
-    """{(section, key), ...} of litestream.conf(5), and those of its s3 subsection."""
-    keys, s3 = set(), set()
+    """{(section, key), ...} of litestream.conf(5), and those of its s3 and abs subsections."""
+    keys, s3, abs_ = set(), set(), set()
     for title, lines in man_blocks(MAN5, ".SS").items():
         m = re.match(r"\[(litestream|db|replica)\b", title)
         if m:
             items = set(tagged_items(lines))
             keys |= {(m.group(1), k) for k in items}
-            if "s3" in title:
+            if "type s3" in title:
                 s3 |= items
-    return keys, s3
+            if "type abs" in title:
+                abs_ |= items
+    return keys, s3, abs_
 
 
 def test_conf_page_documents_every_key():
     need_srcdir()
-    table, s3_only = option_table()
-    documented, documented_s3 = conf_page_keys()
+    table, s3_only, abs_only = option_table()
+    documented, documented_s3, documented_abs = conf_page_keys()
     missing = sorted(f"[{s}] {k}" for s, k in table - documented)
     assert not missing, f"litestream.conf(5) does not document {missing}"
     assert s3_only and s3_only <= documented_s3, sorted(s3_only - documented_s3)
+    assert abs_only and abs_only <= documented_abs, sorted(abs_only - documented_abs)
     # Both directions once the table has issue 13's keys (the page has them first).
     if ("litestream", "log-format") in table:
         stale = sorted(f"[{s}] {k}" for s, k in documented - table)

@@ -149,7 +149,20 @@ static void test_every_key(void **state)
 		"path = backups/app/\n"
 		"sync-interval = 250ms\n"
 		"age-recipients = age1x\n"
-		"age-identities = /k.txt\n",
+		"age-identities = /k.txt\n"
+		"[replica blob]\n"
+		"db = app\n"
+		"type = abs\n"
+		"account-name = acct1\n"
+		"account-key = a2V5\n"
+		"bucket = backups\n"
+		"path = /app/\n"
+		"endpoint = http://127.0.0.1:10000/acct1\n"
+		"part-size = 1MiB\n"
+		"[replica sas]\n"
+		"db = app\n"
+		"url = abs://acct2@box/p\n"
+		"sas-token = ?sv=2021&sig=abc%3D\n",
 		&c);
 	assert_string_equal(c.socket, "/run/ls/control.sock");
 	assert_int_equal(c.socket_mode, 0660);
@@ -164,7 +177,7 @@ static void test_every_key(void **state)
 	assert_int_equal(db->checkpoint_interval_ms, 120000);
 	assert_int_equal(db->min_checkpoint_page_count, 50);
 	assert_int_equal(db->max_checkpoint_page_count, 60);
-	assert_int_equal(db->n_replicas, 2);
+	assert_int_equal(db->n_replicas, 4);
 
 	r = &db->replicas[0];
 	assert_string_equal(r->name, "remote");
@@ -194,6 +207,27 @@ static void test_every_key(void **state)
 	assert_int_equal(r->sync_interval_ms, 250);
 	assert_string_equal(r->age_recipients, "age1x");
 	assert_string_equal(r->age_identities, "/k.txt");
+
+	r = &db->replicas[2];
+	assert_int_equal(r->type, REPLICA_ABS);
+	assert_string_equal(r->account_name, "acct1");
+	assert_string_equal(r->account_key, "a2V5");
+	assert_null(r->sas_token);
+	assert_string_equal(r->bucket, "backups");
+	assert_string_equal(r->path, "app");
+	assert_string_equal(r->endpoint, "http://127.0.0.1:10000/acct1");
+	assert_int_equal(r->part_size, 1024 * 1024);
+	assert_int_equal(r->sync_interval_ms, 1000);
+
+	r = &db->replicas[3];
+	assert_int_equal(r->type, REPLICA_ABS);
+	assert_string_equal(r->account_name, "acct2");
+	assert_string_equal(r->bucket, "box");
+	assert_string_equal(r->path, "p");
+	assert_null(r->account_key);
+	assert_string_equal(r->sas_token, "sv=2021&sig=abc%3D");
+	assert_null(r->endpoint);
+	assert_int_equal(r->part_size, 8 * 1024 * 1024);
 	config_free(&c);
 }
 
@@ -220,7 +254,7 @@ static void test_key_table(void **state)
 	}
 	assert_int_equal(per[0], 7);
 	assert_int_equal(per[1], 5);
-	assert_int_equal(per[2], 24);
+	assert_int_equal(per[2], 27);
 	assert_null(config_key_at(n));
 }
 
@@ -545,18 +579,18 @@ static void test_errors(void **state)
 		{"[db a]\npath = /x\n[replica r]\ntype = file\npath = /y\n", ":3: [replica r] db: missing (the name of this replica's [db NAME] section)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = b\ntype = file\npath = /y\n", ":4: [replica r] db: no section [db b]"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\npath = /y\n", ":3: [replica r] type: missing (a replica needs type or url)"},
-		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = gcs\n", ":5: [replica r] type: unknown replica type \"gcs\" (want file or s3)"},
-		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\nurl = s3://b/p\n", ":5: [replica r] type: \"file\" does not match the url, which names a s3 replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = gcs\n", ":5: [replica r] type: unknown replica type \"gcs\" (want file, s3 or abs)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\nurl = s3://b/p\n", ":5: [replica r] type: \"file\" does not match the url, which names an s3 replica"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p\npath = q\n", ":6: [replica r] path: cannot be set beside url"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = /y\npath = /z\n", ":6: [replica r] path: cannot be set beside url"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nbucket = c\nurl = s3://b/p\n", ":5: [replica r] bucket: cannot be set beside url"},
-		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = gs://b/p\n", ":5: [replica r] url: replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file or s3)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = gs://b/p\n", ":5: [replica r] url: replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file, s3 or abs)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?endpont=x\n", ":5: [replica r] url: replica URL \"s3://b/p?endpont=x\": unknown query parameter \"endpont\" (want endpoint, region, force-path-style, skip-verify, sse, sse-kms-key-id, sse-customer-key or storage-class)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\n", ":3: [replica r] path: missing (the replica's directory)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = s3://b/p\n", ":6: [replica r] path: \"s3://b/p\" is a URL: give it as url"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\npath = s3://b/p\n", ":7: [replica r] path: \"s3://b/p\" is a URL: give it as url"},
-		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = /y\nbucket = b\n", ":7: [replica r] bucket: only for s3 replicas, and this is a file replica"},
-		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = /y\npart-size = 8MiB\n", ":6: [replica r] part-size: only for s3 replicas, and this is a file replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = /y\nbucket = b\n", ":7: [replica r] bucket: only for s3 and abs replicas, and this is a file replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = /y\npart-size = 8MiB\n", ":6: [replica r] part-size: only for s3 and abs replicas, and this is a file replica"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\n", ":3: [replica r] bucket: missing (or give a url)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = my bucket\n", ":6: [replica r] bucket: invalid bucket name \"my bucket\""},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b\nendpoint = ftp://h\n", ":6: [replica r] endpoint: invalid endpoint \"ftp://h\": the scheme must be http or https"},
@@ -570,6 +604,18 @@ static void test_errors(void **state)
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nstorage-class = GLACIER\n", ":7: [replica r] storage-class: GLACIER objects cannot be read back without a restore request, so litestream could not restore from them (GLACIER_IR can)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nstorage-class = STANDARD IA\n", ":7: [replica r] storage-class: \"STANDARD IA\" is not a storage class (e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = /y\nsse = AES256\n", ":7: [replica r] sse: only for s3 replicas, and this is a file replica"},
+		/* abs. */
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = abs\nbucket = box\naccount-name = acc\nregion = x\n", ":8: [replica r] region: only for s3 replicas, and this is an abs replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = box\naccount-key = a2V5\n", ":7: [replica r] account-key: only for abs replicas, and this is an s3 replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = /y\nsas-token = sv=1\n", ":7: [replica r] sas-token: only for abs replicas, and this is a file replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = abs\nbucket = box\n", ":3: [replica r] account-name: missing (the storage account; or abs://ACCOUNT@CONTAINER/PATH)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = abs\naccount-name = acc\n", ":3: [replica r] bucket: missing (the container; or give a url)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = abs\naccount-name = acc\nbucket = Box\n", ":7: [replica r] bucket: invalid container name \"Box\" (want 3 to 63 of a-z, 0-9, '-')"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = abs://acc@box/p\naccount-key = not base64!\n", ":6: [replica r] account-key: not base64 (want the key the portal or `az storage account keys list` shows)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = abs://acc@box/p\naccount-key = a2V5\nsas-token = sv=1\n", ":7: [replica r] sas-token: cannot be combined with account-key: choose one"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = abs://acc@box/p\npart-size = 512KiB\n", ":6: [replica r] part-size: 524288 bytes is outside the block sizes allowed (1MiB to 4000MiB)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nurl = abs://acc@box/p\n", ":5: [replica r] type: \"s3\" does not match the url, which names an abs replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = blob\n", ":5: [replica r] type: unknown replica type \"blob\" (want file, s3 or abs)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?sse-kms-key-id=k\n", ":5: [replica r] sse-kms-key-id: sse-kms-key-id needs sse = aws:kms"},
 		/* The customer key is a secret: a bad one in a url is not shown. */
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?sse-customer-key=c2VjcmV0&region=x\n", ":5: [replica r] url: replica URL \"s3://b/p?sse-customer-key=REDACTED&region=x\": sse-customer-key: the key is 6 bytes long, want 32 (AES-256)"},

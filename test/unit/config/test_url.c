@@ -243,7 +243,7 @@ static void test_errors(void **state)
 		const char *url, *want;
 	} cases[] = {
 		{"", "empty replica URL"},
-		{"gs://b/p", "replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file or s3)"},
+		{"gs://b/p", "replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file, s3 or abs)"},
 		{"sftp://h/p", "unsupported scheme \"sftp\""},
 		{"s3://", "replica URL \"s3://\": no bucket (want s3://BUCKET/PREFIX)"},
 		{"s3:///p", "no bucket"},
@@ -289,6 +289,43 @@ static void test_errors(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		parse_bad(cases[i].url, cases[i].want);
+}
+
+/* abs://ACCOUNT@CONTAINER/PATH, as Litestream 0.3.13 reads it. */
+static void test_abs(void **state)
+{
+	struct replica_url u;
+	char err[512];
+
+	(void)state;
+	u = parse_ok("abs://devstoreaccount1@backups/a//b/../app/");
+	assert_int_equal(u.type, REPLICA_ABS);
+	assert_str(u.account_name, "devstoreaccount1", "account");
+	assert_str(u.bucket, "backups", "container");
+	assert_str(u.path, "a/app", "path");
+	assert_str(u.endpoint, NULL, "endpoint");
+	replica_url_free(&u);
+	u = parse_ok("ABS://my-container");
+	assert_int_equal(u.type, REPLICA_ABS);
+	assert_str(u.account_name, NULL, "account");
+	assert_str(u.bucket, "my-container", "container");
+	assert_str(u.path, "", "path");
+	replica_url_free(&u);
+
+	parse_bad("abs://acct@Backups/p", "invalid container name \"Backups\"");
+	parse_bad("abs://acct@b/p", "invalid container name \"b\"");
+	parse_bad("abs://acct@-bad/p", "invalid container name");
+	parse_bad("abs://Acct@backups/p", "invalid account name \"Acct\"");
+	parse_bad("abs://acct@backups:10000/p", "takes no port");
+	parse_bad("abs://acct@backups/p?endpoint=x", "abs:// takes no query");
+	parse_bad("abs://acct@backups/%zz", "invalid escape in the path");
+	/* A key in the URL is refused without being echoed. */
+	assert_int_equal(replica_url_parse("abs://acct:s3cr3tkey@backups/p", &u, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "takes no password"));
+	assert_null(strstr(err, "s3cr3tkey"));
+	assert_true(replica_url_container_valid("abc-123"));
+	assert_false(replica_url_container_valid("ab"));
 }
 
 /* Credentials in a URL are refused without being echoed. */
@@ -434,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_s3_providers),
 		cmocka_unit_test(test_s3_query),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_abs),
 		cmocka_unit_test(test_userinfo),
 		cmocka_unit_test(test_is_url),
 		cmocka_unit_test(test_abs_path),
