@@ -98,38 +98,30 @@ static void start_child(struct app *app, const char *cmdline)
 	}
 }
 
+/* The [db] sections, then the files of the [dir] sections: the first set, not started. */
 static int setup(struct app *app)
 {
-	char err[512];
+	char err[1024];
+	size_t n_replicas = 0;
 	int rc;
 
-	app->dbs = calloc(app->cfg.n_dbs, sizeof(*app->dbs));
-	if (app->dbs == NULL)
-		return -ENOMEM;
 	for (size_t i = 0; i < app->cfg.n_dbs; i++) {
-		struct db_config *dc = &app->cfg.dbs[i];
-		struct watched *w = &app->dbs[i];
+		struct db_config dc;
 
-		w->app = app;
-		if ((rc = db_init(&w->db, &app->loop, dc)) != 0) {
-			fprintf(stderr, "litestream: %s: %s\n", dc->path, strerror(-rc));
-			return rc;
-		}
-		app->n_dbs++;
-		w->replicas = calloc(dc->n_replicas, sizeof(*w->replicas));
-		w->finished = calloc(dc->n_replicas + 1, sizeof(*w->finished));
-		if ((w->replicas == NULL && dc->n_replicas > 0) || w->finished == NULL)
+		if (config_db_copy(&app->cfg.dbs[i], &dc) != 0)
 			return -ENOMEM;
-		for (size_t j = 0; j < dc->n_replicas; j++) {
-			rc = replica_init(&w->replicas[j], &app->loop, &w->db, &dc->replicas[j], err, sizeof(err));
-			if (rc != 0) {
-				fprintf(stderr, "litestream: %s\n", err);
-				return rc;
-			}
-			w->n_replicas++;
-			if ((rc = db_add_replica(&w->db, &w->replicas[j])) != 0)
-				return rc;
+		if (replicate_db_new(app, &dc, "config", err, sizeof(err)) == NULL) {
+			fprintf(stderr, "litestream: %s\n", err);
+			return -EINVAL;
 		}
+	}
+	if ((rc = replicate_dirs_start(app)) != 0)
+		return rc;
+	for (size_t i = 0; i < app->n_dbs; i++)
+		n_replicas += app->dbs[i]->n_replicas;
+	if (replicate_limits_raise(app->n_dbs, n_replicas, err, sizeof(err)) != 0) {
+		fprintf(stderr, "litestream replicate: %s\n", err);
+		return -EMFILE;
 	}
 	return 0;
 }
@@ -141,14 +133,14 @@ static int setup(struct app *app)
 static int start_control(struct app *app)
 {
 	struct control_options opt = {0};
-	struct db **dbs = calloc(app->n_dbs, sizeof(*dbs));
+	struct db **dbs = calloc(app->n_dbs ? app->n_dbs : 1, sizeof(*dbs));
 	char err[1024];
 	int rc;
 
 	if (dbs == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < app->n_dbs; i++)
-		dbs[i] = &app->dbs[i].db;
+		dbs[i] = &app->dbs[i]->db;
 	opt.socket_path = socket_flag ? socket_flag : app->cfg.path ? app->cfg.socket : NULL;
 	opt.socket_optional = socket_flag == NULL && strcmp(app->cfg.socket, CONFIG_DEFAULT_SOCKET) == 0;
 	opt.socket_mode = app->cfg.socket_mode;
@@ -162,14 +154,8 @@ static int start_control(struct app *app)
 
 static void teardown(struct app *app)
 {
-	for (size_t i = 0; i < app->n_dbs; i++) {
-		for (size_t j = 0; j < app->dbs[i].n_replicas; j++)
-			replica_free(&app->dbs[i].replicas[j]);
-		free(app->dbs[i].replicas);
-		free(app->dbs[i].finished);
-		db_free(&app->dbs[i].db);
-	}
-	free(app->dbs);
+	replicate_set_free(app);
+	free(app->dirs);
 	config_free(&app->cfg);
 }
 
@@ -197,7 +183,7 @@ static int load_config(struct app *app, int argc, char **argv, int first)
 		fprintf(stderr, "litestream replicate: %s\n", err);
 		return 1;
 	}
-	if (app->cfg.n_dbs == 0) {
+	if (app->cfg.n_dbs == 0 && app->cfg.n_dirs == 0) {
 		fprintf(stderr, "litestream replicate: no databases specified in configuration\n");
 		return 1;
 	}
@@ -279,7 +265,7 @@ static int check_flags(const struct app *app)
 static void start_all(struct app *app)
 {
 	for (size_t i = 0; i < app->n_dbs; i++) {
-		struct watched *w = &app->dbs[i];
+		struct watched *w = app->dbs[i];
 		for (size_t j = 0; j < w->n_replicas; j++) {
 			LOG_INFO(w->db.path, w->replicas[j].name, "replicating to %s",
 				 w->replicas[j].backend->describe);
@@ -289,8 +275,11 @@ static void start_all(struct app *app)
 			if (enforce_retention_flag && !app->once)
 				replica_request_retention(&w->replicas[j]);
 		}
+		w->started = true;
 		db_start(&w->db);
 	}
+	app->started = true;
+	replicate_dirs_started(app);
 	if (exec_flag != NULL || app->cfg.exec != NULL)
 		start_child(app, exec_flag != NULL ? exec_flag : app->cfg.exec);
 	if (app->once)
@@ -331,6 +320,7 @@ int cmd_replicate(int argc, char **argv)
 	}
 	uv_loop_init(&app.loop);
 	if (setup(&app) != 0 || start_control(&app) != 0) {
+		replicate_dirs_close(&app);
 		uv_run(&app.loop, UV_RUN_DEFAULT); /* lets what the control server opened close */
 		teardown(&app);
 		uv_loop_close(&app.loop);
@@ -345,7 +335,6 @@ int cmd_replicate(int argc, char **argv)
 	replicate_notify_start(&app);
 	LOG_INFO(NULL, NULL, "litestream v%s: %s %zu database%s", PACKAGE_VERSION,
 		 app.once ? "shipping" : "replicating", app.n_dbs, app.n_dbs == 1 ? "" : "s");
-	app.running = app.n_dbs;
 	start_all(&app);
 	uv_run(&app.loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(&app.loop);

@@ -380,6 +380,61 @@ fail:
 	return rc;
 }
 
+int control_add_db(struct control *c, struct db *db)
+{
+	struct db **dbs;
+	struct observed *obs;
+	int rc = 0;
+
+	if (c == NULL)
+		return 0;
+	dbs = realloc(c->dbs, (c->n_dbs + 1) * sizeof(*dbs));
+	if (dbs == NULL)
+		return -ENOMEM;
+	c->dbs = dbs;
+	obs = realloc(c->obs, (c->n_obs + db->n_replicas + 1) * sizeof(*obs));
+	if (obs == NULL)
+		return -ENOMEM;
+	c->obs = obs;
+	rc = db_subscribe(db, on_db_event, NULL, c);
+	for (size_t j = 0; j < db->n_replicas && rc == 0; j++)
+		rc = replica_subscribe(db->replicas[j], on_replica_progress, c);
+	if (rc != 0) {
+		db_unsubscribe(db, on_db_event, c);
+		for (size_t j = 0; j < db->n_replicas; j++)
+			replica_unsubscribe(db->replicas[j], on_replica_progress, c);
+		return rc;
+	}
+	c->dbs[c->n_dbs++] = db;
+	for (size_t j = 0; j < db->n_replicas; j++) {
+		memset(&c->obs[c->n_obs], 0, sizeof(c->obs[c->n_obs]));
+		c->obs[c->n_obs].r = db->replicas[j];
+		observe(&c->obs[c->n_obs++]);
+	}
+	return 0;
+}
+
+void control_remove_db(struct control *c, struct db *db)
+{
+	size_t k = 0;
+
+	if (c == NULL)
+		return;
+	control_wait_drop_db(c, db);
+	db_unsubscribe(db, on_db_event, c);
+	for (size_t j = 0; j < db->n_replicas; j++)
+		replica_unsubscribe(db->replicas[j], on_replica_progress, c);
+	for (size_t i = 0; i < c->n_dbs; i++)
+		if (c->dbs[i] != db)
+			c->dbs[k++] = c->dbs[i];
+	c->n_dbs = k;
+	k = 0;
+	for (size_t i = 0; i < c->n_obs; i++)
+		if (c->obs[i].r->db != db)
+			c->obs[k++] = c->obs[i];
+	c->n_obs = k;
+}
+
 void control_close(struct control *c)
 {
 	if (c == NULL || c->closing)

@@ -75,6 +75,15 @@ int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 		  const struct control_options *opt, struct control **out, char *err, size_t errlen);
 
 /*
+ * Databases that come and go while the server runs (a [dir]'s, SIGHUP,
+ * POST /v1/dbs): add serves db (borrowed, with its replicas listed) from
+ * now on, 0 or -ENOMEM; remove stops serving it, answering its waiting
+ * requests with 503, before it closes. A NULL server is fine.
+ */
+int control_add_db(struct control *c, struct db *db);
+void control_remove_db(struct control *c, struct db *db);
+
+/*
  * Stops listening, removes the socket file, drops waiting requests and
  * closes every connection; ends the subscriptions. The memory is
  * freed once the last handle is closed. NULL is fine.

@@ -98,6 +98,9 @@ void control_wait_progress(struct control *c, struct db *db, bool published);
 /* http_server's abort callback (arg: the struct control): forgets req's waiter. */
 void control_wait_on_abort(struct http_server_request *req, void *arg);
 
+/* Answers every waiter of db with a 503 (the database is going away). */
+void control_wait_drop_db(struct control *c, const struct db *db);
+
 /* Frees every waiter without answering (their connections are being closed). */
 void control_wait_drop_all(struct control *c);
 

@@ -246,7 +246,11 @@ const char *db_tmp_dir(const struct db *db);
  */
 int db_file_fd(const struct db *db);
 
-/* Starts watching: fs events on the directory, the monitor timer, a first sync. */
+/*
+ * Starts watching: fs events on the directory (unless cfg->dir_events:
+ * then whoever watches the directory calls db_request_sync()), the
+ * monitor timer, a first sync.
+ */
 int db_start(struct db *db);
 
 /* Asks for a sync now (coalesced with one already running). */

@@ -330,7 +330,8 @@ int db_start(struct db *db)
 	uv_fs_event_init(db->loop, &db->dir_watch);
 	db->dir_watch.data = db;
 	db->open_handles++;
-	rc = uv_fs_event_start(&db->dir_watch, on_dir_event, dir, 0);
+	/* A [dir]'s database hears from its directory's one watcher. */
+	rc = db->cfg->dir_events ? 0 : uv_fs_event_start(&db->dir_watch, on_dir_event, dir, 0);
 	if (rc != 0)
 		LOG_FIELDS_AT(LOG_LEVEL_WARN, db->path, NULL, NULL, uv_strerror(rc),
 			      "cannot watch %s; relying on monitor-interval", dir);

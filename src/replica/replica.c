@@ -255,8 +255,15 @@ void replica_step(struct replica *r)
 {
 	struct db_pos d;
 
-	if (r->state != REPLICA_IDLE || !db_position(r->db, &d))
+	if (r->state != REPLICA_IDLE)
 		return;
+	if (!db_position(r->db, &d)) {
+		/* The database file was removed: what its last syncs published has
+		 * been shipped or cannot be any more; a flush has nothing to wait for. */
+		if (r->flush_cb != NULL)
+			caught_up(r);
+		return;
+	}
 	if (r->retention_wanted && r->flush_cb == NULL) {
 		replica_retention_start(r);
 		return;
