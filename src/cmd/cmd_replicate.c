@@ -76,6 +76,12 @@ static void on_signal(uv_signal_t *h, int signum)
 	replicate_shut_down(app);
 }
 
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	replicate_reload(h->data);
+}
+
 static void on_child_exit(struct subprocess *sp, int code, int term_signal, const char *how)
 {
 	struct app *app = sp->data;
@@ -332,6 +338,9 @@ int cmd_replicate(int argc, char **argv)
 	app.sigint.data = app.sigterm.data = app.stop_timer.data = &app;
 	uv_signal_start(&app.sigint, on_signal, SIGINT);
 	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+	uv_signal_init(&app.loop, &app.sighup);
+	app.sighup.data = &app;
+	uv_signal_start(&app.sighup, on_sighup, SIGHUP);
 	replicate_notify_start(&app);
 	LOG_INFO(NULL, NULL, "litestream v%s: %s %zu database%s", PACKAGE_VERSION,
 		 app.once ? "shipping" : "replicating", app.n_dbs, app.n_dbs == 1 ? "" : "s");

@@ -40,6 +40,7 @@ struct watched {
 	bool started;
 	bool retiring;            /* leaving the set: its last shipment, then it closes */
 	bool recheck;             /* its file came back while it was leaving */
+	struct db_config *next;   /* what replaces it once it closed (a changed [db]), or NULL */
 	struct replica *replicas;
 	bool *finished;           /* per replica: its last shipment is done (or failed) */
 	size_t n_replicas;
@@ -60,7 +61,7 @@ struct app {
 	size_t n_dirs;
 	int open_dirs;            /* watchers not yet closed */
 	bool started;             /* the first set has started: what joins now starts at once */
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 	int signals;
 	int forwarded;   /* the signal passed on to the child, 0 if none */
 	bool stopping;
@@ -98,6 +99,13 @@ void replicate_db_start(struct app *app, struct watched *w);
 /* Takes w out of the set: it finishes its last shipment, closes and is freed. */
 void replicate_db_remove(struct app *app, struct watched *w);
 
+/*
+ * Puts a [db] section's database dc (copied) into the set: started at
+ * once, or, when a database with its path is still there, once that one
+ * has left (it is asked to).
+ */
+void replicate_db_replace(struct app *app, struct db_config *dc);
+
 /* The database at path in the set (leaving or not), or NULL. */
 struct watched *replicate_db_find(struct app *app, const char *path);
 
@@ -118,8 +126,22 @@ void replicate_dirs_started(struct app *app);
 /* Closes the watchers (at shutdown); the loop ends after their close callbacks. */
 void replicate_dirs_close(struct app *app);
 
-/* w's file may be back: the watcher that added it looks again. */
-void replicate_dir_recheck(struct dirwatch *dw, const char *path);
+/* A database at path closed while its file was back: the watcher of its directory looks again. */
+void replicate_dir_recheck(struct app *app, const char *path);
+
+/* Starts following one [dir] section (copied): its scan, its watchers. 0 or -ENOMEM. */
+int replicate_dir_open(struct app *app, const struct dir_config *d);
+
+/* Stops following the [dir] called name: its watchers close, its databases leave. */
+void replicate_dir_close(struct app *app, const char *name);
+
+/* The section a watcher follows. */
+const struct dir_config *replicate_dir_config(const struct dirwatch *dw);
+
+/* ---- replicate_reload.c ---- */
+
+/* SIGHUP: the configuration file again, applied to the running set (see the file). */
+void replicate_reload(struct app *app);
 
 /* ---- replicate_limits.c ---- */
 

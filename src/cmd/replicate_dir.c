@@ -32,16 +32,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* One [dir] section's configuration, shared by its watchers (its directory and subdirectories). */
+struct dir_section {
+	struct dir_config cfg;        /* a copy: it outlives a reloaded configuration */
+	int refs;                     /* watchers holding it */
+};
+
 struct dirwatch {
 	struct app *app;
-	const struct dir_config *cfg; /* app->cfg's, which outlives every watcher */
+	struct dir_section *sec;
+	const struct dir_config *cfg; /* &sec->cfg */
 	char *path;                   /* this directory, absolute */
 	uv_fs_event_t ev;
 	bool started;
 	struct strmap skipped;        /* names logged as skipped */
 };
 
-static int dirwatch_open(struct app *app, const struct dir_config *cfg, const char *path);
+static int dirwatch_open(struct app *app, struct dir_section *sec, const char *path);
 
 static bool ends_with(const char *s, size_t n, const char *tail)
 {
@@ -135,7 +142,7 @@ static void consider(struct dirwatch *dw, const char *name)
 	exists = stat(full, &st) == 0;
 	if (exists && S_ISDIR(st.st_mode)) {
 		if (dw->cfg->recursive && !watching(app, full))
-			(void)dirwatch_open(app, dw->cfg, full);
+			(void)dirwatch_open(app, dw->sec, full);
 		free(full);
 		return;
 	}
@@ -146,12 +153,12 @@ static void consider(struct dirwatch *dw, const char *name)
 	}
 	w = replicate_db_find(app, full);
 	if (w != NULL) {
-		if (w->dir != dw) /* a [db] section's own */
-			;
+		if (w->retiring)
+			w->recheck = w->recheck || exists; /* looked at again once it closed */
+		else if (w->dir != dw)
+			; /* a [db] section's own, or another [dir]'s */
 		else if (!exists)
 			replicate_db_remove(app, w);
-		else if (w->retiring)
-			w->recheck = true;
 		else if (w->started)
 			db_request_sync(&w->db);
 	} else if (exists) {
@@ -202,8 +209,9 @@ static void on_event(uv_fs_event_t *h, const char *filename, int events, int sta
 	consider(dw, filename);
 }
 
-static int dirwatch_open(struct app *app, const struct dir_config *cfg, const char *path)
+static int dirwatch_open(struct app *app, struct dir_section *sec, const char *path)
 {
+	const struct dir_config *cfg = &sec->cfg;
 	struct dirwatch *dw = calloc(1, sizeof(*dw)), **grown;
 	int rc;
 
@@ -218,7 +226,9 @@ static int dirwatch_open(struct app *app, const struct dir_config *cfg, const ch
 	app->dirs = grown;
 	app->dirs[app->n_dirs++] = dw;
 	dw->app = app;
+	dw->sec = sec;
 	dw->cfg = cfg;
+	sec->refs++;
 	uv_fs_event_init(&app->loop, &dw->ev);
 	dw->ev.data = dw;
 	app->open_dirs++;
@@ -234,19 +244,39 @@ static int dirwatch_open(struct app *app, const struct dir_config *cfg, const ch
 	return 0;
 }
 
+int replicate_dir_open(struct app *app, const struct dir_config *d)
+{
+	struct dir_section *sec = calloc(1, sizeof(*sec));
+	struct stat st;
+	int rc;
+
+	if (sec == NULL || config_dir_copy(d, &sec->cfg) != 0) {
+		free(sec);
+		LOG_ERROR(d->path, NULL, "[dir %s]: out of memory", d->name);
+		return -ENOMEM;
+	}
+	if (stat(d->path, &st) != 0)
+		LOG_WARN(d->path, NULL, "[dir %s]: %s", d->name, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		LOG_WARN(d->path, NULL, "[dir %s]: not a directory", d->name);
+	rc = dirwatch_open(app, sec, d->path);
+	if (sec->refs == 0) {
+		config_dir_free(&sec->cfg);
+		free(sec);
+	}
+	return rc;
+}
+
+const struct dir_config *replicate_dir_config(const struct dirwatch *dw)
+{
+	return dw->cfg;
+}
+
 int replicate_dirs_start(struct app *app)
 {
-	for (size_t i = 0; i < app->cfg.n_dirs; i++) {
-		const struct dir_config *d = &app->cfg.dirs[i];
-		struct stat st;
-
-		if (stat(d->path, &st) != 0)
-			LOG_WARN(d->path, NULL, "[dir %s]: %s", d->name, strerror(errno));
-		else if (!S_ISDIR(st.st_mode))
-			LOG_WARN(d->path, NULL, "[dir %s]: not a directory", d->name);
-		if (dirwatch_open(app, d, d->path) != 0)
+	for (size_t i = 0; i < app->cfg.n_dirs; i++)
+		if (replicate_dir_open(app, &app->cfg.dirs[i]) != 0)
 			return -ENOMEM;
-	}
 	return 0;
 }
 
@@ -261,9 +291,34 @@ static void on_closed(uv_handle_t *h)
 	struct dirwatch *dw = h->data;
 
 	dw->app->open_dirs--;
+	if (--dw->sec->refs == 0) {
+		config_dir_free(&dw->sec->cfg);
+		free(dw->sec);
+	}
 	strmap_free(&dw->skipped);
 	free(dw->path);
 	free(dw);
+}
+
+void replicate_dir_close(struct app *app, const char *name)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < app->n_dbs; i++) {
+		struct watched *w = app->dbs[i];
+
+		if (w->dir != NULL && strcmp(w->dir->cfg->name, name) == 0)
+			replicate_db_remove(app, w);
+	}
+	for (size_t i = 0; i < app->n_dirs; i++) {
+		struct dirwatch *dw = app->dirs[i];
+
+		if (strcmp(dw->cfg->name, name) == 0)
+			uv_close((uv_handle_t *)&dw->ev, on_closed);
+		else
+			app->dirs[k++] = dw;
+	}
+	app->n_dirs = k;
 }
 
 void replicate_dirs_close(struct app *app)
@@ -275,10 +330,17 @@ void replicate_dirs_close(struct app *app)
 	app->n_dirs = 0;
 }
 
-void replicate_dir_recheck(struct dirwatch *dw, const char *path)
+void replicate_dir_recheck(struct app *app, const char *path)
 {
-	size_t n = strlen(dw->path);
+	const char *slash = strrchr(path, '/');
+	size_t n = slash != NULL ? (size_t)(slash - path) : 0;
 
-	if (strncmp(path, dw->path, n) == 0 && path[n] == '/' && strchr(path + n + 1, '/') == NULL)
-		consider(dw, path + n + 1);
+	for (size_t i = 0; i < app->n_dirs && slash != NULL; i++) {
+		struct dirwatch *dw = app->dirs[i];
+
+		if (strlen(dw->path) == n && strncmp(dw->path, path, n) == 0) {
+			consider(dw, slash + 1);
+			return;
+		}
+	}
 }

@@ -23,6 +23,10 @@
 /* Frees what w holds (its db closed or never started) and w. */
 static void watched_free(struct watched *w)
 {
+	if (w->next != NULL) {
+		config_db_free(w->next);
+		free(w->next);
+	}
 	for (size_t j = 0; j < w->n_replicas; j++)
 		replica_free(&w->replicas[j]);
 	free(w->replicas);
@@ -140,18 +144,59 @@ struct watched *replicate_db_find(struct app *app, const char *path)
 void replicate_db_closed(struct watched *w)
 {
 	struct app *app = w->app;
-	struct dirwatch *dw = w->recheck && !app->stopping ? w->dir : NULL;
-	char *path = dw != NULL ? strdup(w->cfg.path) : NULL;
+	struct db_config *next = w->next;
+	char *path = w->recheck && !app->stopping ? strdup(w->cfg.path) : NULL;
 
 	if (w->retiring)
 		LOG_INFO(w->db.path, NULL, "closed");
 	else
 		control_remove_db(app->control, &w->db); /* at exit: the server outlives the set */
+	w->next = NULL;
 	set_drop(app, w);
 	watched_free(w);
-	if (path != NULL)
-		replicate_dir_recheck(dw, path);
+	if (next != NULL && !app->stopping)
+		replicate_db_replace(app, next);
+	else if (path != NULL)
+		replicate_dir_recheck(app, path);
+	if (next != NULL) {
+		config_db_free(next);
+		free(next);
+	}
 	free(path);
+}
+
+void replicate_db_replace(struct app *app, struct db_config *dc)
+{
+	struct db_config copy;
+	struct watched *w = replicate_db_find(app, dc->path);
+	char err[1024];
+
+	if (w != NULL) {
+		/* Still there (leaving, or another's): it takes dc's place when it closed. */
+		struct db_config *next = malloc(sizeof(*next));
+
+		if (next == NULL || config_db_copy(dc, next) != 0) {
+			free(next);
+			LOG_ERROR(dc->path, NULL, "out of memory: not replicated");
+			return;
+		}
+		if (w->next != NULL) {
+			config_db_free(w->next);
+			free(w->next);
+		}
+		w->next = next;
+		w->recheck = false;
+		replicate_db_remove(app, w);
+		return;
+	}
+	snprintf(err, sizeof(err), "out of memory");
+	if (config_db_copy(dc, &copy) != 0 ||
+	    (w = replicate_db_new(app, &copy, "config", err, sizeof(err))) == NULL) {
+		LOG_ERROR(dc->path, NULL, "cannot replicate: %s", err);
+		return;
+	}
+	LOG_INFO(dc->path, NULL, "added as %s", w->cfg.name);
+	replicate_db_start(app, w);
 }
 
 void replicate_set_free(struct app *app)

@@ -25,6 +25,7 @@ static void close_app_handles(struct app *app)
 	app->control = NULL;
 	uv_close((uv_handle_t *)&app->sigint, NULL);
 	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	uv_close((uv_handle_t *)&app->sighup, NULL);
 	uv_close((uv_handle_t *)&app->stop_timer, NULL);
 	replicate_notify_close(app);
 }

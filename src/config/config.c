@@ -270,12 +270,8 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->n_dbs; i++)
 		config_db_free(&c->dbs[i]);
 	free(c->dbs);
-	for (size_t i = 0; i < c->n_dirs; i++) {
-		free(c->dirs[i].name);
-		free(c->dirs[i].path);
-		free(c->dirs[i].pattern);
-		config_db_free(&c->dirs[i].db);
-	}
+	for (size_t i = 0; i < c->n_dirs; i++)
+		config_dir_free(&c->dirs[i]);
 	free(c->dirs);
 	memset(c, 0, sizeof(*c));
 }

@@ -240,6 +240,11 @@ bool config_db_equal(const struct db_config *a, const struct db_config *b);
 /* Frees what db owns and zeroes it. */
 void config_db_free(struct db_config *db);
 
+/* The same for a [dir]: a deep copy (0 or -ENOMEM), the comparison, the free. */
+int config_dir_copy(const struct dir_config *from, struct dir_config *out);
+bool config_dir_equal(const struct dir_config *a, const struct dir_config *b);
+void config_dir_free(struct dir_config *d);
+
 /* Frees everything c owns and zeroes it (c itself is the caller's). */
 void config_free(struct config *c);
 /* Frees the strings r owns and zeroes it. */

@@ -198,3 +198,38 @@ void config_db_free(struct db_config *db)
 	free(db->replicas);
 	memset(db, 0, sizeof(*db));
 }
+
+int config_dir_copy(const struct dir_config *from, struct dir_config *out)
+{
+	struct dir_config d = *from;
+
+	d.name = strdup(from->name);
+	d.path = strdup(from->path);
+	d.pattern = strdup(from->pattern);
+	if (d.name == NULL || d.path == NULL || d.pattern == NULL ||
+	    config_db_copy(&from->db, &d.db) != 0) {
+		free(d.name);
+		free(d.path);
+		free(d.pattern);
+		memset(out, 0, sizeof(*out));
+		return -ENOMEM;
+	}
+	*out = d;
+	return 0;
+}
+
+bool config_dir_equal(const struct dir_config *a, const struct dir_config *b)
+{
+	return strcmp(a->name, b->name) == 0 && strcmp(a->path, b->path) == 0 &&
+	       strcmp(a->pattern, b->pattern) == 0 && a->recursive == b->recursive &&
+	       a->watch == b->watch && config_db_equal(&a->db, &b->db);
+}
+
+void config_dir_free(struct dir_config *d)
+{
+	free(d->name);
+	free(d->path);
+	free(d->pattern);
+	config_db_free(&d->db);
+	memset(d, 0, sizeof(*d));
+}
