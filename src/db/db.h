@@ -87,6 +87,7 @@ struct db_stats {
 	uint64_t wal_size;
 	uint64_t generations_started;
 	int64_t last_sync_ms;    /* wall clock of the last successful sync */
+	uint64_t idle_ticks;     /* monitor ticks that found nothing changed (no job) */
 	char last_error[256];
 };
 
@@ -127,6 +128,13 @@ typedef bool (*db_floor_cb)(void *arg, struct db_pos *out);
 
 /* A snapshot may begin (db_snapshot_acquire()). */
 typedef void (*db_snapshot_cb)(void *arg);
+
+/* The files as a monitor tick last saw them (db_loop.c). */
+struct db_files_stat {
+	uint64_t db_ino, wal_ino;
+	int64_t db_size, wal_size;
+	int64_t db_mtime_ns, wal_mtime_ns;
+};
 
 struct db_subscriber;
 struct db_snapshot_waiter;
@@ -185,6 +193,8 @@ struct db {
 	struct db_stats stats;
 	uv_fs_event_t dir_watch;
 	uv_timer_t monitor_timer;
+	struct db_files_stat monitor_seen; /* at the last tick that asked for a sync */
+	bool monitor_seen_valid;
 	uv_timer_t turn_timer;     /* the next sync: at the next loop turn, or a checkpoint retry */
 	int64_t turn_due_ms;       /* when turn_timer fires, while active (monotonic) */
 	int64_t last_start_ms;     /* when the last sync job started (monotonic) */

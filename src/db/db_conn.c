@@ -120,9 +120,16 @@ static int open_one(struct db_conn *c, sqlite3 **out, char *err, size_t errlen)
 	}
 	/* Never checkpoint (or delete the WAL) when our connection closes. */
 	sqlite3_db_config(s, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	/*
+	 * Our connections read a page or two (the schema, for the read
+	 * transaction): no lookaside memory (120 KB a connection by default)
+	 * and a small page cache, so that a thousand databases fit in a few
+	 * tens of megabytes.
+	 */
+	sqlite3_db_config(s, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
 	sqlite3_busy_handler(s, on_busy, c);
 	*out = s;
-	return exec_sql(s, "PRAGMA wal_autocheckpoint = 0", err, errlen);
+	return exec_sql(s, "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -64", err, errlen);
 }
 
 /*
