@@ -152,6 +152,7 @@ static int start_control(struct app *app)
 	opt.socket_optional = socket_flag == NULL && strcmp(app->cfg.socket, CONFIG_DEFAULT_SOCKET) == 0;
 	opt.socket_mode = app->cfg.socket_mode;
 	opt.metrics_addr = app->cfg.metrics_addr;
+	replicate_api_hooks(app, &opt.hooks);
 	rc = control_start(&app->loop, dbs, app->n_dbs, &opt, &app->control, err, sizeof(err));
 	free(dbs);
 	if (rc != 0)

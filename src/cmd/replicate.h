@@ -6,7 +6,8 @@
  * service manager hears (READY, STATUS, WATCHDOG, STOPPING);
  * replicate_set.c the set of databases, which grows and shrinks while the
  * process runs; replicate_dir.c the [dir] sections' watchers;
- * replicate_limits.c the file descriptor limit.
+ * replicate_limits.c the file descriptor limit; replicate_reload.c SIGHUP;
+ * replicate_api.c the databases added and removed through the socket.
  *
  * Everything runs on the loop thread.
  */
@@ -137,6 +138,11 @@ void replicate_dir_close(struct app *app, const char *name);
 
 /* The section a watcher follows. */
 const struct dir_config *replicate_dir_config(const struct dirwatch *dw);
+
+/* ---- replicate_api.c ---- */
+
+/* The control server's hooks for POST /v1/dbs and DELETE /v1/dbs/NAME. */
+void replicate_api_hooks(struct app *app, struct control_hooks *h);
 
 /* ---- replicate_reload.c ---- */
 

@@ -231,6 +231,8 @@ static void handle_db(struct control *c, struct http_server_request *req, const 
 				       req->path);
 	else if (rc != 0)
 		control_respond_errorf(req, 404, "not found: %s", req->path);
+	else if (action == CONTROL_DB_GET && req->method == HTTP_DELETE)
+		control_dbs_remove(c, req, db);
 	else if (action == CONTROL_DB_GET && method_is(req, "GET"))
 		control_respond_json(req, 200, control_db_json(c, db));
 	else if (action == CONTROL_DB_SYNC && method_is(req, "POST"))
@@ -265,6 +267,11 @@ static void on_request(struct http_server_request *req, void *arg)
 	if (req->listener == CONTROL_LISTENER_METRICS) {
 		control_respond_errorf(req, 404, "not found: %s (only /metrics and /healthz are served here)",
 				       req->path);
+		return;
+	}
+	if (strcmp(req->path, "/v1/dbs") == 0 || strcmp(req->path, "/v1/dbs/") == 0) {
+		if (method_is(req, "POST"))
+			control_dbs_add(c, req);
 		return;
 	}
 	if (strncmp(req->path, "/v1/dbs/", 8) == 0) {
@@ -323,6 +330,7 @@ int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 	if (c == NULL)
 		return -ENOMEM;
 	c->loop = loop;
+	c->hooks = opt->hooks;
 	for (size_t i = 0; i < n_dbs; i++)
 		n_obs += dbs[i]->n_replicas;
 	c->dbs = calloc(n_dbs ? n_dbs : 1, sizeof(*c->dbs));

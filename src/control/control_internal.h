@@ -10,6 +10,7 @@
  *   control_params.c  their query and body parameters (control_params.h)
  *   control_route.c   which database a /v1/dbs/ path names (control_route.h)
  *   control_health.c  GET /healthz, by health.h's rule
+ *   control_dbs.c     POST /v1/dbs and DELETE /v1/dbs/NAME
  *
  * Everything runs on the loop thread. The struct control owns its arrays,
  * its waiters and its handles; the databases and replicas are borrowed.
@@ -48,6 +49,7 @@ struct control {
 	size_t max_waiters;
 	uv_timer_t poll;        /* runs while a request waits */
 	double start_time;      /* process start, seconds since the epoch */
+	struct control_hooks hooks;
 	int open_handles;
 	bool closing;
 };
@@ -75,6 +77,12 @@ cJSON *control_pos_json(const struct db_pos *p, bool valid);
 cJSON *control_replica_positions(const struct db *db);
 cJSON *control_db_json(struct control *c, const struct db *db);
 cJSON *control_status_json(struct control *c);
+
+/* ---- control_dbs.c ---- */
+
+/* POST /v1/dbs and DELETE /v1/dbs/NAME (through c->hooks). */
+void control_dbs_add(struct control *c, struct http_server_request *req);
+void control_dbs_remove(struct control *c, struct http_server_request *req, struct db *db);
 
 /* ---- control_health.c ---- */
 
