@@ -304,11 +304,14 @@ void replicate_dir_close(struct app *app, const char *name)
 {
 	size_t k = 0;
 
+	/* No database keeps a pointer to a watcher that closes (w->dir goes NULL). */
 	for (size_t i = 0; i < app->n_dbs; i++) {
 		struct watched *w = app->dbs[i];
 
-		if (w->dir != NULL && strcmp(w->dir->cfg->name, name) == 0)
+		if (w->dir != NULL && strcmp(w->dir->cfg->name, name) == 0) {
 			replicate_db_remove(app, w);
+			w->dir = NULL;
+		}
 	}
 	for (size_t i = 0; i < app->n_dirs; i++) {
 		struct dirwatch *dw = app->dirs[i];
@@ -323,6 +326,8 @@ void replicate_dir_close(struct app *app, const char *name)
 
 void replicate_dirs_close(struct app *app)
 {
+	for (size_t i = 0; i < app->n_dbs; i++)
+		app->dbs[i]->dir = NULL;
 	for (size_t i = 0; i < app->n_dirs; i++)
 		uv_close((uv_handle_t *)&app->dirs[i]->ev, on_closed);
 	free(app->dirs);

@@ -97,3 +97,39 @@ def test_sighup_reload(litestream_bin, tmp_path, sockdir):  # noqa: F811
     assert "reloaded: 1 database unchanged" in log, log
     assert " ERROR " not in log.replace("ERROR SIGHUP: configuration refused", ""), log
     assert "handles still open" not in log
+
+
+def test_sighup_dir(litestream_bin, tmp_path, sockdir):  # noqa: F811
+    """A [dir] added by SIGHUP starts its databases; one changed restarts
+    them; one removed stops them, the [db] beside it untouched."""
+    sock = os.path.join(sockdir, "ctl.sock")
+    tenants = tmp_path / "tenants"
+    os.mkdir(tenants)
+    for n in ("a", "b"):
+        make_db(str(tenants / f"{n}.db"))
+    make_db(str(tmp_path / "same.db"))
+    conf = tmp_path / "litestream.conf"
+    base = conf_text(sock, tmp_path, {"same": ""})
+    conf.write_text(base)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
+    dir_text = ["[dir t]", f"path = {tenants}", "[replica tr]", "db = t", "type = file",
+                f"path = {tmp_path / 'tb'}"]
+    try:
+        wait_for(lambda: os.path.exists(sock) and set(names(sock)) == {"same"}, what="start")
+        conf.write_text(conf_text(sock, tmp_path, {"same": ""}, dir_text))
+        rep.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: set(names(sock)) == {"same", "t/a.db", "t/b.db"}, what="the dir's databases")
+        assert {d["added"] for n, d in names(sock).items() if n != "same"} == {"dir t"}
+        conf.write_text(conf_text(sock, tmp_path, {"same": ""}, dir_text[:2] + ["pattern = a*.db"] + dir_text[2:]))
+        rep.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: set(names(sock)) == {"same", "t/a.db"}, what="the changed dir")
+        conf.write_text(base)
+        rep.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: set(names(sock)) == {"same"}, what="the dir removed")
+        wait_for(lambda: rep.text().count("a.db: closed") == 2, what="a.db closed twice")
+    finally:
+        rc = rep.stop()
+    log = rep.text()
+    assert rc == 0, log
+    assert " ERROR " not in log, log
+    assert "reloaded: 1 database unchanged" in log
