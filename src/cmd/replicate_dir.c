@@ -81,7 +81,7 @@ static void add_file(struct dirwatch *dw, const char *name, const char *full, co
 	struct app *app = dw->app;
 	struct db_config dc;
 	struct watched *w;
-	char why[256], origin[96];
+	char why[256] = "", origin[96];
 	int rc = db_probe(full, why, sizeof(why));
 
 	if (rc == -EAGAIN || rc == -ENOENT) {
