@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,12 @@ static void on_signal(uv_signal_t *h, int signum)
 	replicate_shut_down(app);
 }
 
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	replicate_reload(h->data);
+}
+
 static void on_child_exit(struct subprocess *sp, int code, int term_signal, const char *how)
 {
 	struct app *app = sp->data;
@@ -98,38 +105,30 @@ static void start_child(struct app *app, const char *cmdline)
 	}
 }
 
+/* The [db] sections, then the files of the [dir] sections: the first set, not started. */
 static int setup(struct app *app)
 {
-	char err[512];
+	char err[1024];
+	size_t n_replicas = 0;
 	int rc;
 
-	app->dbs = calloc(app->cfg.n_dbs, sizeof(*app->dbs));
-	if (app->dbs == NULL)
-		return -ENOMEM;
 	for (size_t i = 0; i < app->cfg.n_dbs; i++) {
-		struct db_config *dc = &app->cfg.dbs[i];
-		struct watched *w = &app->dbs[i];
+		struct db_config dc;
 
-		w->app = app;
-		if ((rc = db_init(&w->db, &app->loop, dc)) != 0) {
-			fprintf(stderr, "litestream: %s: %s\n", dc->path, strerror(-rc));
-			return rc;
-		}
-		app->n_dbs++;
-		w->replicas = calloc(dc->n_replicas, sizeof(*w->replicas));
-		w->finished = calloc(dc->n_replicas + 1, sizeof(*w->finished));
-		if ((w->replicas == NULL && dc->n_replicas > 0) || w->finished == NULL)
+		if (config_db_copy(&app->cfg.dbs[i], &dc) != 0)
 			return -ENOMEM;
-		for (size_t j = 0; j < dc->n_replicas; j++) {
-			rc = replica_init(&w->replicas[j], &app->loop, &w->db, &dc->replicas[j], err, sizeof(err));
-			if (rc != 0) {
-				fprintf(stderr, "litestream: %s\n", err);
-				return rc;
-			}
-			w->n_replicas++;
-			if ((rc = db_add_replica(&w->db, &w->replicas[j])) != 0)
-				return rc;
+		if (replicate_db_new(app, &dc, "config", err, sizeof(err)) == NULL) {
+			fprintf(stderr, "litestream: %s\n", err);
+			return -EINVAL;
 		}
+	}
+	if ((rc = replicate_dirs_start(app)) != 0)
+		return rc;
+	for (size_t i = 0; i < app->n_dbs; i++)
+		n_replicas += app->dbs[i]->n_replicas;
+	if (replicate_limits_raise(app->n_dbs, n_replicas, err, sizeof(err)) != 0) {
+		fprintf(stderr, "litestream replicate: %s\n", err);
+		return -EMFILE;
 	}
 	return 0;
 }
@@ -141,18 +140,19 @@ static int setup(struct app *app)
 static int start_control(struct app *app)
 {
 	struct control_options opt = {0};
-	struct db **dbs = calloc(app->n_dbs, sizeof(*dbs));
+	struct db **dbs = calloc(app->n_dbs ? app->n_dbs : 1, sizeof(*dbs));
 	char err[1024];
 	int rc;
 
 	if (dbs == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < app->n_dbs; i++)
-		dbs[i] = &app->dbs[i].db;
+		dbs[i] = &app->dbs[i]->db;
 	opt.socket_path = socket_flag ? socket_flag : app->cfg.path ? app->cfg.socket : NULL;
 	opt.socket_optional = socket_flag == NULL && strcmp(app->cfg.socket, CONFIG_DEFAULT_SOCKET) == 0;
 	opt.socket_mode = app->cfg.socket_mode;
 	opt.metrics_addr = app->cfg.metrics_addr;
+	replicate_api_hooks(app, &opt.hooks);
 	rc = control_start(&app->loop, dbs, app->n_dbs, &opt, &app->control, err, sizeof(err));
 	free(dbs);
 	if (rc != 0)
@@ -162,14 +162,8 @@ static int start_control(struct app *app)
 
 static void teardown(struct app *app)
 {
-	for (size_t i = 0; i < app->n_dbs; i++) {
-		for (size_t j = 0; j < app->dbs[i].n_replicas; j++)
-			replica_free(&app->dbs[i].replicas[j]);
-		free(app->dbs[i].replicas);
-		free(app->dbs[i].finished);
-		db_free(&app->dbs[i].db);
-	}
-	free(app->dbs);
+	replicate_set_free(app);
+	free(app->dirs);
 	config_free(&app->cfg);
 }
 
@@ -197,7 +191,7 @@ static int load_config(struct app *app, int argc, char **argv, int first)
 		fprintf(stderr, "litestream replicate: %s\n", err);
 		return 1;
 	}
-	if (app->cfg.n_dbs == 0) {
+	if (app->cfg.n_dbs == 0 && app->cfg.n_dirs == 0) {
 		fprintf(stderr, "litestream replicate: no databases specified in configuration\n");
 		return 1;
 	}
@@ -279,7 +273,7 @@ static int check_flags(const struct app *app)
 static void start_all(struct app *app)
 {
 	for (size_t i = 0; i < app->n_dbs; i++) {
-		struct watched *w = &app->dbs[i];
+		struct watched *w = app->dbs[i];
 		for (size_t j = 0; j < w->n_replicas; j++) {
 			LOG_INFO(w->db.path, w->replicas[j].name, "replicating to %s",
 				 w->replicas[j].backend->describe);
@@ -289,8 +283,11 @@ static void start_all(struct app *app)
 			if (enforce_retention_flag && !app->once)
 				replica_request_retention(&w->replicas[j]);
 		}
+		w->started = true;
 		db_start(&w->db);
 	}
+	app->started = true;
+	replicate_dirs_started(app);
 	if (exec_flag != NULL || app->cfg.exec != NULL)
 		start_child(app, exec_flag != NULL ? exec_flag : app->cfg.exec);
 	if (app->once)
@@ -325,12 +322,19 @@ int cmd_replicate(int argc, char **argv)
 		log_output_format = app.cfg.log_format;
 	s3_provider_announce = true;
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * No bulk page-cache allocation per connection (20 pages, 80 KB, by
+	 * default): ours read a page or two, and a thousand databases have
+	 * two thousand of them. Before SQLite initialises, so before any use.
+	 */
+	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
 	if (restore_flag && (rc = restore_missing(&app)) != 0) {
 		config_free(&app.cfg);
 		return rc;
 	}
 	uv_loop_init(&app.loop);
 	if (setup(&app) != 0 || start_control(&app) != 0) {
+		replicate_dirs_close(&app);
 		uv_run(&app.loop, UV_RUN_DEFAULT); /* lets what the control server opened close */
 		teardown(&app);
 		uv_loop_close(&app.loop);
@@ -342,10 +346,12 @@ int cmd_replicate(int argc, char **argv)
 	app.sigint.data = app.sigterm.data = app.stop_timer.data = &app;
 	uv_signal_start(&app.sigint, on_signal, SIGINT);
 	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+	uv_signal_init(&app.loop, &app.sighup);
+	app.sighup.data = &app;
+	uv_signal_start(&app.sighup, on_sighup, SIGHUP);
 	replicate_notify_start(&app);
 	LOG_INFO(NULL, NULL, "litestream v%s: %s %zu database%s", PACKAGE_VERSION,
 		 app.once ? "shipping" : "replicating", app.n_dbs, app.n_dbs == 1 ? "" : "s");
-	app.running = app.n_dbs;
 	start_all(&app);
 	uv_run(&app.loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(&app.loop);

@@ -3,7 +3,11 @@
  * flags, start-up and the loop; replicate_stop.c the way out (the last
  * sync and shipment of every database, retention with -enforce-retention,
  * shutdown-sync-timeout, the exit code); replicate_notify.c what the
- * service manager hears (READY, STATUS, WATCHDOG, STOPPING).
+ * service manager hears (READY, STATUS, WATCHDOG, STOPPING);
+ * replicate_set.c the set of databases, which grows and shrinks while the
+ * process runs; replicate_dir.c the [dir] sections' watchers;
+ * replicate_limits.c the file descriptor limit; replicate_reload.c SIGHUP;
+ * replicate_api.c the databases added and removed through the socket.
  *
  * Everything runs on the loop thread.
  */
@@ -15,15 +19,29 @@
 #include "db/db.h"
 #include "net/sd_notify.h"
 #include "replica/replica.h"
+#include "util/strmap.h"
 #include "util/subprocess.h"
 
 #include <stdbool.h>
 #include <uv.h>
 
 struct app;
+struct dirwatch;
 
+/*
+ * One database of the set, and its replicas. It owns its configuration
+ * (db.cfg and the replicas' point into cfg), so that it outlives a
+ * configuration reloaded or a [dir] that let it go.
+ */
 struct watched {
 	struct db db;             /* first: a struct db * is a struct watched * */
+	struct db_config cfg;
+	char origin[96];          /* how it was added: "config", "dir NAME" */
+	struct dirwatch *dir;     /* the [dir] watcher that added it, or NULL */
+	bool started;
+	bool retiring;            /* leaving the set: its last shipment, then it closes */
+	bool recheck;             /* its file came back while it was leaving */
+	struct db_config *next;   /* what replaces it once it closed (a changed [db]), or NULL */
 	struct replica *replicas;
 	bool *finished;           /* per replica: its last shipment is done (or failed) */
 	size_t n_replicas;
@@ -37,10 +55,14 @@ struct watched {
 struct app {
 	uv_loop_t loop;
 	struct config cfg;
-	struct watched *dbs;
-	size_t n_dbs;
-	size_t running;  /* databases not yet closed */
-	uv_signal_t sigint, sigterm;
+	struct watched **dbs;     /* the set, in the order added */
+	size_t n_dbs, cap_dbs;
+	struct strmap by_path;    /* database path -> struct watched */
+	struct dirwatch **dirs;   /* every watched directory ([dir] and their subdirectories) */
+	size_t n_dirs;
+	int open_dirs;            /* watchers not yet closed */
+	bool started;             /* the first set has started: what joins now starts at once */
+	uv_signal_t sigint, sigterm, sighup;
 	int signals;
 	int forwarded;   /* the signal passed on to the child, 0 if none */
 	bool stopping;
@@ -58,6 +80,83 @@ struct app {
 
 /* The last sync and shipment of every database, then the loop ends. */
 void replicate_shut_down(struct app *app);
+
+/* replicate_stop.c: w's last sync and shipment, then its close (replicate_db_closed()). */
+void replicate_db_stop(struct watched *w);
+
+/* ---- replicate_set.c ---- */
+
+/*
+ * A new database of the set, from dc (taken, even on failure: zeroed):
+ * its struct db and replicas made, not started. NULL with err set when
+ * it cannot be made.
+ */
+struct watched *replicate_db_new(struct app *app, struct db_config *dc, const char *origin,
+				 char *err, size_t errlen);
+
+/* Starts w: served by the control server, its replicas, its sync. */
+void replicate_db_start(struct app *app, struct watched *w);
+
+/* Takes w out of the set: it finishes its last shipment, closes and is freed. */
+void replicate_db_remove(struct app *app, struct watched *w);
+
+/*
+ * Puts a [db] section's database dc (copied) into the set: started at
+ * once, or, when a database with its path is still there, once that one
+ * has left (it is asked to).
+ */
+void replicate_db_replace(struct app *app, struct db_config *dc);
+
+/* The database at path in the set (leaving or not), or NULL. */
+struct watched *replicate_db_find(struct app *app, const char *path);
+
+/* w is closed: out of the set and freed (a [dir] looks at its file again). */
+void replicate_db_closed(struct watched *w);
+
+/* Frees every database still in the set (never started or after the loop). */
+void replicate_set_free(struct app *app);
+
+/* ---- replicate_dir.c ---- */
+
+/* Scans each [dir] and, with watch, starts its watchers. 0 or -errno (logged). */
+int replicate_dirs_start(struct app *app);
+
+/* The first set started: the watchers start what they find from now on. */
+void replicate_dirs_started(struct app *app);
+
+/* Closes the watchers (at shutdown); the loop ends after their close callbacks. */
+void replicate_dirs_close(struct app *app);
+
+/* A database at path closed while its file was back: the watcher of its directory looks again. */
+void replicate_dir_recheck(struct app *app, const char *path);
+
+/* Starts following one [dir] section (copied): its scan, its watchers. 0 or -ENOMEM. */
+int replicate_dir_open(struct app *app, const struct dir_config *d);
+
+/* Stops following the [dir] called name: its watchers close, its databases leave. */
+void replicate_dir_close(struct app *app, const char *name);
+
+/* The section a watcher follows. */
+const struct dir_config *replicate_dir_config(const struct dirwatch *dw);
+
+/* ---- replicate_api.c ---- */
+
+/* The control server's hooks for POST /v1/dbs and DELETE /v1/dbs/NAME. */
+void replicate_api_hooks(struct app *app, struct control_hooks *h);
+
+/* ---- replicate_reload.c ---- */
+
+/* SIGHUP: the configuration file again, applied to the running set (see the file). */
+void replicate_reload(struct app *app);
+
+/* ---- replicate_limits.c ---- */
+
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard limit and checks it against
+ * what n_dbs databases with n_replicas replicas in all need. 0, or -EMFILE
+ * with the message in err (the limit is too low to start).
+ */
+int replicate_limits_raise(size_t n_dbs, size_t n_replicas, char *err, size_t errlen);
 
 /* Starts telling the service manager (nothing without NOTIFY_SOCKET). */
 void replicate_notify_start(struct app *app);

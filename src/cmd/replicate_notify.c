@@ -67,8 +67,8 @@ static void send_status(struct app *app)
 	int rc;
 
 	for (size_t i = 0; i < app->n_dbs; i++)
-		for (size_t j = 0; j < app->dbs[i].n_replicas; j++) {
-			double l = replica_lag_seconds(&app->dbs[i].replicas[j]);
+		for (size_t j = 0; j < app->dbs[i]->n_replicas; j++) {
+			double l = replica_lag_seconds(&app->dbs[i]->replicas[j]);
 			lag = l > lag ? l : lag;
 			n_replicas++;
 		}
@@ -77,9 +77,9 @@ static void send_status(struct app *app)
 	len = rc > 0 && (size_t)rc < sizeof(buf) ? (size_t)rc : 0;
 	for (size_t i = 0; i < app->n_dbs && len < sizeof(buf); i++) {
 		struct db_pos d;
-		if (!db_position(&app->dbs[i].db, &d))
+		if (!db_position(&app->dbs[i]->db, &d))
 			continue;
-		rc = snprintf(buf + len, sizeof(buf) - len, "; %s %s/%08x:%llu", app->dbs[i].db.path,
+		rc = snprintf(buf + len, sizeof(buf) - len, "; %s %s/%08x:%llu", app->dbs[i]->db.path,
 			      d.generation, d.index, (unsigned long long)d.offset);
 		if (rc < 0 || (size_t)rc >= sizeof(buf) - len)
 			break;
@@ -94,7 +94,7 @@ static void on_notify_timer(uv_timer_t *t)
 
 	if (!app->ready_sent) {
 		for (size_t i = 0; i < app->n_dbs; i++)
-			if (!db_ready(&app->dbs[i]))
+			if (!db_ready(app->dbs[i]))
 				return;
 		app->ready_sent = true;
 		LOG_INFO(NULL, NULL, "every database shipped its first sync: ready");

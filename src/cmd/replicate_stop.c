@@ -5,6 +5,9 @@
  * position (then, with -enforce-retention and -once, removes what is past
  * retention), closes, and the loop ends.
  *
+ * A database leaving the set while the process runs (replicate_set.c)
+ * goes the same way alone.
+ *
  * A replica that could not ship its last bytes makes the exit code 1 and
  * is named in the log: the bytes stay in the shadow WAL and ship at the
  * next start on this machine, which a container on another node will not
@@ -22,6 +25,7 @@ static void close_app_handles(struct app *app)
 	app->control = NULL;
 	uv_close((uv_handle_t *)&app->sigint, NULL);
 	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	uv_close((uv_handle_t *)&app->sighup, NULL);
 	uv_close((uv_handle_t *)&app->stop_timer, NULL);
 	replicate_notify_close(app);
 }
@@ -29,9 +33,11 @@ static void close_app_handles(struct app *app)
 static void on_db_closed(struct db *db)
 {
 	struct watched *w = (struct watched *)db;
+	struct app *app = w->app;
 
-	if (--w->app->running == 0)
-		close_app_handles(w->app);
+	replicate_db_closed(w);
+	if (app->stopping && app->n_dbs == 0)
+		close_app_handles(app);
 }
 
 static void on_backend_closed(void *arg)
@@ -88,7 +94,8 @@ static void on_flushed(struct replica *r, int rc)
 		LOG_ERROR(w->db.path, r->name,
 			  "could not ship everything before exit; the rest stays in the shadow wal "
 			  "and ships at the next start");
-		app->exit_code = app->exit_code != 0 ? app->exit_code : 1;
+		if (!w->retiring) /* one that left the set was logged; the process goes on */
+			app->exit_code = app->exit_code != 0 ? app->exit_code : 1;
 	} else if (app->once && app->enforce_retention) {
 		replica_enforce_retention(r, on_retention_done);
 		return;
@@ -116,7 +123,7 @@ static void on_db_stopped(struct db *db)
 static void log_pending(struct app *app)
 {
 	for (size_t i = 0; i < app->n_dbs; i++) {
-		struct watched *w = &app->dbs[i];
+		struct watched *w = app->dbs[i];
 		for (size_t j = 0; j < w->n_replicas; j++) {
 			struct replica *r = &w->replicas[j];
 			struct db_pos p = {0};
@@ -151,6 +158,18 @@ void replicate_shut_down(struct app *app)
 	replicate_notify_stop(app);
 	if (app->cfg.shutdown_sync_timeout_ms > 0)
 		uv_timer_start(&app->stop_timer, on_stop_timeout, (uint64_t)app->cfg.shutdown_sync_timeout_ms, 0);
+	replicate_dirs_close(app);
+	if (app->n_dbs == 0) {
+		close_app_handles(app);
+		return;
+	}
+	/* Those leaving already are on their way out (db_stop() ignores them). */
 	for (size_t i = 0; i < app->n_dbs; i++)
-		db_stop(&app->dbs[i].db, on_db_stopped);
+		if (!app->dbs[i]->retiring)
+			db_stop(&app->dbs[i]->db, on_db_stopped);
+}
+
+void replicate_db_stop(struct watched *w)
+{
+	db_stop(&w->db, on_db_stopped);
 }

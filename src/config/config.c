@@ -205,6 +205,26 @@ int config_from_args(const char *db_path, char *const *urls, size_t n_urls, stru
 	return parser_done(&p, out);
 }
 
+/* A database of one of c's [dir] sections at abs, appended to c->dbs; NULL if none. */
+static struct db_config *find_in_dirs(struct config *c, const char *abs)
+{
+	for (size_t i = 0; i < c->n_dirs; i++) {
+		struct db_config *grown;
+		const char *rel;
+
+		if (!config_dir_match(&c->dirs[i], abs, &rel))
+			continue;
+		grown = realloc(c->dbs, (c->n_dbs + 1) * sizeof(*c->dbs));
+		if (grown == NULL)
+			return NULL;
+		c->dbs = grown;
+		if (config_dir_db(&c->dirs[i], rel, &c->dbs[c->n_dbs]) != 0)
+			return NULL;
+		return &c->dbs[c->n_dbs++];
+	}
+	return NULL;
+}
+
 struct db_config *config_find_db(struct config *c, const char *path)
 {
 	struct db_config *found = NULL;
@@ -215,6 +235,8 @@ struct db_config *config_find_db(struct config *c, const char *path)
 	for (size_t i = 0; i < c->n_dbs && found == NULL; i++)
 		if (c->dbs[i].path != NULL && strcmp(c->dbs[i].path, abs) == 0)
 			found = &c->dbs[i];
+	if (found == NULL)
+		found = find_in_dirs(c, abs);
 	free(abs);
 	return found;
 }
@@ -256,15 +278,11 @@ void config_free(struct config *c)
 	free(c->socket);
 	free(c->metrics_addr);
 	free(c->exec);
-	for (size_t i = 0; i < c->n_dbs; i++) {
-		struct db_config *db = &c->dbs[i];
-
-		free(db->name);
-		free(db->path);
-		for (size_t j = 0; j < db->n_replicas; j++)
-			replica_config_free(&db->replicas[j]);
-		free(db->replicas);
-	}
+	for (size_t i = 0; i < c->n_dbs; i++)
+		config_db_free(&c->dbs[i]);
 	free(c->dbs);
+	for (size_t i = 0; i < c->n_dirs; i++)
+		config_dir_free(&c->dirs[i]);
+	free(c->dirs);
 	memset(c, 0, sizeof(*c));
 }

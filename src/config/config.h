@@ -7,6 +7,8 @@
  *                       log-format, exec
  *   [db NAME]           path, monitor-interval, checkpoint-interval,
  *                       min-checkpoint-page-count, max-checkpoint-page-count
+ *   [dir NAME]          path (a directory), pattern, recursive, watch, and
+ *                       the per-database keys of [db]
  *   [replica NAME]      db = NAME, type or url, path, bucket, region,
  *                       endpoint, force-path-style, skip-verify, ca-file,
  *                       access-key-id, secret-access-key, sse,
@@ -70,6 +72,17 @@
  *   from the current directory); symbolic links are not resolved. No two
  *   [db] sections may have the same path. A [db] needs no replicas, and a
  *   file with no [db] section loads: commands decide what they need.
+ * - [dir NAME]: every file in the directory `path` whose name matches the
+ *   glob `pattern` (fnmatch(3), default "*.db"; with `recursive`, in
+ *   subdirectories too, hidden ones skipped) is a database with the
+ *   section's per-database keys and replicas (config_dir_db()). A
+ *   replica's `db` names a [db] or a [dir]; one name cannot be both. A
+ *   database of a dir is named "NAME/RELATIVE-PATH" and each of its
+ *   replicas stores it under the replica's path + "/" + RELATIVE-PATH,
+ *   an ordinary replica of one database. A [db] whose path a [dir] also
+ *   matches is that [db]'s alone. `watch` (default true) makes
+ *   `replicate` follow the directory: databases created later start,
+ *   removed ones stop.
  * - Section names are unique per kind ([db x] and [replica x] may
  *   coexist); replica names are unique across the whole file.
  */
@@ -131,6 +144,20 @@ struct db_config {
 	struct replica_config *replicas;
 	size_t n_replicas;
 	int line;
+	/* Set for a database of a [dir]: the directory's watcher asks for its
+	 * syncs, so db_start() watches no directory of its own. */
+	bool dir_events;
+};
+
+/* A [dir NAME] section: db holds its per-database keys and replicas (db.path is NULL). */
+struct dir_config {
+	char *name;
+	char *path;               /* absolute, no trailing '/' */
+	char *pattern;            /* fnmatch(3) glob on the file name, default "*.db" */
+	bool recursive;           /* default false */
+	bool watch;               /* default true */
+	struct db_config db;
+	int line;
 };
 
 struct config {
@@ -144,6 +171,8 @@ struct config {
 	int64_t shutdown_sync_timeout_ms; /* the last shipment at exit; default 30s, 0 = no limit */
 	struct db_config *dbs;
 	size_t n_dbs;
+	struct dir_config *dirs;
+	size_t n_dirs;
 };
 
 /*
@@ -185,15 +214,50 @@ int config_replica_from_url(const char *url, struct replica_config *out, char *e
  */
 int config_name_by_file(struct config *c);
 
-/* Finds the database whose absolute path equals path (after making path absolute). */
+/*
+ * Finds the database whose absolute path equals path (after making path
+ * absolute): a [db], else a file a [dir] takes (config_dir_match(); the
+ * file need not exist, as for a restore), whose configuration is then
+ * built and appended to c->dbs (c owns it; earlier pointers into c->dbs
+ * may move). NULL when none (or without memory).
+ */
 struct db_config *config_find_db(struct config *c, const char *path);
+
+/*
+ * Whether the absolute path abs is a database of d: under d->path, its
+ * name matching d->pattern, in d->path itself unless d->recursive, no
+ * component hidden. On true, *rel points into abs at the relative path.
+ */
+bool config_dir_match(const struct dir_config *d, const char *abs, const char **rel);
+
+/*
+ * The configuration of d's database at rel (a path relative to d->path):
+ * name "NAME/REL", path d->path + "/" + rel, d's per-database keys, and a
+ * copy of each replica with rel appended to its path. 0 with *out filled
+ * (free it with config_db_free()), or -ENOMEM with *out zeroed.
+ */
+int config_dir_db(const struct dir_config *d, const char *rel, struct db_config *out);
+
+/* Deep copy of a database's configuration (for a database that outlives its config). */
+int config_db_copy(const struct db_config *from, struct db_config *out);
+
+/* Whether two database configurations would replicate alike (names aside). */
+bool config_db_equal(const struct db_config *a, const struct db_config *b);
+
+/* Frees what db owns and zeroes it. */
+void config_db_free(struct db_config *db);
+
+/* The same for a [dir]: a deep copy (0 or -ENOMEM), the comparison, the free. */
+int config_dir_copy(const struct dir_config *from, struct dir_config *out);
+bool config_dir_equal(const struct dir_config *a, const struct dir_config *b);
+void config_dir_free(struct dir_config *d);
 
 /* Frees everything c owns and zeroes it (c itself is the caller's). */
 void config_free(struct config *c);
 /* Frees the strings r owns and zeroes it. */
 void replica_config_free(struct replica_config *r);
 
-/* The keys of one section kind: "litestream", "db" or "replica". */
+/* The keys of one section kind: "litestream", "db", "dir" or "replica". */
 struct config_key {
 	const char *section;
 	const char *key;

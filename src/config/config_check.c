@@ -49,6 +49,31 @@ static int make_abs(struct parser *p, const struct section *s, const char *key, 
 	return 0;
 }
 
+static struct dir_config *find_dir_named(struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_dirs; i++)
+		if (strcmp(c->dirs[i].name, name) == 0)
+			return &c->dirs[i];
+	return NULL;
+}
+
+/* The page counts of a [db] or [dir] section s. */
+static int check_page_counts(struct parser *p, const struct section *s, const struct db_config *db)
+{
+	const char *t = s->title;
+
+	if (db->min_checkpoint_page_count > db->max_checkpoint_page_count) {
+		bool min_set = config_key_line(s, "min-checkpoint-page-count") != 0;
+		const char *k = min_set ? "min-checkpoint-page-count" : "max-checkpoint-page-count";
+
+		return fail(p, config_key_line(s, k), t, k,
+			    "min-checkpoint-page-count (%ld) is greater than "
+			    "max-checkpoint-page-count (%ld)",
+			    db->min_checkpoint_page_count, db->max_checkpoint_page_count);
+	}
+	return 0;
+}
+
 static int finish_db(struct parser *p, const struct section *s)
 {
 	struct db_config *db = &p->cfg.dbs[s->index];
@@ -63,16 +88,36 @@ static int finish_db(struct parser *p, const struct section *s)
 			return fail(p, config_key_line(s, "path"), t, "path",
 				    "\"%s\" is also the path of [db %s] (line %d)", db->path,
 				    p->cfg.dbs[i].name, p->cfg.dbs[i].line);
-	if (db->min_checkpoint_page_count > db->max_checkpoint_page_count) {
-		bool min_set = config_key_line(s, "min-checkpoint-page-count") != 0;
-		const char *k = min_set ? "min-checkpoint-page-count" : "max-checkpoint-page-count";
+	if (find_dir_named(&p->cfg, db->name) != NULL)
+		return fail(p, s->line, t, NULL,
+			    "[dir %s] has the same name: a replica's db = %s would name both",
+			    db->name, db->name);
+	return check_page_counts(p, s, db);
+}
 
-		return fail(p, config_key_line(s, k), t, k,
-			    "min-checkpoint-page-count (%ld) is greater than "
-			    "max-checkpoint-page-count (%ld)",
-			    db->min_checkpoint_page_count, db->max_checkpoint_page_count);
-	}
-	return 0;
+/* A [dir]: its directory made absolute, unique, without a trailing '/'; its pattern. */
+static int finish_dir(struct parser *p, const struct section *s)
+{
+	struct dir_config *d = &p->cfg.dirs[s->index];
+	const char *t = s->title;
+	size_t n;
+
+	if (d->path == NULL)
+		return fail(p, s->line, t, "path", "missing (the directory of the databases)");
+	if (make_abs(p, s, "path", &d->path) != 0)
+		return p->e.rc;
+	n = strlen(d->path);
+	while (n > 1 && d->path[n - 1] == '/')
+		d->path[--n] = '\0';
+	for (size_t i = 0; i < s->index; i++)
+		if (strcmp(p->cfg.dirs[i].path, d->path) == 0)
+			return fail(p, config_key_line(s, "path"), t, "path",
+				    "\"%s\" is also the path of [dir %s] (line %d)", d->path,
+				    p->cfg.dirs[i].name, p->cfg.dirs[i].line);
+	if (strchr(d->pattern, '/') != NULL)
+		return fail(p, config_key_line(s, "pattern"), t, "pattern",
+			    "\"%s\": a pattern matches file names and cannot hold '/'", d->pattern);
+	return check_page_counts(p, s, &d->db);
 }
 
 /* Takes *from into *to unless *to is set already; *from ends NULL either way. */
@@ -325,27 +370,44 @@ out:
 	return p->e.rc;
 }
 
-/* Moves each draft into the replicas of its db, in file order. */
-static int attach_replicas(struct parser *p)
+/* Moves the drafts that name db into its replicas, in file order. */
+static int attach_to(struct parser *p, struct db_config *db)
 {
-	for (size_t i = 0; i < p->cfg.n_dbs; i++) {
-		struct db_config *db = &p->cfg.dbs[i];
-		size_t n = 0;
+	size_t n = 0;
 
-		for (size_t j = 0; j < p->n_drafts; j++)
-			n += strcmp(p->drafts[j].db, db->name) == 0;
-		if (n == 0)
-			continue;
-		db->replicas = calloc(n, sizeof(*db->replicas));
-		if (db->replicas == NULL)
-			return oom(p);
-		for (size_t j = 0; j < p->n_drafts; j++) {
-			if (strcmp(p->drafts[j].db, db->name) == 0) {
-				db->replicas[db->n_replicas++] = p->drafts[j].rc;
-				memset(&p->drafts[j].rc, 0, sizeof(p->drafts[j].rc));
-			}
+	for (size_t j = 0; j < p->n_drafts; j++)
+		n += strcmp(p->drafts[j].db, db->name) == 0;
+	if (n == 0)
+		return 0;
+	db->replicas = calloc(n, sizeof(*db->replicas));
+	if (db->replicas == NULL)
+		return oom(p);
+	for (size_t j = 0; j < p->n_drafts; j++) {
+		if (strcmp(p->drafts[j].db, db->name) == 0) {
+			db->replicas[db->n_replicas++] = p->drafts[j].rc;
+			memset(&p->drafts[j].rc, 0, sizeof(p->drafts[j].rc));
 		}
 	}
+	return 0;
+}
+
+/* Moves each draft into the replicas of its db or dir, in file order. */
+static int attach_replicas(struct parser *p)
+{
+	for (size_t i = 0; i < p->cfg.n_dirs; i++) {
+		/* The template is matched by the dir's name (db.name stays NULL after). */
+		struct dir_config *d = &p->cfg.dirs[i];
+		int rc;
+
+		d->db.name = d->name;
+		rc = attach_to(p, &d->db);
+		d->db.name = NULL;
+		if (rc != 0)
+			return rc;
+	}
+	for (size_t i = 0; i < p->cfg.n_dbs; i++)
+		if (attach_to(p, &p->cfg.dbs[i]) != 0)
+			return p->e.rc;
 	return 0;
 }
 
@@ -356,14 +418,18 @@ int config_check_file(struct parser *p)
 
 		if (s->kind == SEC_DB) {
 			finish_db(p, s);
+		} else if (s->kind == SEC_DIR) {
+			finish_dir(p, s);
 		} else if (s->kind == SEC_REPLICA) {
 			struct replica_draft *d = &p->drafts[s->index];
 
 			if (d->db == NULL)
 				fail(p, s->line, s->title, "db",
 				     "missing (the name of this replica's [db NAME] section)");
-			else if (find_db_named(&p->cfg, d->db) == NULL)
-				fail(p, config_key_line(s, "db"), s->title, "db", "no section [db %s]", d->db);
+			else if (find_db_named(&p->cfg, d->db) == NULL &&
+				 find_dir_named(&p->cfg, d->db) == NULL)
+				fail(p, config_key_line(s, "db"), s->title, "db",
+				     "no section [db %s] or [dir %s]", d->db, d->db);
 			else
 				config_check_replica(p, s, d);
 		}

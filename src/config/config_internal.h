@@ -33,10 +33,10 @@
 #include <errno.h>
 #include <stddef.h>
 
-enum section_kind { SEC_LITESTREAM, SEC_DB, SEC_REPLICA };
+enum section_kind { SEC_LITESTREAM, SEC_DB, SEC_REPLICA, SEC_DIR };
 
 /* How many keys config_options.c's table has (it checks this at compile time). */
-#define CONFIG_N_OPTIONS 39
+#define CONFIG_N_OPTIONS 47
 
 /* A replica section while the file is read; rc moves into its db at the end. */
 struct replica_draft {
@@ -50,7 +50,7 @@ struct section {
 	char *title;                     /* "db app", as messages show it between brackets */
 	char *name;                      /* NAME (inside title), NULL for [litestream] */
 	int line;
-	size_t index;                    /* into cfg.dbs or drafts */
+	size_t index;                    /* into cfg.dbs, cfg.dirs or drafts */
 	int key_lines[CONFIG_N_OPTIONS]; /* line each key was set on, 0 if not */
 };
 
@@ -87,6 +87,7 @@ const char *config_foreign_key(const struct section *s, enum replica_type type, 
 /* Defaults; the replica's sync interval waits for its type (config_check_replica()). */
 int config_defaults(struct config *c);
 void config_db_defaults(struct db_config *db);
+void config_dir_defaults(struct dir_config *d);
 void config_replica_defaults(struct replica_config *rc);
 
 /* ---- config_check.c ---- */

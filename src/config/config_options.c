@@ -22,7 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const section_kinds[] = {"litestream", "db", "replica"};
+static const char *const section_kinds[] = {"litestream", "db", "replica", "dir"};
+#define N_KINDS (sizeof(section_kinds) / sizeof(section_kinds[0]))
 
 enum opt_type {
 	OPT_STRING,    /* char *; "" leaves it unset */
@@ -46,13 +47,14 @@ struct option {
 	struct config_key k;
 	enum section_kind section;
 	enum opt_type type;
-	size_t offset; /* into struct config, struct db_config or struct replica_draft */
+	size_t offset; /* into struct config, struct db_config, struct dir_config or struct replica_draft */
 	unsigned flags;
 };
 
 #define L_OPT(key, type, field) \
 	{{"litestream", key}, SEC_LITESTREAM, type, offsetof(struct config, field), 0}
 #define D_OPT(key, type, field) {{"db", key}, SEC_DB, type, offsetof(struct db_config, field), 0}
+#define X_OPT(key, type, field) {{"dir", key}, SEC_DIR, type, offsetof(struct dir_config, field), 0}
 #define R_OPT(key, type, field, flags) \
 	{{"replica", key}, SEC_REPLICA, type, offsetof(struct replica_draft, field), flags}
 
@@ -69,6 +71,14 @@ static const struct option options[] = {
 	D_OPT("checkpoint-interval", OPT_DURATION, checkpoint_interval_ms),
 	D_OPT("min-checkpoint-page-count", OPT_COUNT, min_checkpoint_page_count),
 	D_OPT("max-checkpoint-page-count", OPT_COUNT, max_checkpoint_page_count),
+	X_OPT("path", OPT_REQUIRED, path),
+	X_OPT("pattern", OPT_REQUIRED, pattern),
+	X_OPT("recursive", OPT_BOOL, recursive),
+	X_OPT("watch", OPT_BOOL, watch),
+	X_OPT("monitor-interval", OPT_DURATION, db.monitor_interval_ms),
+	X_OPT("checkpoint-interval", OPT_DURATION, db.checkpoint_interval_ms),
+	X_OPT("min-checkpoint-page-count", OPT_COUNT, db.min_checkpoint_page_count),
+	X_OPT("max-checkpoint-page-count", OPT_COUNT, db.max_checkpoint_page_count),
 	R_OPT("db", OPT_REQUIRED, db, 0),
 	R_OPT("type", OPT_REQUIRED, type, 0),
 	R_OPT("url", OPT_REQUIRED, rc.url, 0),
@@ -180,6 +190,8 @@ static void *field_of(struct parser *p, const struct section *s, const struct op
 		base = (char *)&p->cfg;
 	else if (s->kind == SEC_DB)
 		base = (char *)&p->cfg.dbs[s->index];
+	else if (s->kind == SEC_DIR)
+		base = (char *)&p->cfg.dirs[s->index];
 	else
 		base = (char *)&p->drafts[s->index];
 	return base + o->offset;
@@ -281,6 +293,14 @@ void config_db_defaults(struct db_config *db)
 	db->max_checkpoint_page_count = 10000;
 }
 
+void config_dir_defaults(struct dir_config *d)
+{
+	memset(d, 0, sizeof(*d));
+	config_db_defaults(&d->db);
+	d->watch = true;
+	d->db.dir_events = true;
+}
+
 void config_replica_defaults(struct replica_config *rc)
 {
 	memset(rc, 0, sizeof(*rc));
@@ -321,6 +341,21 @@ static int add_entry(struct parser *p, struct section *s)
 		s->index = p->cfg.n_dbs++;
 		if (db->name == NULL)
 			return oom(p);
+	} else if (s->kind == SEC_DIR) {
+		struct dir_config *d;
+
+		grown = realloc(p->cfg.dirs, (p->cfg.n_dirs + 1) * sizeof(*p->cfg.dirs));
+		if (grown == NULL)
+			return oom(p);
+		p->cfg.dirs = grown;
+		d = &p->cfg.dirs[p->cfg.n_dirs];
+		config_dir_defaults(d);
+		d->line = d->db.line = s->line;
+		d->name = strdup(s->name);
+		d->pattern = strdup("*.db");
+		s->index = p->cfg.n_dirs++;
+		if (d->name == NULL || d->pattern == NULL)
+			return oom(p);
 	} else if (s->kind == SEC_REPLICA) {
 		struct replica_draft *d;
 
@@ -349,13 +384,13 @@ static int on_section(void *arg, const struct config_ini_section *h)
 	size_t i;
 	void *grown;
 
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < N_KINDS; i++)
 		if (strlen(section_kinds[i]) == h->kind_len &&
 		    strncmp(section_kinds[i], h->title, h->kind_len) == 0)
 			break;
-	if (i == 3)
+	if (i == N_KINDS)
 		return fail(p, h->line, NULL, NULL,
-			    "[%.*s]: unknown section (want [litestream], [db NAME] or "
+			    "[%.*s]: unknown section (want [litestream], [db NAME], [dir NAME] or "
 			    "[replica NAME])",
 			    (int)h->text_len, h->text);
 	kind = (enum section_kind)i;

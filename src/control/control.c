@@ -231,6 +231,8 @@ static void handle_db(struct control *c, struct http_server_request *req, const 
 				       req->path);
 	else if (rc != 0)
 		control_respond_errorf(req, 404, "not found: %s", req->path);
+	else if (action == CONTROL_DB_GET && req->method == HTTP_DELETE)
+		control_dbs_remove(c, req, db);
 	else if (action == CONTROL_DB_GET && method_is(req, "GET"))
 		control_respond_json(req, 200, control_db_json(c, db));
 	else if (action == CONTROL_DB_SYNC && method_is(req, "POST"))
@@ -265,6 +267,11 @@ static void on_request(struct http_server_request *req, void *arg)
 	if (req->listener == CONTROL_LISTENER_METRICS) {
 		control_respond_errorf(req, 404, "not found: %s (only /metrics and /healthz are served here)",
 				       req->path);
+		return;
+	}
+	if (strcmp(req->path, "/v1/dbs") == 0 || strcmp(req->path, "/v1/dbs/") == 0) {
+		if (method_is(req, "POST"))
+			control_dbs_add(c, req);
 		return;
 	}
 	if (strncmp(req->path, "/v1/dbs/", 8) == 0) {
@@ -323,6 +330,7 @@ int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 	if (c == NULL)
 		return -ENOMEM;
 	c->loop = loop;
+	c->hooks = opt->hooks;
 	for (size_t i = 0; i < n_dbs; i++)
 		n_obs += dbs[i]->n_replicas;
 	c->dbs = calloc(n_dbs ? n_dbs : 1, sizeof(*c->dbs));
@@ -378,6 +386,61 @@ int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 fail:
 	control_close(c);
 	return rc;
+}
+
+int control_add_db(struct control *c, struct db *db)
+{
+	struct db **dbs;
+	struct observed *obs;
+	int rc = 0;
+
+	if (c == NULL)
+		return 0;
+	dbs = realloc(c->dbs, (c->n_dbs + 1) * sizeof(*dbs));
+	if (dbs == NULL)
+		return -ENOMEM;
+	c->dbs = dbs;
+	obs = realloc(c->obs, (c->n_obs + db->n_replicas + 1) * sizeof(*obs));
+	if (obs == NULL)
+		return -ENOMEM;
+	c->obs = obs;
+	rc = db_subscribe(db, on_db_event, NULL, c);
+	for (size_t j = 0; j < db->n_replicas && rc == 0; j++)
+		rc = replica_subscribe(db->replicas[j], on_replica_progress, c);
+	if (rc != 0) {
+		db_unsubscribe(db, on_db_event, c);
+		for (size_t j = 0; j < db->n_replicas; j++)
+			replica_unsubscribe(db->replicas[j], on_replica_progress, c);
+		return rc;
+	}
+	c->dbs[c->n_dbs++] = db;
+	for (size_t j = 0; j < db->n_replicas; j++) {
+		memset(&c->obs[c->n_obs], 0, sizeof(c->obs[c->n_obs]));
+		c->obs[c->n_obs].r = db->replicas[j];
+		observe(&c->obs[c->n_obs++]);
+	}
+	return 0;
+}
+
+void control_remove_db(struct control *c, struct db *db)
+{
+	size_t k = 0;
+
+	if (c == NULL)
+		return;
+	control_wait_drop_db(c, db);
+	db_unsubscribe(db, on_db_event, c);
+	for (size_t j = 0; j < db->n_replicas; j++)
+		replica_unsubscribe(db->replicas[j], on_replica_progress, c);
+	for (size_t i = 0; i < c->n_dbs; i++)
+		if (c->dbs[i] != db)
+			c->dbs[k++] = c->dbs[i];
+	c->n_dbs = k;
+	k = 0;
+	for (size_t i = 0; i < c->n_obs; i++)
+		if (c->obs[i].r->db != db)
+			c->obs[k++] = c->obs[i];
+	c->n_obs = k;
 }
 
 void control_close(struct control *c)

@@ -7,6 +7,9 @@
  *
  *   GET  /v1/status                 the process and every database
  *   GET  /v1/dbs/NAME               one database
+ *   POST /v1/dbs                    {"path", "replicas": [URL...], "name"}: starts one
+ *                                   (control_dbs.c has the errors); until the next start
+ *   DELETE /v1/dbs/NAME             stops one after its last shipment (202)
  *   POST /v1/dbs/NAME/sync          ?wait=1&timeout=10s
  *   POST /v1/dbs/NAME/checkpoint    ?mode=PASSIVE|FULL|RESTART|TRUNCATE&timeout=
  *   POST /v1/dbs/NAME/snapshot      ?wait=1&timeout=
@@ -56,12 +59,31 @@ struct control;
 /* The tags of the two listeners (http_server_request.listener). */
 enum { CONTROL_LISTENER_SOCKET = 0, CONTROL_LISTENER_METRICS = 1 };
 
+/*
+ * What the owner of the databases does for POST /v1/dbs and DELETE
+ * /v1/dbs/NAME (control_dbs.c). add: start replicating the database at
+ * path (absolute) to the replica URLs, called name (NULL: the file's name);
+ * returns 201 with *out the new database (served from then on), else an
+ * HTTP status (404, 409, 422, 400, 500) with the message in err. remove:
+ * stop db after its last shipment; 202, else a status and err. origin: how
+ * a database was added ("config", "dir NAME", "api"), for status; NULL
+ * hooks: those requests are refused.
+ */
+struct control_hooks {
+	int (*add)(void *arg, const char *path, const char *name, const char *const *urls,
+		   size_t n_urls, struct db **out, char *err, size_t errlen);
+	int (*remove)(void *arg, struct db *db, char *err, size_t errlen);
+	const char *(*origin)(void *arg, const struct db *db);
+	void *arg;
+};
+
 struct control_options {
 	const char *socket_path;  /* NULL: no Unix socket */
 	int socket_mode;          /* e.g. 0600 */
 	bool socket_optional;     /* a socket that cannot be created is a warning, not an error */
 	const char *metrics_addr; /* "host:port" or NULL */
 	const struct http_server_limits *limits; /* NULL: http_server_default_limits */
+	struct control_hooks hooks;
 };
 
 /*
@@ -73,6 +95,15 @@ struct control_options {
  */
 int control_start(uv_loop_t *loop, struct db *const *dbs, size_t n_dbs,
 		  const struct control_options *opt, struct control **out, char *err, size_t errlen);
+
+/*
+ * Databases that come and go while the server runs (a [dir]'s, SIGHUP,
+ * POST /v1/dbs): add serves db (borrowed, with its replicas listed) from
+ * now on, 0 or -ENOMEM; remove stops serving it, answering its waiting
+ * requests with 503, before it closes. A NULL server is fine.
+ */
+int control_add_db(struct control *c, struct db *db);
+void control_remove_db(struct control *c, struct db *db);
 
 /*
  * Stops listening, removes the socket file, drops waiting requests and

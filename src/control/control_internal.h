@@ -10,6 +10,7 @@
  *   control_params.c  their query and body parameters (control_params.h)
  *   control_route.c   which database a /v1/dbs/ path names (control_route.h)
  *   control_health.c  GET /healthz, by health.h's rule
+ *   control_dbs.c     POST /v1/dbs and DELETE /v1/dbs/NAME
  *
  * Everything runs on the loop thread. The struct control owns its arrays,
  * its waiters and its handles; the databases and replicas are borrowed.
@@ -48,6 +49,7 @@ struct control {
 	size_t max_waiters;
 	uv_timer_t poll;        /* runs while a request waits */
 	double start_time;      /* process start, seconds since the epoch */
+	struct control_hooks hooks;
 	int open_handles;
 	bool closing;
 };
@@ -76,6 +78,12 @@ cJSON *control_replica_positions(const struct db *db);
 cJSON *control_db_json(struct control *c, const struct db *db);
 cJSON *control_status_json(struct control *c);
 
+/* ---- control_dbs.c ---- */
+
+/* POST /v1/dbs and DELETE /v1/dbs/NAME (through c->hooks). */
+void control_dbs_add(struct control *c, struct http_server_request *req);
+void control_dbs_remove(struct control *c, struct http_server_request *req, struct db *db);
+
 /* ---- control_health.c ---- */
 
 /* GET /healthz (either listener): health.h's rule over the replicas. */
@@ -97,6 +105,9 @@ void control_wait_progress(struct control *c, struct db *db, bool published);
 
 /* http_server's abort callback (arg: the struct control): forgets req's waiter. */
 void control_wait_on_abort(struct http_server_request *req, void *arg);
+
+/* Answers every waiter of db with a 503 (the database is going away). */
+void control_wait_drop_db(struct control *c, const struct db *db);
 
 /* Frees every waiter without answering (their connections are being closed). */
 void control_wait_drop_all(struct control *c);

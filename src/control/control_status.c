@@ -205,6 +205,8 @@ cJSON *control_db_json(struct control *c, const struct db *db)
 
 	cJSON_AddStringToObject(o, "name", control_db_name(db));
 	cJSON_AddStringToObject(o, "path", db->path);
+	if (c->hooks.origin != NULL)
+		control_add_string_or_null(o, "added", c->hooks.origin(c->hooks.arg, db));
 	cJSON_AddStringToObject(o, "state", db_state_name(db));
 	cJSON_AddNumberToObject(o, "page_size", db->page_size);
 	cJSON_AddItemToObject(o, "position", control_pos_json(&db->pos, db->pos_valid));

@@ -411,6 +411,17 @@ void control_wait_snapshot(struct control *c, struct http_server_request *req, s
 	control_respond_json(req, 202, o);
 }
 
+void control_wait_drop_db(struct control *c, const struct db *db)
+{
+	struct waiter *w = c->waiters, *next;
+
+	for (; w != NULL; w = next) {
+		next = w->next;
+		if (w->db == db)
+			settle_error(w, 503, "the database was removed");
+	}
+}
+
 void control_wait_drop_all(struct control *c)
 {
 	while (c->waiters != NULL) {

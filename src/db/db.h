@@ -88,6 +88,7 @@ struct db_stats {
 	uint64_t wal_size;
 	uint64_t generations_started;
 	int64_t last_sync_ms;    /* wall clock of the last successful sync */
+	uint64_t idle_ticks;     /* monitor ticks that found nothing changed (no job) */
 	char last_error[256];
 };
 
@@ -128,6 +129,13 @@ typedef bool (*db_floor_cb)(void *arg, struct db_pos *out);
 
 /* A snapshot may begin (db_snapshot_acquire()). */
 typedef void (*db_snapshot_cb)(void *arg);
+
+/* The files as a monitor tick last saw them (db_loop.c). */
+struct db_files_stat {
+	uint64_t db_ino, wal_ino;
+	int64_t db_size, wal_size;
+	int64_t db_mtime_ns, wal_mtime_ns;
+};
 
 struct db_subscriber;
 struct db_snapshot_waiter;
@@ -187,6 +195,8 @@ struct db {
 	struct db_stats stats;
 	uv_fs_event_t dir_watch;
 	uv_timer_t monitor_timer;
+	struct db_files_stat monitor_seen; /* at the last tick that asked for a sync */
+	bool monitor_seen_valid;
 	uv_timer_t turn_timer;     /* the next sync: at the next loop turn, or a checkpoint retry */
 	int64_t turn_due_ms;       /* when turn_timer fires, while active (monotonic) */
 	int64_t last_start_ms;     /* when the last sync job started (monotonic) */
@@ -255,7 +265,11 @@ const char *db_tmp_dir(const struct db *db);
  */
 int db_file_fd(const struct db *db);
 
-/* Starts watching: fs events on the directory, the monitor timer, a first sync. */
+/*
+ * Starts watching: fs events on the directory (unless cfg->dir_events:
+ * then whoever watches the directory calls db_request_sync()), the
+ * monitor timer, a first sync.
+ */
 int db_start(struct db *db);
 
 /* Asks for a sync now (coalesced with one already running). */

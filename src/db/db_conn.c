@@ -105,7 +105,7 @@ void db_conn_init(struct db_conn *c, const char *path)
 
 bool db_conn_is_open(const struct db_conn *c)
 {
-	return c->wconn != NULL;
+	return c->rconn[0] != NULL;
 }
 
 static int open_one(struct db_conn *c, sqlite3 **out, char *err, size_t errlen)
@@ -120,9 +120,16 @@ static int open_one(struct db_conn *c, sqlite3 **out, char *err, size_t errlen)
 	}
 	/* Never checkpoint (or delete the WAL) when our connection closes. */
 	sqlite3_db_config(s, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	/*
+	 * Our connections read a page or two (the schema, for the read
+	 * transaction): no lookaside memory (120 KB a connection by default)
+	 * and a small page cache, so that a thousand databases fit in a few
+	 * tens of megabytes.
+	 */
+	sqlite3_db_config(s, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
 	sqlite3_busy_handler(s, on_busy, c);
 	*out = s;
-	return exec_sql(s, "PRAGMA wal_autocheckpoint = 0", err, errlen);
+	return exec_sql(s, "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -64", err, errlen);
 }
 
 /*
@@ -135,15 +142,15 @@ static int ensure_wal(struct db_conn *c, char *err, size_t errlen)
 	char mode[16] = "";
 	int rc;
 
-	if ((rc = query_text(c->wconn, "PRAGMA journal_mode", mode, sizeof(mode), err, errlen)) != 0)
+	if ((rc = query_text(c->rconn[0], "PRAGMA journal_mode", mode, sizeof(mode), err, errlen)) != 0)
 		return rc;
 	if (strcmp(mode, "wal") == 0)
 		return 0;
-	if ((rc = query_text(c->wconn, "PRAGMA journal_mode = wal", mode, sizeof(mode), err, errlen)) != 0)
+	if ((rc = query_text(c->rconn[0], "PRAGMA journal_mode = wal", mode, sizeof(mode), err, errlen)) != 0)
 		return rc;
 	if (strcmp(mode, "wal") != 0) {
 		snprintf(err, errlen, "cannot enable wal mode (journal_mode is \"%s\": %s)", mode,
-			 sqlite3_errmsg(c->wconn));
+			 sqlite3_errmsg(c->rconn[0]));
 		return -EBUSY;
 	}
 	return 0;
@@ -174,10 +181,11 @@ int db_conn_open(struct db_conn *c, char *err, size_t errlen)
 		return -errno;
 	}
 	db_conn_busy_for(c, 1000);
-	if ((rc = open_one(c, &c->wconn, err, errlen)) != 0 ||
-	    (rc = open_one(c, &c->rconn[0], err, errlen)) != 0 ||
+	/* The write connection waits for the first forced checkpoint (db_conn_write_lock()):
+	 * most of a thousand databases never need one, nor its two descriptors. */
+	if ((rc = open_one(c, &c->rconn[0], err, errlen)) != 0 ||
 	    (rc = open_one(c, &c->rconn[1], err, errlen)) != 0 || (rc = ensure_wal(c, err, errlen)) != 0 ||
-	    (rc = query_text(c->wconn, "PRAGMA page_size", ps, sizeof(ps), err, errlen)) != 0)
+	    (rc = query_text(c->rconn[0], "PRAGMA page_size", ps, sizeof(ps), err, errlen)) != 0)
 		goto fail;
 	c->page_size = (uint32_t)strtoul(ps, NULL, 10);
 	/* Both read connections open the WAL now, so either can checkpoint. */
@@ -187,8 +195,6 @@ int db_conn_open(struct db_conn *c, char *err, size_t errlen)
 	if ((rc = read_begin(c, 0, err, errlen)) != 0)
 		goto fail;
 	c->reader = 0;
-	/* The -shm file exists now that SQLite opened the WAL. */
-	commit_watch_open(&c->watch, c->path);
 	return 0;
 fail:
 	db_conn_close(c);
@@ -270,6 +276,16 @@ int db_conn_write_lock(struct db_conn *c, char *err, size_t errlen)
 {
 	int rc;
 
+	if (c->wconn == NULL) {
+		if ((rc = open_one(c, &c->wconn, err, errlen)) != 0) {
+			sqlite3_close(c->wconn);
+			c->wconn = NULL;
+			return rc;
+		}
+		/* Opened with the write connection and kept until the close
+		 * (commit_watch.h: closing it would drop SQLite's locks). */
+		commit_watch_open(&c->watch, c->path);
+	}
 	commit_watch_reset(&c->watch);
 	c->write_waiting = true;
 	rc = exec_sql(c->wconn, "BEGIN IMMEDIATE", err, errlen);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /*
@@ -301,9 +302,55 @@ static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int
 		db_request_sync(db);
 }
 
+/* What a monitor tick compares: the database file and its WAL, by stat(). */
+static void files_stat(const struct db *db, struct db_files_stat *out)
+{
+	char wal[4096];
+	struct stat st;
+
+	memset(out, 0, sizeof(*out));
+	if (stat(db->path, &st) == 0) {
+		out->db_ino = st.st_ino;
+		out->db_size = st.st_size;
+		out->db_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	}
+	snprintf(wal, sizeof(wal), "%s-wal", db->path);
+	if (stat(wal, &st) == 0) {
+		out->wal_ino = st.st_ino;
+		out->wal_size = st.st_size;
+		out->wal_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	}
+}
+
+/*
+ * The monitor tick is the safety net under the fs events. A database
+ * whose file and WAL have not changed (stat: inode, size, mtime in
+ * nanoseconds) since the last tick's sync asked for one costs a stat
+ * pair, not a sync job on the threadpool: a thousand idle databases
+ * would otherwise wake the threadpool a thousand times a second. Still
+ * synced: one that changed, one with requests pending, a failed one
+ * retrying, and one whose WAL holds frames while its checkpoint-interval
+ * may have passed (the job decides).
+ */
 static void on_monitor(uv_timer_t *t)
 {
-	db_request_sync(t->data);
+	struct db *db = t->data;
+	struct db_files_stat now;
+	int64_t interval = db->cfg->checkpoint_interval_ms;
+
+	files_stat(db, &now);
+	if (db->monitor_seen_valid && memcmp(&now, &db->monitor_seen, sizeof(now)) == 0 &&
+	    db->stats.last_error[0] == '\0' && !db->sync_wanted &&
+	    db->checkpoint_wanted == CHECKPOINT_NONE && db->new_generation_reason[0] == '\0' &&
+	    db->image_path == NULL &&
+	    (now.wal_size <= 32 || interval <= 0 ||
+	     clock_wall_ms() - db->last_checkpoint_ms < interval)) {
+		db->stats.idle_ticks++;
+		return;
+	}
+	db->monitor_seen = now;
+	db->monitor_seen_valid = true;
+	db_request_sync(db);
 }
 
 int db_init(struct db *db, uv_loop_t *loop, const struct db_config *cfg)
@@ -358,7 +405,8 @@ int db_start(struct db *db)
 	uv_fs_event_init(db->loop, &db->dir_watch);
 	db->dir_watch.data = db;
 	db->open_handles++;
-	rc = uv_fs_event_start(&db->dir_watch, on_dir_event, dir, 0);
+	/* A [dir]'s database hears from its directory's one watcher. */
+	rc = db->cfg->dir_events ? 0 : uv_fs_event_start(&db->dir_watch, on_dir_event, dir, 0);
 	if (rc != 0)
 		LOG_FIELDS_AT(LOG_LEVEL_WARN, db->path, NULL, NULL, uv_strerror(rc),
 			      "cannot watch %s; relying on monitor-interval", dir);

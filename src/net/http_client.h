@@ -195,6 +195,17 @@ size_t http_client_in_flight(const struct http_client *c);
  */
 void http_client_close(struct http_client *c, http_client_close_cb cb, void *data);
 
+/*
+ * The loop's shared client (http_client_shared.c): the first call makes
+ * it, later ones take a reference. Its users cancel their own requests
+ * (http_request_cancel()) and, once their callbacks have run, release
+ * their reference with http_client_release(): cb runs at once while
+ * others hold it, or when the last one's release has closed it. 0 or
+ * -ENOMEM.
+ */
+int http_client_shared(uv_loop_t *loop, struct http_client **out);
+void http_client_release(struct http_client *c, http_client_close_cb cb, void *data);
+
 /* The value of the first header called name (any case), or NULL. */
 const char *http_response_header(const struct http_response *resp, const char *name);
 

@@ -42,6 +42,7 @@
 
 static void on_sync_timer(uv_timer_t *t);
 static void notify(struct replica *r);
+static void ticker_resume(struct replica *r);
 
 void replica_set_task(struct replica *r, enum replica_task task)
 {
@@ -278,8 +279,15 @@ void replica_step(struct replica *r)
 {
 	struct db_pos d;
 
-	if (r->state != REPLICA_IDLE || !db_position(r->db, &d))
+	if (r->state != REPLICA_IDLE)
 		return;
+	if (!db_position(r->db, &d)) {
+		/* The database file was removed: what its last syncs published has
+		 * been shipped or cannot be any more; a flush has nothing to wait for. */
+		if (r->flush_cb != NULL)
+			caught_up(r);
+		return;
+	}
 	if (r->retention_wanted && r->flush_cb == NULL) {
 		replica_retention_start(r);
 		return;
@@ -334,8 +342,10 @@ static void notify(struct replica *r)
  */
 static void on_db_event(void *arg, const struct db_event *ev)
 {
-	if (ev->kind == DB_EVENT_POSITION && ev->moved)
+	if (ev->kind == DB_EVENT_POSITION && ev->moved) {
+		ticker_resume(arg);
 		notify(arg);
+	}
 }
 
 /*
@@ -364,6 +374,13 @@ static bool on_db_floor(void *arg, struct db_pos *out)
 
 /* ---- public ---------------------------------------------------------------- */
 
+/*
+ * The sync-interval ticker runs only while there is something to ship: a
+ * replica that has caught up stops it, and the next position moving
+ * starts it again on the same phase (ticks at multiples of the interval
+ * after the start), so an idle replica costs no wake-ups and a busy one
+ * ships exactly as with a ticker that never stopped.
+ */
 static void on_sync_timer(uv_timer_t *t)
 {
 	struct replica *r = t->data;
@@ -372,6 +389,20 @@ static void on_sync_timer(uv_timer_t *t)
 		r->tick = true; /* kept until a segment goes, even if busy now */
 	if (r->state == REPLICA_IDLE)
 		replica_step(r);
+	if (r->cfg->sync_interval_ms > 0 && r->state == REPLICA_IDLE && r->flush_cb == NULL &&
+	    !r->snapshot_wanted && replica_pending_bytes(r) == 0) {
+		uv_timer_stop(&r->sync_timer);
+		r->tick = false;
+	}
+}
+
+static void ticker_resume(struct replica *r)
+{
+	uint64_t every = (uint64_t)r->cfg->sync_interval_ms, now = uv_now(r->loop);
+
+	if (every == 0 || r->state == REPLICA_CLOSED || uv_is_active((uv_handle_t *)&r->sync_timer))
+		return;
+	uv_timer_start(&r->sync_timer, on_sync_timer, every - (now - r->tick_origin) % every, every);
 }
 
 int replica_init_backend(struct replica *r, uv_loop_t *loop, struct db *db,
@@ -420,6 +451,7 @@ void replica_start(struct replica *r)
 {
 	const struct replica_config *c = r->cfg;
 
+	r->tick_origin = uv_now(r->loop);
 	if (c->sync_interval_ms > 0)
 		uv_timer_start(&r->sync_timer, on_sync_timer, (uint64_t)c->sync_interval_ms,
 			       (uint64_t)c->sync_interval_ms);

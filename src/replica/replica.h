@@ -114,6 +114,7 @@ struct replica {
 	bool validation_wanted;
 	bool snapshot_wanted;  /* replica_request_snapshot() */
 	bool tick;             /* sync-interval > 0: the timer fired since the last segment */
+	uint64_t tick_origin;  /* uv_now() at start: the ticks fall on multiples of sync-interval after */
 	/* Only during the step() that db_snapshot_acquire()'s callback runs: the snapshot may begin. */
 	bool snapshot_granted;
 	struct db_pos snapshot_from;

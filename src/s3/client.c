@@ -180,6 +180,8 @@ static void compose(char *msg, size_t n, const char *title, const char *detail, 
  * code, detail and hint worked out first, and they read top to bottom in
  * the order they are decided.
  */
+static void on_http_closed(void *data);
+
 void s3_client_on_http_done(struct http_response *hr, void *data)
 {
 	struct s3_call *k = data;
@@ -204,6 +206,10 @@ void s3_client_on_http_done(struct http_response *hr, void *data)
 		resp.code = "";
 		resp.message = msg;
 		s3_call_finish(k, &resp);
+		if (c->state != CLIENT_RUNNING && c->in_flight == 0 && c->release_pending) {
+			c->release_pending = false;
+			http_client_release(c->http, on_http_closed, c);
+		}
 		return;
 	}
 	if (hr->result != 0) {
@@ -336,15 +342,16 @@ static void close_part_done(struct s3_client *c)
 		cb(arg);
 }
 
+static void on_http_closed(void *data)
+{
+	close_part_done(data);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
 	close_part_done(h->data);
 }
 
-static void on_http_closed(void *data)
-{
-	close_part_done(data);
-}
 
 static void on_provider_closed(void *data)
 {
@@ -362,7 +369,15 @@ void s3_client_close(struct s3_client *c, void (*cb)(void *arg), void *arg)
 	list_move_all(&c->waiting, &c->cancelled);
 	c->closing_parts = 3;
 	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
-	http_client_close(c->http, on_http_closed, c);
+	/* The HTTP client is the loop's, shared: only our own requests are
+	 * cancelled, and the reference goes once their callbacks have run. */
+	for (struct s3_call *k = c->sending.head; k != NULL; k = k->next)
+		if (k->http != NULL)
+			(void)http_request_cancel(k->http);
+	if (c->in_flight == 0)
+		http_client_release(c->http, on_http_closed, c);
+	else
+		c->release_pending = true;
 	/* Last: a static provider calls back at once. */
 	s3_provider_close(c->provider, on_provider_closed, c);
 }
@@ -475,7 +490,7 @@ int s3_client_new(uv_loop_t *loop, const struct s3_client_config *cfg, struct s3
 	if (rc == 0)
 		rc = client_copy_config(c, cfg, region);
 	if (rc == 0)
-		rc = http_client_new(loop, &c->http);
+		rc = http_client_shared(loop, &c->http);
 	if (rc != 0) {
 		if (c->provider != NULL)
 			s3_provider_close(c->provider, NULL, NULL);

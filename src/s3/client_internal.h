@@ -54,7 +54,8 @@ struct s3_call {
 
 struct s3_client {
 	uv_loop_t *loop;
-	struct http_client *http;
+	struct http_client *http;      /* the loop's shared one (http_client_shared()) */
+	bool release_pending;          /* closing: release http once in_flight is 0 */
 	uv_timer_t timer;
 	enum client_state state;
 	char *scheme, *authority, *base, *bucket, *region, *ca_file, *log_name;

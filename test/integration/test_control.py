@@ -76,7 +76,7 @@ def test_status_and_db(litestream_bin, tmp_path, sockdir):
     assert st == 405 and hdrs.get("Allow") == "GET, HEAD"
     st, body, hdrs = d.call("GET", "/v1/dbs/app/sync")
     assert st == 405 and hdrs.get("Allow") == "POST"
-    st, body, _ = d.call("DELETE", "/v1/dbs/app")
+    st, body, _ = d.call("DELETE", "/v1/status")  # DELETE /v1/dbs/NAME stops one (test_control_dbs)
     assert st == 405
     st, body, hdrs = d.call("HEAD", "/v1/status")
     assert st == 200 and int(hdrs["Content-Length"]) > 0

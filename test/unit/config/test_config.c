@@ -234,16 +234,16 @@ static void test_every_key(void **state)
 /* Every key in the table is exercised by test_every_key; keep them in step. */
 static void test_key_table(void **state)
 {
-	static const char *const sections[] = {"litestream", "db", "replica"};
-	size_t n = 0, per[3] = {0};
+	static const char *const sections[] = {"litestream", "db", "replica", "dir"};
+	size_t n = 0, per[4] = {0};
 	const struct config_key *k;
 
 	for (; (k = config_key_at(n)) != NULL; n++) {
 		size_t i;
 
-		for (i = 0; i < 3 && strcmp(k->section, sections[i]) != 0; i++)
+		for (i = 0; i < 4 && strcmp(k->section, sections[i]) != 0; i++)
 			;
-		assert_true(i < 3);
+		assert_true(i < 4);
 		per[i]++;
 		for (size_t j = 0; j < n; j++) {
 			const struct config_key *o = config_key_at(j);
@@ -255,6 +255,7 @@ static void test_key_table(void **state)
 	assert_int_equal(per[0], 7);
 	assert_int_equal(per[1], 5);
 	assert_int_equal(per[2], 27);
+	assert_int_equal(per[3], 8);
 	assert_null(config_key_at(n));
 }
 
@@ -521,8 +522,8 @@ static void test_errors(void **state)
 		const char *text, *want;
 	} cases[] = {
 		/* Sections. */
-		{"[foo]\n", ":1: [foo]: unknown section (want [litestream], [db NAME] or [replica NAME])"},
-		{"[db a]\npath = /x\n\n[dbs a]\n", ":4: [dbs a]: unknown section (want [litestream], [db NAME] or [replica NAME])"},
+		{"[foo]\n", ":1: [foo]: unknown section (want [litestream], [db NAME], [dir NAME] or [replica NAME])"},
+		{"[db a]\npath = /x\n\n[dbs a]\n", ":4: [dbs a]: unknown section (want [litestream], [db NAME], [dir NAME] or [replica NAME])"},
 		{"[db a]\npath = /x\n[db a]\npath = /y\n", ":3: [db a]: duplicate section (first on line 1)"},
 		{"[litestream]\n[litestream]\n", ":2: [litestream]: duplicate section (first on line 1)"},
 		{"[db]\npath = /x\n", ":1: [db]: needs a name: [db NAME]"},
@@ -577,7 +578,7 @@ static void test_errors(void **state)
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\npart-size = 6GB\n", ":7: [replica r] part-size: 6442450944 bytes is outside S3's part sizes (5MiB to 5GiB)"},
 		/* Replicas, checked once the file is read. */
 		{"[db a]\npath = /x\n[replica r]\ntype = file\npath = /y\n", ":3: [replica r] db: missing (the name of this replica's [db NAME] section)"},
-		{"[db a]\npath = /x\n[replica r]\ndb = b\ntype = file\npath = /y\n", ":4: [replica r] db: no section [db b]"},
+		{"[db a]\npath = /x\n[replica r]\ndb = b\ntype = file\npath = /y\n", ":4: [replica r] db: no section [db b] or [dir b]"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\npath = /y\n", ":3: [replica r] type: missing (a replica needs type or url)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = gcs\n", ":5: [replica r] type: unknown replica type \"gcs\" (want file, s3 or abs)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\nurl = s3://b/p\n", ":5: [replica r] type: \"file\" does not match the url, which names an s3 replica"},
