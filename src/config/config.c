@@ -15,6 +15,7 @@
 #include "config/url.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -241,35 +242,78 @@ struct db_config *config_find_db(struct config *c, const char *path)
 	return found;
 }
 
+/*
+ * Every string member of struct replica_config, once: freeing, copying and
+ * comparing a replica's settings all walk this table, so a key added to the
+ * struct is added here and nowhere else. Secrets are wiped before free.
+ */
+static const struct {
+	size_t offset;
+	bool secret;
+} replica_strings[] = {
+#define S(m, secret) {offsetof(struct replica_config, m), secret}
+	S(name, false), S(url, false), S(path, false), S(bucket, false), S(region, false),
+	S(endpoint, false), S(ca_file, false), S(access_key_id, false),
+	S(secret_access_key, true), S(sse, false), S(sse_kms_key_id, false),
+	S(sse_customer_key, true), S(storage_class, false), S(age_recipients, false),
+	S(age_identities, true), S(account_name, false), S(account_key, true),
+	S(sas_token, true),
+#undef S
+};
+
+#define N_REPLICA_STRINGS (sizeof(replica_strings) / sizeof(replica_strings[0]))
+
+static char **replica_string(struct replica_config *r, size_t i)
+{
+	return (char **)((char *)r + replica_strings[i].offset);
+}
+
+static const char *replica_string_of(const struct replica_config *r, size_t i)
+{
+	return *(char *const *)((const char *)r + replica_strings[i].offset);
+}
+
 void replica_config_free(struct replica_config *r)
 {
-	free(r->name);
-	free(r->url);
-	free(r->path);
-	free(r->bucket);
-	free(r->region);
-	free(r->endpoint);
-	free(r->ca_file);
-	free(r->access_key_id);
-	free(r->secret_access_key);
-	free(r->sse);
-	free(r->sse_kms_key_id);
-	if (r->sse_customer_key != NULL)
-		explicit_bzero(r->sse_customer_key, strlen(r->sse_customer_key));
-	free(r->sse_customer_key);
-	free(r->storage_class);
-	free(r->age_recipients);
-	if (r->age_identities != NULL)
-		explicit_bzero(r->age_identities, strlen(r->age_identities));
-	free(r->age_identities);
-	free(r->account_name);
-	if (r->account_key != NULL)
-		explicit_bzero(r->account_key, strlen(r->account_key));
-	free(r->account_key);
-	if (r->sas_token != NULL)
-		explicit_bzero(r->sas_token, strlen(r->sas_token));
-	free(r->sas_token);
+	for (size_t i = 0; i < N_REPLICA_STRINGS; i++) {
+		char **s = replica_string(r, i);
+
+		if (*s != NULL && replica_strings[i].secret)
+			explicit_bzero(*s, strlen(*s));
+		free(*s);
+	}
 	memset(r, 0, sizeof(*r));
+}
+
+int replica_config_copy(const struct replica_config *from, struct replica_config *to)
+{
+	int rc = 0;
+
+	*to = *from;
+	for (size_t i = 0; i < N_REPLICA_STRINGS; i++) {
+		char **s = replica_string(to, i);
+
+		if (rc == 0 && *s != NULL && (*s = strdup(*s)) == NULL)
+			rc = -ENOMEM;
+		else if (rc != 0)
+			*s = NULL; /* so that the free below frees only copies */
+	}
+	if (rc != 0)
+		replica_config_free(to);
+	return rc;
+}
+
+bool replica_config_equal(const struct replica_config *a, const struct replica_config *b)
+{
+	for (size_t i = 0; i < N_REPLICA_STRINGS; i++)
+		if (!config_str_eq(replica_string_of(a, i), replica_string_of(b, i)))
+			return false;
+	return a->type == b->type && a->force_path_style == b->force_path_style &&
+	       a->skip_verify == b->skip_verify && a->part_size == b->part_size &&
+	       a->sync_interval_ms == b->sync_interval_ms && a->retention_ms == b->retention_ms &&
+	       a->retention_check_interval_ms == b->retention_check_interval_ms &&
+	       a->snapshot_interval_ms == b->snapshot_interval_ms &&
+	       a->validation_interval_ms == b->validation_interval_ms;
 }
 
 void config_free(struct config *c)

@@ -100,6 +100,7 @@
 #define CONFIG_DEFAULT_SOCKET "/var/run/litestream.sock"
 
 struct replica_config {
+	/* Every char * member is also listed in config.c's replica_strings. */
 	char *name;               /* section name; in URL mode the type ("file", "s3") */
 	enum replica_type type;
 	char *url;                /* as written (after ${VAR} expansion), or NULL */
@@ -256,6 +257,12 @@ void config_dir_free(struct dir_config *d);
 void config_free(struct config *c);
 /* Frees the strings r owns and zeroes it. */
 void replica_config_free(struct replica_config *r);
+
+/* A deep copy of from into to: 0, or -ENOMEM with to zeroed. */
+int replica_config_copy(const struct replica_config *from, struct replica_config *to);
+
+/* Whether a and b hold the same settings (line numbers aside). */
+bool replica_config_equal(const struct replica_config *a, const struct replica_config *b);
 
 /* The keys of one section kind: "litestream", "db", "dir" or "replica". */
 struct config_key {

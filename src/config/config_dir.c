@@ -11,6 +11,7 @@
  * that does not exist yet.
  */
 #include "config/config.h"
+#include "config/config_internal.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -66,34 +67,6 @@ static char *join(const char *a, const char *b)
 	return s;
 }
 
-static int dup_field(char **field)
-{
-	if (*field == NULL)
-		return 0;
-	*field = strdup(*field);
-	return *field == NULL ? -ENOMEM : 0;
-}
-
-/* A deep copy of r (whose strings are duplicated). */
-static int replica_copy(const struct replica_config *from, struct replica_config *r)
-{
-	char **fields[] = {&r->name, &r->url, &r->path, &r->bucket, &r->region, &r->endpoint,
-			   &r->ca_file, &r->access_key_id, &r->secret_access_key, &r->sse,
-			   &r->sse_kms_key_id, &r->sse_customer_key, &r->storage_class};
-	int rc = 0;
-
-	*r = *from;
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (rc != 0)
-			*fields[i] = NULL; /* so that the free below frees only copies */
-		else if ((rc = dup_field(fields[i])) != 0)
-			*fields[i] = NULL;
-	}
-	if (rc != 0)
-		replica_config_free(r);
-	return rc;
-}
-
 int config_db_copy(const struct db_config *from, struct db_config *out)
 {
 	struct db_config db = *from;
@@ -109,7 +82,7 @@ int config_db_copy(const struct db_config *from, struct db_config *out)
 	    (db.replicas = calloc(from->n_replicas, sizeof(*db.replicas))) == NULL)
 		goto oom;
 	for (size_t i = 0; i < from->n_replicas; i++) {
-		if (replica_copy(&from->replicas[i], &db.replicas[i]) != 0)
+		if (replica_config_copy(&from->replicas[i], &db.replicas[i]) != 0)
 			goto oom;
 		db.n_replicas++;
 	}
@@ -153,38 +126,16 @@ oom:
 	return -ENOMEM;
 }
 
-static bool str_eq(const char *a, const char *b)
-{
-	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static bool replica_equal(const struct replica_config *a, const struct replica_config *b)
-{
-	return str_eq(a->name, b->name) && a->type == b->type && str_eq(a->path, b->path) &&
-	       str_eq(a->bucket, b->bucket) && str_eq(a->region, b->region) &&
-	       str_eq(a->endpoint, b->endpoint) && a->force_path_style == b->force_path_style &&
-	       a->skip_verify == b->skip_verify && str_eq(a->ca_file, b->ca_file) &&
-	       str_eq(a->access_key_id, b->access_key_id) &&
-	       str_eq(a->secret_access_key, b->secret_access_key) && str_eq(a->sse, b->sse) &&
-	       str_eq(a->sse_kms_key_id, b->sse_kms_key_id) &&
-	       str_eq(a->sse_customer_key, b->sse_customer_key) &&
-	       str_eq(a->storage_class, b->storage_class) && a->part_size == b->part_size &&
-	       a->sync_interval_ms == b->sync_interval_ms && a->retention_ms == b->retention_ms &&
-	       a->retention_check_interval_ms == b->retention_check_interval_ms &&
-	       a->snapshot_interval_ms == b->snapshot_interval_ms &&
-	       a->validation_interval_ms == b->validation_interval_ms;
-}
-
 bool config_db_equal(const struct db_config *a, const struct db_config *b)
 {
-	if (!str_eq(a->path, b->path) || a->monitor_interval_ms != b->monitor_interval_ms ||
+	if (!config_str_eq(a->path, b->path) || a->monitor_interval_ms != b->monitor_interval_ms ||
 	    a->checkpoint_interval_ms != b->checkpoint_interval_ms ||
 	    a->min_checkpoint_page_count != b->min_checkpoint_page_count ||
 	    a->max_checkpoint_page_count != b->max_checkpoint_page_count ||
 	    a->dir_events != b->dir_events || a->n_replicas != b->n_replicas)
 		return false;
 	for (size_t i = 0; i < a->n_replicas; i++)
-		if (!replica_equal(&a->replicas[i], &b->replicas[i]))
+		if (!replica_config_equal(&a->replicas[i], &b->replicas[i]))
 			return false;
 	return true;
 }

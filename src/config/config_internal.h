@@ -31,7 +31,9 @@
 #include "config/config_ini.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 enum section_kind { SEC_LITESTREAM, SEC_DB, SEC_REPLICA, SEC_DIR };
 
@@ -104,5 +106,11 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 
 /* "file" or "s3". */
 const char *config_replica_type_name(enum replica_type t);
+
+/* Whether two optional strings are equal (both NULL counts). */
+static inline bool config_str_eq(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
 
 #endif

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from azurite import free_port
+from ctlutil import call as ctl_call
 from lsutil import Replicator, assert_same, start_writers, wait_for, wait_writers
 from test_replicate import make_db
 from test_s3 import MITMDUMP, Proxy, big_db, replica_status, shadow_dir
@@ -299,7 +300,11 @@ def test_fault(litestream_bin, run, tmp_path, az, fault):
         wait_for(lambda: run("status", "-socket", sock, "-max-lag", "1s").returncode == 0,
                  interval=0.2,
                  timeout=30, what="the replica to catch up")
-        # Idle: not one request (no polling, no keep-alive chatter).
+        # Everything shipped (status's -max-lag 1s allows a last segment
+        # still in its retry), then idle: not one request (no polling, no
+        # keep-alive chatter).
+        st, body, _ = ctl_call(str(sock), "POST", "/v1/dbs/app/sync?wait=1&timeout=30s", body=b"", timeout=40)
+        assert st == 200, body
         time.sleep(0.5)
         n = len(proxy.actions())
         time.sleep(2.5)

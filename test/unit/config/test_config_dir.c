@@ -160,6 +160,49 @@ static void test_dir_db(void **state)
 	config_free(&c);
 }
 
+/* A copy owns every string (age and Azure keys included) and compares equal;
+ * a change to any of them makes the two differ. */
+static void test_db_copy_every_string(void **state)
+{
+	struct config c;
+	struct db_config copy;
+	struct replica_config *o, *k;
+
+	load_ok(*state,
+		"[db app]\n"
+		"path = /srv/app.db\n"
+		"[replica f]\n"
+		"db = app\n"
+		"type = file\n"
+		"path = /backup/app\n"
+		"age-recipients = age1x\n"
+		"age-identities = /k.txt\n"
+		"[replica blob]\n"
+		"db = app\n"
+		"type = abs\n"
+		"account-name = acct\n"
+		"account-key = a2V5\n"
+		"bucket = box\n"
+		"path = p\n",
+		&c);
+	assert_int_equal(config_db_copy(&c.dbs[0], &copy), 0);
+	assert_true(config_db_equal(&copy, &c.dbs[0]));
+	o = &c.dbs[0].replicas[0];
+	k = &copy.replicas[0];
+	assert_ptr_not_equal(k->age_recipients, o->age_recipients);
+	assert_ptr_not_equal(k->age_identities, o->age_identities);
+	assert_string_equal(k->age_identities, "/k.txt");
+	o = &c.dbs[0].replicas[1];
+	k = &copy.replicas[1];
+	assert_ptr_not_equal(k->account_name, o->account_name);
+	assert_ptr_not_equal(k->account_key, o->account_key);
+	assert_string_equal(k->account_key, "a2V5");
+	k->account_key[0] = 'b';
+	assert_false(config_db_equal(&copy, &c.dbs[0]));
+	config_db_free(&copy);
+	config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -167,6 +210,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_errors, setup, teardown),
 		cmocka_unit_test(test_dir_match),
 		cmocka_unit_test_setup_teardown(test_dir_db, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_db_copy_every_string, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
