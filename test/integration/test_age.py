@@ -308,3 +308,26 @@ def test_retention_on_encrypted_replica(litestream_bin, run, tmp_path, keys):
     r = run("restore", "-config", file_conf(tmp_path, db, root, identities=(one.path,)), "-o", out, db)
     assert r.returncode == 0, r.stderr
     assert_same(db, out)
+
+
+def test_large_encrypted_snapshot_decrypts_as_it_downloads(litestream_bin, run, tmp_path, keys,
+                                                           s3_server):
+    """A snapshot above 8 MiB on S3 is decrypted and decompressed while its
+    ranges arrive; a wrong identity stops at its header, nothing written."""
+    from test_s3 import big_db, ls_env, new_prefix, write_conf as s3_conf
+    one, _, other = keys
+    db, prefix = tmp_path / "app.db", new_prefix()
+    big_db(db, 9)
+    conf = s3_conf(tmp_path / "ls.conf", db, s3_server, prefix, age_recipients=one.recipient)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_for(lambda: "snapshot written" in rep.text(), timeout=60, what="the snapshot")
+    assert rep.stop() == 0, rep.text()
+    good = s3_conf(tmp_path / "ls-r.conf", db, s3_server, prefix, age_identities=one.path)
+    r = run("restore", "-v", "-config", good, "-o", tmp_path / "restored.db", db, env=ls_env())
+    assert r.returncode == 0, r.stderr
+    assert "as it downloads" in r.stderr, r.stderr
+    assert_same(db, tmp_path / "restored.db")
+    bad = s3_conf(tmp_path / "ls-w.conf", db, s3_server, prefix, age_identities=other.path)
+    r = run("restore", "-config", bad, "-o", tmp_path / "wrong.db", db, env=ls_env())
+    assert r.returncode != 0 and "snapshot.lz4: encrypted with age" in r.stderr, r.stderr
+    assert not (tmp_path / "wrong.db").exists()
