@@ -312,6 +312,39 @@ def test_follow_from_config(litestream_bin, run, tmp_path):
     assert_same(db, out)
 
 
+def test_follow_encrypted_replica(litestream_bin, run, tmp_path):
+    """An age-encrypted replica: the primary holds only the recipient, the
+    follower's configuration the identity; a follower without it stops
+    before writing anything, naming the encryption."""
+    from agekeys import Key, need_tools
+    need_tools()
+    (tmp_path / "keys").mkdir()
+    key = Key(tmp_path / "keys", "one")
+    db, rep_dir, out = setup_primary(tmp_path), tmp_path / "replica", tmp_path / "copy.db"
+
+    def conf(name, line):
+        p = tmp_path / name
+        p.write_text(f"[db app]\npath = {db}\n\n[replica file]\ndb = app\n"
+                     f"url = {file_url(rep_dir)}\n{line}\n")
+        return p
+    primary = conf("primary.conf", f"age-recipients = {key.recipient}")
+    reading = conf("follower.conf", f"age-identities = {key.path}")
+    rep = Replicator(litestream_bin, ["-config", primary], tmp_path / "replicate.log")
+    write(db, 5)
+    wait_for(lambda: os.path.isdir(rep_dir / "generations"), what="the first snapshot")
+    r = run("restore", "-f", "-o", tmp_path / "nokey.db", file_url(rep_dir), timeout=60)
+    assert r.returncode == 1 and "encrypted with age" in r.stderr, r.stderr
+    assert not (tmp_path / "nokey.db").exists()
+    fol = Follower(litestream_bin, out, str(db), tmp_path / "follow.log", "-config", reading)
+    wait_counter(out, 5)
+    reader = Reader(out, tmp_path)
+    last = write(db, 40)
+    wait_counter(out, last)
+    reader.finish()
+    assert fol.stop() == 0 and rep.stop() == 0
+    assert_same(db, out)
+
+
 def test_follow_catches_up_after_retention(litestream_bin, tmp_path, sockdir):
     db, rep_dir, out = setup_primary(tmp_path), tmp_path / "replica", tmp_path / "copy.db"
     sock = sockdir + "/ctl.sock"
