@@ -587,6 +587,7 @@ def test_snapshot_interval_paces_snapshots_under_writes(litestream_bin, tmp_path
         f"snapshots written while the writer ran: {during}; indexes in S3: {sorted(indexes)}"
 
 
+@pytest.mark.timing  # a 2 s window measured on the wall clock; flaky beside another worker
 def test_snapshot_interval_and_retention(litestream_bin, run, tmp_path, s3_server):
     """snapshot-interval 700ms, retention 2s: a stale generation goes whole,
     the current one loses its first snapshots and every segment before the
