@@ -265,12 +265,12 @@ static const struct {
 
 static char **replica_string(struct replica_config *r, size_t i)
 {
-	return (char **)((char *)r + replica_strings[i].offset);
+	return (char **)(void *)((char *)r + replica_strings[i].offset);
 }
 
 static const char *replica_string_of(const struct replica_config *r, size_t i)
 {
-	return *(char *const *)((const char *)r + replica_strings[i].offset);
+	return *(char *const *)(const void *)((const char *)r + replica_strings[i].offset);
 }
 
 void replica_config_free(struct replica_config *r)
