@@ -27,6 +27,7 @@
 #include "util/duration.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "s3/credentials.h"
 #include "s3/provider.h"
 
 #include <errno.h>
@@ -166,6 +167,34 @@ int backend_s3_read_env(const struct replica_config *cfg, int64_t *stall_ms, int
 	return 0;
 }
 
+/*
+ * Google Cloud Storage's XML API takes HMAC keys only: the AWS role
+ * sources (STS, the container and EC2 metadata endpoints) mean nothing
+ * there, so a gcs replica without static keys is refused at start.
+ */
+static int gcs_needs_hmac(const struct replica_config *cfg, char *err, size_t errlen)
+{
+	struct s3_credentials creds;
+	char why[640];
+	int rc = s3_credentials_resolve(cfg->access_key_id, cfg->secret_access_key, &creds, why,
+					sizeof(why));
+
+	if (rc == 0) {
+		s3_credentials_free(&creds);
+		return 0;
+	}
+	if (rc == -ENOENT)
+		snprintf(err, errlen,
+			 "replica %s: Google Cloud Storage needs HMAC keys (access-key-id and "
+			 "secret-access-key, or LITESTREAM_ACCESS_KEY_ID and "
+			 "LITESTREAM_SECRET_ACCESS_KEY; create them under Cloud Storage, Settings, "
+			 "Interoperability); service-account credentials are not supported",
+			 cfg->name);
+	else
+		snprintf(err, errlen, "replica %s: %s", cfg->name, rc == -ENOMEM ? strerror(ENOMEM) : why);
+	return rc;
+}
+
 /* Creates sb's credentials provider and client from cfg. 0, or -errno with err set. */
 static int start_client(struct s3_backend *sb, const struct replica_config *cfg, int64_t stall_ms,
 			char *err, size_t errlen)
@@ -179,6 +208,8 @@ static int start_client(struct s3_backend *sb, const struct replica_config *cfg,
 	int rc;
 
 	memset(&cc, 0, sizeof(cc));
+	if (cfg->gcs && (rc = gcs_needs_hmac(cfg, err, errlen)) != 0)
+		return rc;
 	rc = s3_provider_new(sb->base.loop, &pc, &cc.provider, why, sizeof(why));
 	if (rc != 0) {
 		snprintf(err, errlen, "replica %s: %s", cfg->name, rc == -ENOMEM ? strerror(ENOMEM) : why);

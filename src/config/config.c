@@ -308,7 +308,7 @@ bool replica_config_equal(const struct replica_config *a, const struct replica_c
 	for (size_t i = 0; i < N_REPLICA_STRINGS; i++)
 		if (!config_str_eq(replica_string_of(a, i), replica_string_of(b, i)))
 			return false;
-	return a->type == b->type && a->force_path_style == b->force_path_style &&
+	return a->type == b->type && a->gcs == b->gcs && a->force_path_style == b->force_path_style &&
 	       a->skip_verify == b->skip_verify && a->part_size == b->part_size &&
 	       a->sync_interval_ms == b->sync_interval_ms && a->retention_ms == b->retention_ms &&
 	       a->retention_check_interval_ms == b->retention_check_interval_ms &&

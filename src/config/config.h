@@ -118,6 +118,7 @@ struct replica_config {
 	char *sse_kms_key_id;     /* needs sse = aws:kms */
 	char *sse_customer_key;   /* SSE-C: base64 of 32 bytes (a secret), not with sse */
 	char *storage_class;
+	bool gcs;                 /* type = gcs or gcs://: Google Cloud Storage, HMAC keys only */
 	/* Client-side encryption (age_keys.h has the forms), NULL when unset. */
 	char *age_recipients;     /* "age1..." keys, white space or commas between */
 	char *age_identities;     /* identity files or inline keys (a secret) */

@@ -186,6 +186,16 @@ static int check_endpoint(struct parser *p, const struct section *s, struct repl
 	return 0;
 }
 
+/* type = gcs: Google Cloud Storage's XML API unless endpoint and region say otherwise. */
+static int gcs_defaults(struct parser *p, struct replica_config *rep)
+{
+	if (rep->endpoint == NULL && (rep->endpoint = strdup("https://storage.googleapis.com")) == NULL)
+		return oom(p);
+	if (rep->region == NULL && (rep->region = strdup("auto")) == NULL)
+		return oom(p);
+	return 0;
+}
+
 /* The s3 half of config_check_replica(); u is the parsed url or NULL. */
 static int finish_s3(struct parser *p, const struct section *s, struct replica_config *rep,
 		     struct replica_url *u)
@@ -220,6 +230,8 @@ static int finish_s3(struct parser *p, const struct section *s, struct replica_c
 			return oom(p);
 		}
 	}
+	if (rep->gcs && gcs_defaults(p, rep) != 0)
+		return p->e.rc;
 	if (config_key_line(s, "force-path-style") == 0)
 		rep->force_path_style = u != NULL && u->force_path_style_set ? u->force_path_style
 									   : rep->endpoint != NULL;
@@ -307,9 +319,11 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 			type = REPLICA_S3;
 		else if (strcmp(d->type, "abs") == 0)
 			type = REPLICA_ABS;
+		else if (strcmp(d->type, "gcs") == 0)
+			type = REPLICA_S3, rep->gcs = true;
 		else
 			return fail(p, config_key_line(s, "type"), t, "type",
-				    "unknown replica type \"%s\" (want file, s3 or abs)", d->type);
+				    "unknown replica type \"%s\" (want file, s3, gcs or abs)", d->type);
 	}
 	if (rep->url != NULL) {
 		rc = replica_url_parse(rep->url, &u, msg, sizeof(msg));
@@ -317,12 +331,15 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 			return fail_rc(p, rc == -ENOMEM ? rc : -EINVAL, config_key_line(s, "url"), t, "url",
 				       "%s", msg);
 		up = &u;
-		if (d->type != NULL && type != u.type) {
+		if (d->type != NULL && (type != u.type || rep->gcs != u.gcs)) {
+			const char *named = u.gcs ? "gcs" : config_replica_type_name(u.type);
+
 			fail(p, config_key_line(s, "type"), t, "type",
 			     "\"%s\" does not match the url, which names %s %s replica", d->type,
-			     u.type == REPLICA_FILE ? "a" : "an", config_replica_type_name(u.type));
+			     u.type == REPLICA_FILE || u.gcs ? "a" : "an", named);
 			goto out;
 		}
+		rep->gcs = u.gcs;
 		type = u.type;
 		if (rep->path != NULL) {
 			fail(p, config_key_line(s, "path"), t, "path", "cannot be set beside url");

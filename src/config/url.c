@@ -27,6 +27,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+/* gcs://BUCKET/... is read as s3://BUCKET.storage.googleapis.com/... */
+#define GCS_HOST_SUFFIX ".storage.googleapis.com"
+
 struct host_form {
 	const char *suffix; /* labels; a '*' ending a label captures the region */
 	bool aws;           /* no endpoint: the SDK's own AWS endpoint */
@@ -664,6 +667,38 @@ out:
 	return rc;
 }
 
+/*
+ * rest is what follows "gcs://": BUCKET[/PREFIX][?QUERY], read as the S3
+ * host form BUCKET.storage.googleapis.com, so that the query and the
+ * messages are S3's. GCS's XML API signs with region "auto".
+ */
+static int parse_gcs(const char *url, const char *rest, struct replica_url *u, char *err,
+		     size_t errlen)
+{
+	size_t blen = strcspn(rest, "/?#");
+	char *s3rest;
+	int rc;
+
+	if (blen == 0 || memchr(rest, ':', blen) != NULL || memchr(rest, '@', blen) != NULL) {
+		seterr(err, errlen, "replica URL \"%s\": want gcs://BUCKET/PATH (a bucket, no port or user)",
+		       url);
+		return -EINVAL;
+	}
+	if ((s3rest = malloc(strlen(rest) + sizeof(GCS_HOST_SUFFIX))) == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	sprintf(s3rest, "%.*s%s%s", (int)blen, rest, GCS_HOST_SUFFIX, rest + blen);
+	rc = parse_s3(url, s3rest, u, err, errlen);
+	free(s3rest);
+	if (rc == 0 && u->region == NULL && (u->region = strdup("auto")) == NULL) {
+		seterr(err, errlen, "out of memory");
+		rc = -ENOMEM;
+	}
+	u->gcs = true;
+	return rc;
+}
+
 /* rest is what follows "file://". */
 static int parse_file(const char *url, const char *rest, struct replica_url *u, char *err,
 		      size_t errlen)
@@ -726,9 +761,13 @@ int replica_url_parse(const char *url, struct replica_url *out, char *err, size_
 		rc = parse_s3(shown, url + 5, &u, err, errlen);
 	} else if (strncasecmp(url, "abs://", 6) == 0) {
 		rc = replica_url_parse_abs(shown, url + 6, &u, err, errlen);
+	} else if (strncasecmp(url, "gcs://", 6) == 0) {
+		u.type = REPLICA_S3;
+		rc = parse_gcs(shown, url + 6, &u, err, errlen);
 	} else {
 		seterr(err, errlen,
-		       "replica URL \"%s\": unsupported scheme \"%.*s\" (want file, s3 or abs)", shown, (int)strcspn(url, ":"), url);
+		       "replica URL \"%s\": unsupported scheme \"%.*s\" (want file, s3, gcs or abs)",
+		       shown, (int)strcspn(url, ":"), url);
 		rc = -EINVAL;
 	}
 	free(shown);

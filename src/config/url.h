@@ -6,6 +6,10 @@
  *   /abs/dir, rel/dir, ~/dir    a plain path is a file replica
  *   s3://HOST/PREFIX?QUERY      S3 or an S3-compatible store
  *   abs://[ACCOUNT@]CONTAINER/PATH   Azure Blob Storage (url_abs.c; no query)
+ *   gcs://BUCKET/PREFIX?QUERY   Google Cloud Storage through its S3-compatible
+ *                               XML API: s3:// with endpoint
+ *                               https://storage.googleapis.com and region "auto"
+ *                               unless the query sets them; it takes HMAC keys
  *
  * The S3 HOST is read the way Litestream reads it (s3.ParseHost), extended
  * with the AWS and GCS forms:
@@ -69,6 +73,7 @@ struct replica_url {
 	char *sse_kms_key_id;      /* ?storage-class=: checked as parse.h says, */
 	char *sse_customer_key;    /* NULL when not given */
 	char *storage_class;
+	bool gcs;                  /* gcs://: an S3 replica on Google Cloud Storage */
 	/* abs only: the account before '@' (bucket is the container, path the prefix). */
 	char *account_name;
 };

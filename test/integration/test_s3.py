@@ -388,6 +388,26 @@ def test_virtual_host_style_and_credentials_file(litestream_bin, run, tmp_path, 
     assert_same(db, tmp_path / "restored.db")
 
 
+def test_gcs_url_is_s3_with_hmac_keys(litestream_bin, run, tmp_path, s3_server):
+    """gcs://BUCKET/PATH is an S3 replica on Google Cloud Storage's XML API
+    (here radosgw through ?endpoint=, as storage.googleapis.com is out of
+    reach) that takes HMAC keys only: without them the start is refused,
+    naming what it needs. The layout is S3's: s3:// restores it."""
+    db, prefix = tmp_path / "app.db", new_prefix()
+    make_db(db)
+    url = f"gcs://{s3_server.bucket}/{prefix}?endpoint={s3_server.endpoint}"
+    r = run("replicate", "-once", db, url, env=ls_env())
+    assert r.returncode == 1 and "Google Cloud Storage needs HMAC keys" in r.stderr, r.stderr
+    rep = Replicator(litestream_bin, [db, url], tmp_path / "log", env=creds_env(s3_server))
+    wait_writers(start_writers(db, [["--seed", 4, "--count", 100, "--sleep", 0.005]]))
+    assert rep.stop() == 0, rep.text()
+    assert "ERROR" not in rep.text(), rep.text()
+    r = run("restore", "-o", tmp_path / "restored.db", s3_server.replica_url(prefix),
+            env=creds_env(s3_server))
+    assert r.returncode == 0, r.stderr
+    assert_same(db, tmp_path / "restored.db")
+
+
 def test_retention_deletes_old_objects(litestream_bin, run, tmp_path, s3_server):
     """Retention removes old snapshots and segments with DeleteObjects; the
     replica still restores."""

@@ -237,13 +237,40 @@ static void test_s3_query(void **state)
 	replica_url_free(&u);
 }
 
+/* gcs:// is S3 on storage.googleapis.com, region "auto"; the query may say otherwise. */
+static void test_gcs(void **state)
+{
+	static const struct s3_case cases[] = {
+		{"gcs://b/p/q", "b", "p/q", "auto", "https://storage.googleapis.com", true},
+		{"gcs://my.bucket.example.com", "my.bucket.example.com", "", "auto",
+		 "https://storage.googleapis.com", true},
+		{"gcs://b/p?endpoint=http://127.0.0.1:7480&region=us", "b", "p", "us",
+		 "http://127.0.0.1:7480", true},
+	};
+	struct replica_url u;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_s3(&cases[i]);
+	u = parse_ok("GCS://b/p");
+	assert_true(u.gcs);
+	replica_url_free(&u);
+	u = parse_ok("s3://b.storage.googleapis.com/p");
+	assert_false(u.gcs);
+	replica_url_free(&u);
+}
+
 static void test_errors(void **state)
 {
 	static const struct {
 		const char *url, *want;
 	} cases[] = {
 		{"", "empty replica URL"},
-		{"gs://b/p", "replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file, s3 or abs)"},
+		{"gs://b/p", "replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file, s3, gcs or abs)"},
+		{"gcs:///p", "want gcs://BUCKET/PATH"},
+		{"gcs://b:443/p", "want gcs://BUCKET/PATH (a bucket, no port or user)"},
+		{"gcs://u@b/p", "want gcs://BUCKET/PATH"},
+		{"gcs://b/p?endpont=x", "endpont"},
 		{"sftp://h/p", "unsupported scheme \"sftp\""},
 		{"s3://", "replica URL \"s3://\": no bucket (want s3://BUCKET/PREFIX)"},
 		{"s3:///p", "no bucket"},
@@ -470,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_s3_aws),
 		cmocka_unit_test(test_s3_providers),
 		cmocka_unit_test(test_s3_query),
+		cmocka_unit_test(test_gcs),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_abs),
 		cmocka_unit_test(test_userinfo),
