@@ -27,6 +27,7 @@
 
 struct app;
 struct dirwatch;
+struct verify_run;
 
 /*
  * One database of the set, and its replicas. It owns its configuration
@@ -49,6 +50,7 @@ struct watched {
 	bool ready;               /* shipped its first sync (READY=1) */
 	bool first_known;
 	struct db_pos first;      /* the first position published */
+	struct verify_run *verify; /* POST /v1/dbs/NAME/verify under way, or NULL */
 	struct app *app;
 };
 
@@ -115,6 +117,18 @@ void replicate_db_closed(struct watched *w);
 
 /* Frees every database still in the set (never started or after the loop). */
 void replicate_set_free(struct app *app);
+
+/* ---- replicate_verify.c ---- */
+
+/*
+ * Starts `litestream verify` for each replica of w in turn (a child
+ * process; the outcome lands in each replica's stats). 202, or 409 when
+ * one runs already or w is closing, 500, with the message in err.
+ */
+int replicate_verify_start(struct watched *w, char *err, size_t errlen);
+
+/* Stops w's verify, if any (the database is leaving). */
+void replicate_verify_cancel(struct watched *w);
 
 /* ---- replicate_dir.c ---- */
 

@@ -118,6 +118,12 @@ static int api_remove(void *arg, struct db *db, char *err, size_t errlen)
 	return 202;
 }
 
+static int api_verify(void *arg, struct db *db, char *err, size_t errlen)
+{
+	(void)arg;
+	return replicate_verify_start((struct watched *)db, err, errlen);
+}
+
 static const char *api_origin(void *arg, const struct db *db)
 {
 	(void)arg;
@@ -129,5 +135,6 @@ void replicate_api_hooks(struct app *app, struct control_hooks *h)
 	h->add = api_add;
 	h->remove = api_remove;
 	h->origin = api_origin;
+	h->verify = api_verify;
 	h->arg = app;
 }

@@ -23,6 +23,7 @@
 /* Frees what w holds (its db closed or never started) and w. */
 static void watched_free(struct watched *w)
 {
+	replicate_verify_cancel(w);
 	if (w->next != NULL) {
 		config_db_free(w->next);
 		free(w->next);

@@ -171,5 +171,6 @@ void replicate_shut_down(struct app *app)
 
 void replicate_db_stop(struct watched *w)
 {
+	replicate_verify_cancel(w);
 	db_stop(&w->db, on_db_stopped);
 }

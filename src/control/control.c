@@ -227,7 +227,7 @@ static void handle_db(struct control *c, struct http_server_request *req, const 
 	if (rc == -ENOENT)
 		control_respond_errorf(req, 404, "no database named \"%s\"", name);
 	else if (rc == -EOPNOTSUPP)
-		control_respond_errorf(req, 404, "not found: %s (a database takes sync, checkpoint or snapshot)",
+		control_respond_errorf(req, 404, "not found: %s (a database takes sync, checkpoint, snapshot or verify)",
 				       req->path);
 	else if (rc != 0)
 		control_respond_errorf(req, 404, "not found: %s", req->path);
@@ -241,6 +241,8 @@ static void handle_db(struct control *c, struct http_server_request *req, const 
 		control_wait_checkpoint(c, req, db);
 	else if (action == CONTROL_DB_SNAPSHOT && method_is(req, "POST"))
 		control_wait_snapshot(c, req, db);
+	else if (action == CONTROL_DB_VERIFY && method_is(req, "POST"))
+		control_dbs_verify(c, req, db);
 	free(name);
 }
 

@@ -65,7 +65,10 @@ enum { CONTROL_LISTENER_SOCKET = 0, CONTROL_LISTENER_METRICS = 1 };
  * path (absolute) to the replica URLs, called name (NULL: the file's name);
  * returns 201 with *out the new database (served from then on), else an
  * HTTP status (404, 409, 422, 400, 500) with the message in err. remove:
- * stop db after its last shipment; 202, else a status and err. origin: how
+ * stop db after its last shipment; 202, else a status and err. verify
+ * (POST /v1/dbs/NAME/verify): start checking db's replicas in the
+ * background, the outcome in each replica's stats; 202, else a status
+ * (409: one runs already) and err. origin: how
  * a database was added ("config", "dir NAME", "api"), for status; NULL
  * hooks: those requests are refused.
  */
@@ -73,6 +76,7 @@ struct control_hooks {
 	int (*add)(void *arg, const char *path, const char *name, const char *const *urls,
 		   size_t n_urls, struct db **out, char *err, size_t errlen);
 	int (*remove)(void *arg, struct db *db, char *err, size_t errlen);
+	int (*verify)(void *arg, struct db *db, char *err, size_t errlen);
 	const char *(*origin)(void *arg, const struct db *db);
 	void *arg;
 };

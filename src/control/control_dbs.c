@@ -13,6 +13,7 @@
  * SQLite database in WAL mode. 201 with the database's JSON on success.
  */
 #include "control/control_internal.h"
+#include "replica/replica.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,31 @@ void control_dbs_add(struct control *c, struct http_server_request *req)
 		return;
 	}
 	control_respond_json(req, 201, control_db_json(c, db));
+}
+
+void control_dbs_verify(struct control *c, struct http_server_request *req, struct db *db)
+{
+	cJSON *o, *names;
+	char err[512];
+	int status;
+
+	if (c->hooks.verify == NULL) {
+		control_respond_errorf(req, 405, "databases cannot be verified here");
+		return;
+	}
+	status = c->hooks.verify(c->hooks.arg, db, err, sizeof(err));
+	if (status != 202) {
+		control_respond_errorf(req, status, "%s", err);
+		return;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", control_db_name(db));
+	cJSON_AddStringToObject(o, "path", db->path);
+	cJSON_AddStringToObject(o, "verify", "running");
+	names = cJSON_AddArrayToObject(o, "replicas");
+	for (size_t i = 0; i < db->n_replicas; i++)
+		cJSON_AddItemToArray(names, cJSON_CreateString(db->replicas[i]->name));
+	control_respond_json(req, 202, o);
 }
 
 void control_dbs_remove(struct control *c, struct http_server_request *req, struct db *db)

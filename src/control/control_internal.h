@@ -80,9 +80,10 @@ cJSON *control_status_json(struct control *c);
 
 /* ---- control_dbs.c ---- */
 
-/* POST /v1/dbs and DELETE /v1/dbs/NAME (through c->hooks). */
+/* POST /v1/dbs, DELETE /v1/dbs/NAME and POST /v1/dbs/NAME/verify (through c->hooks). */
 void control_dbs_add(struct control *c, struct http_server_request *req);
 void control_dbs_remove(struct control *c, struct http_server_request *req, struct db *db);
+void control_dbs_verify(struct control *c, struct http_server_request *req, struct db *db);
 
 /* ---- control_health.c ---- */
 

@@ -18,6 +18,7 @@ static const struct {
 	{"sync", CONTROL_DB_SYNC},
 	{"checkpoint", CONTROL_DB_CHECKPOINT},
 	{"snapshot", CONTROL_DB_SNAPSHOT},
+	{"verify", CONTROL_DB_VERIFY},
 };
 
 /* The action s[0..len) spells (decoded), or false. buf: room for len + 1. */

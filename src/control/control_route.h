@@ -31,6 +31,7 @@ enum control_db_action {
 	CONTROL_DB_SYNC,
 	CONTROL_DB_CHECKPOINT,
 	CONTROL_DB_SNAPSHOT,
+	CONTROL_DB_VERIFY,
 };
 
 /* The database called name (decoded), or NULL. */

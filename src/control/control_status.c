@@ -144,6 +144,19 @@ static int64_t lag_bytes(const struct db *db, const struct replica *r)
 	return (int64_t)(sum + d->offset);
 }
 
+/* "verify": POST /v1/dbs/NAME/verify's runs of this replica. */
+static void add_verify(cJSON *o, const struct replica *r)
+{
+	cJSON *v = cJSON_AddObjectToObject(o, "verify");
+
+	cJSON_AddBoolToObject(v, "running", r->stats.verifying);
+	add_time(v, "last", r->stats.last_verify_ms);
+	add_time(v, "last_ok", r->stats.last_verify_ok_ms);
+	cJSON_AddNumberToObject(v, "ok", (double)r->stats.verifies_ok);
+	cJSON_AddNumberToObject(v, "failed", (double)r->stats.verifies_failed);
+	control_add_string_or_null(v, "last_problem", r->stats.last_verify_problem);
+}
+
 static cJSON *replica_json(struct control *c, const struct db *db, const struct replica *r)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -176,6 +189,7 @@ static cJSON *replica_json(struct control *c, const struct db *db, const struct 
 	cJSON_AddNumberToObject(o, "snapshots", (double)r->stats.snapshots);
 	cJSON_AddNumberToObject(o, "validations_ok", (double)r->stats.validations_ok);
 	cJSON_AddNumberToObject(o, "validations_failed", (double)r->stats.validations_failed);
+	add_verify(o, r);
 	ops = cJSON_AddObjectToObject(o, "operations");
 	cJSON_AddNumberToObject(ops, "put_count", (double)r->stats.put_count);
 	cJSON_AddNumberToObject(ops, "put_bytes", (double)r->stats.put_bytes);

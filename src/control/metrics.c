@@ -329,6 +329,39 @@ static const struct {
 			     "Bytes of the current shadow WAL index not yet shipped to the replica"},
 };
 
+/* POST /v1/dbs/NAME/verify: runs by outcome, and when the last one passed (absent: never). */
+static void write_verify_families(struct metrics_buf *b, struct db *const *dbs, size_t n)
+{
+	static const char *const statuses[] = {"ok", "error"};
+
+	metrics_family(b, "litestream_replica_verify_total", "counter",
+		       "The number of verifies run through the control socket");
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < dbs[i]->n_replicas; j++)
+			for (size_t k = 0; k < 2; k++) {
+				const struct replica *r = dbs[i]->replicas[j];
+				struct metrics_label l[3] = {
+					{"db", db_label(dbs[i])},
+					{"name", r->name},
+					{"status", statuses[k]},
+				};
+				metrics_sample(b, "litestream_replica_verify_total", l, 3,
+					       (double)(k == 0 ? r->stats.verifies_ok
+							       : r->stats.verifies_failed));
+			}
+	metrics_family(b, "litestream_replica_last_verify_ok_timestamp_seconds", "gauge",
+		       "Unix time at which the last verify that passed ended");
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < dbs[i]->n_replicas; j++) {
+			const struct replica *r = dbs[i]->replicas[j];
+			struct metrics_label l[2] = {{"db", db_label(dbs[i])}, {"name", r->name}};
+
+			if (r->stats.last_verify_ok_ms > 0)
+				metrics_sample(b, "litestream_replica_last_verify_ok_timestamp_seconds", l,
+					       2, (double)r->stats.last_verify_ok_ms / 1000.0);
+		}
+}
+
 static void write_replica_families(struct metrics_buf *b, struct db *const *dbs, size_t n,
 				   metrics_wal_bytes_fn wal_bytes, void *arg)
 {
@@ -387,6 +420,7 @@ static void write_replica_families(struct metrics_buf *b, struct db *const *dbs,
 					       (double)(k == 0 ? r->stats.validations_ok
 							       : r->stats.validations_failed));
 			}
+	write_verify_families(b, dbs, n);
 }
 
 static const char *replica_type(const struct replica *r)

@@ -65,6 +65,12 @@ struct replica_stats {
 	uint64_t validations_ok;
 	uint64_t validations_failed; /* mismatches and errors */
 	char last_error[512];
+	/* POST /v1/dbs/NAME/verify (cmd/replicate_verify.c): runs and their outcome. */
+	bool verifying;
+	uint64_t verifies_ok, verifies_failed;
+	int64_t last_verify_ms;       /* wall clock at the end of the last one; 0: never */
+	int64_t last_verify_ok_ms;    /* ... of the last one that passed; 0: never */
+	char last_verify_problem[512]; /* the last failure's first problem; "" after a pass */
 };
 
 enum replica_state {

@@ -143,6 +143,10 @@ def damage(path, how, offset=None):
     data = bytearray(open(path, "rb").read())
     if how == "truncate":
         data = data[:len(data) - 7]
+    elif how == "mac":
+        # Another base64 letter (a flipped bit may leave the alphabet: a
+        # malformed line, not a wrong MAC).
+        data[offset] = ord("B") if data[offset] != ord("B") else ord("C")
     else:
         data[offset] ^= 0x01
     open(path, "wb").write(bytes(data))

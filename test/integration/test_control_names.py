@@ -47,7 +47,7 @@ def test_url_mode_names(litestream_bin, run, tmp_path, sockdir):
     st, body, hdrs = call(sock, "GET", f"/v1/dbs/{path}/sync")
     assert st == 405 and hdrs.get("Allow") == "POST"
     st, body, _ = call(sock, "POST", f"/v1/dbs/{path}/frobnicate")
-    assert st == 404 and "sync, checkpoint or snapshot" in body["error"]
+    assert st == 404 and "sync, checkpoint, snapshot or verify" in body["error"]
     st, body, _ = call(sock, "POST", f"/v1/dbs/{tmp_path}/other.db/sync")
     assert st == 404 and body["error"] == f'no database named "{tmp_path}/other.db"'
     st, body, _ = call(sock, "GET", "/v1/dbs/data/app.db")  # a suffix of the path is no name

@@ -132,3 +132,56 @@ def test_s3_replica_verifies(litestream_bin, run, tmp_path, s3_server):
     assert r.returncode == 0, r.stderr
     (row,) = r.stdout.splitlines()[1:]
     assert row.split()[2] == "ok", r.stdout
+
+
+def test_verify_on_the_socket(litestream_bin, tmp_path, sockdir):
+    """POST /v1/dbs/NAME/verify on a running replicate: 202 at once, the
+    check runs in a child process (a second request meanwhile is 409),
+    status and metrics show the outcome; after a segment is damaged the
+    next run fails naming it, and replication goes on."""
+    db, replica, sock = tmp_path / "app.db", tmp_path / "replica", f"{sockdir}/ls.sock"
+    make_db(db)
+    conf = tmp_path / "ls.conf"
+    conf.write_text(f"[litestream]\nsocket = {sock}\n\n[db app]\npath = {db}\n\n"
+                    f"[replica file]\ndb = app\nurl = file://{replica}\n")
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
+    wait_for(lambda: os.path.exists(sock) and rt.generations(replica), what="the first snapshot")
+    wait_writers(start_writers(db, [["--seed", 1, "--count", 80]]))
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/sync?wait=1&timeout=10s")
+    assert st == 200, body
+
+    def verify_state():
+        st, body, _ = call(sock, "GET", "/v1/dbs/app")
+        assert st == 200, body
+        return body["replicas"][0]["verify"]
+
+    assert verify_state() == {"running": False, "last": None, "last_ok": None, "ok": 0,
+                              "failed": 0, "last_problem": None}
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/verify")
+    assert st == 202 and body["verify"] == "running" and body["replicas"] == ["file"], body
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/verify")
+    assert st == 409 and "already running" in body["error"], body
+    wait_for(lambda: verify_state()["ok"] == 1, what="the verify to pass")
+    v = verify_state()
+    assert not v["running"] and v["last_ok"] is not None and v["last_problem"] is None, v
+    st, text, _ = call(sock, "GET", "/metrics")
+    assert f'litestream_replica_verify_total{{db="{db}",name="file",status="ok"}} 1' in text
+    assert f'litestream_replica_last_verify_ok_timestamp_seconds{{db="{db}",name="file"}}' in text
+    st, body, hdrs = call(sock, "GET", "/v1/dbs/app/verify")
+    assert st == 405 and hdrs.get("Allow") == "POST", body
+
+    (gen,) = rt.generations(replica)
+    _, _, path, _ = rt.segments(replica, gen)[0]
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/verify")
+    assert st == 202, body
+    wait_for(lambda: verify_state()["failed"] == 1, what="the verify to fail")
+    v = verify_state()
+    assert os.path.basename(path) in v["last_problem"] and v["ok"] == 1, v
+    assert "verify failed" in rep.text() and os.path.basename(path) in rep.text()
+    wait_writers(start_writers(db, [["--seed", 2, "--count", 20]]))
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/sync?wait=1&timeout=10s")
+    assert st == 200, body
+    assert rep.stop() == 0, rep.text()

@@ -151,6 +151,9 @@ static void make_fixture(struct fixture *f)
 	f->rep[0].stats.list_count = 4;
 	f->rep[0].stats.validations_ok = 9;
 	f->rep[0].stats.validations_failed = 2;
+	f->rep[0].stats.verifies_ok = 3;
+	f->rep[0].stats.verifies_failed = 1;
+	f->rep[0].stats.last_verify_ok_ms = 1700000000500;
 	f->rep[1].stats.put_count = 5;
 	f->rep[1].stats.get_count = 2;
 	f->rep[1].stats.get_bytes = 300;
@@ -218,6 +221,10 @@ static void test_write_all(void **state)
 		"litestream_replica_validation_total{db=\"/data/a.db\",name=\"a-file\",status=\"ok\"} 9",
 		"litestream_replica_validation_total{db=\"/data/a.db\",name=\"a-file\",status=\"error\"} 2",
 		"litestream_replica_validation_total{db=\"/data/a.db\",name=\"a-s3\",status=\"error\"} 0",
+		"litestream_replica_verify_total{db=\"/data/a.db\",name=\"a-file\",status=\"ok\"} 3",
+		"litestream_replica_verify_total{db=\"/data/a.db\",name=\"a-file\",status=\"error\"} 1",
+		"litestream_replica_verify_total{db=\"/data/a.db\",name=\"a-s3\",status=\"ok\"} 0",
+		"litestream_replica_last_verify_ok_timestamp_seconds{db=\"/data/a.db\",name=\"a-file\"} 1700000000.5",
 		"# TYPE litestream_replica_operation_total counter",
 		"litestream_replica_operation_total{replica_type=\"file\",operation=\"PUT\"} 11",
 		"litestream_replica_operation_total{replica_type=\"file\",operation=\"LIST\"} 4",
@@ -271,7 +278,9 @@ static void test_write_all(void **state)
 		line = nl + 1;
 	}
 	assert_int_equal(helps, types);
-	assert_int_equal(helps, 11 + 5 + 1 + 2 + 6);
+	/* Never verified: no timestamp sample. */
+	assert_null(strstr(b.data, "litestream_replica_last_verify_ok_timestamp_seconds{db=\"/data/a.db\",name=\"a-s3\"}"));
+	assert_int_equal(helps, 11 + 5 + 1 + 2 + 2 + 6);
 	metrics_buf_free(&b);
 }
 
