@@ -15,13 +15,17 @@
  * identities: a replica that has only age-recipients cannot be verified,
  * and says so); for a database from the command line or the socket, the
  * replica's URL, with the credentials of the environment it inherits.
- * The database leaving (DELETE, SIGHUP, shutdown) stops the child.
+ * The database leaving (DELETE, SIGHUP, shutdown) stops the child. Its
+ * scratch directory is one made here for each child and removed once it
+ * exited, so that a child stopped half-way leaves no restored copy behind.
  */
 #include "cmd/replicate.h"
 #include "util/clock.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +41,7 @@ struct verify_run {
 	int64_t status;         /* the child's exit status; -1 for a signal */
 	char line[512];         /* the first line of its standard error */
 	char failed[128];       /* why the child could not be started, or "" */
+	char scratch[PATH_MAX]; /* the child's -scratch, ours to remove; "" when none */
 	size_t line_len;
 	bool line_done;
 };
@@ -72,6 +77,9 @@ static void on_closed(uv_handle_t *h)
 
 	if (--v->open_handles > 0)
 		return;
+	if (v->scratch[0] != '\0')
+		fs_remove_tree(v->scratch);
+	v->scratch[0] = '\0';
 	if (v->failed[0] != '\0') {
 		note_outcome(v, v->failed);
 	} else if (v->status == 0) {
@@ -122,7 +130,7 @@ static void on_child_exit(uv_process_t *p, int64_t status, int term_signal)
 }
 
 /* The child's arguments for replica i of w (argv[0] is exe). */
-static void child_args(struct watched *w, size_t i, char *exe, char **argv)
+static void child_args(struct watched *w, size_t i, char *exe, char *scratch, char **argv)
 {
 	const struct replica_config *rc = &w->cfg.replicas[i];
 	const char *config = w->app->cfg.path;
@@ -130,6 +138,8 @@ static void child_args(struct watched *w, size_t i, char *exe, char **argv)
 
 	argv[n++] = exe;
 	argv[n++] = (char *)"verify";
+	argv[n++] = (char *)"-scratch";
+	argv[n++] = scratch;
 	if (config != NULL && strcmp(w->origin, "api") != 0) {
 		argv[n++] = (char *)"-config";
 		argv[n++] = (char *)config;
@@ -144,7 +154,8 @@ static void child_args(struct watched *w, size_t i, char *exe, char **argv)
 
 static int spawn(struct verify_run *v)
 {
-	char exe[4096], *argv[8];
+	const char *tmp = getenv("TMPDIR");
+	char exe[4096], *argv[10];
 	size_t len = sizeof(exe);
 	uv_stdio_container_t stdio[3];
 	uv_process_options_t o;
@@ -153,9 +164,18 @@ static int spawn(struct verify_run *v)
 
 	if ((rc = uv_exepath(exe, &len)) != 0)
 		return rc;
-	child_args(v->w, v->next, exe, argv);
-	if ((rc = uv_pipe_init(loop, &v->err, 0)) != 0)
+	snprintf(v->scratch, sizeof(v->scratch), "%s/litestream-verify-run-XXXXXX",
+		 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+	if (mkdtemp(v->scratch) == NULL) {
+		v->scratch[0] = '\0';
+		return -errno;
+	}
+	child_args(v->w, v->next, exe, v->scratch, argv);
+	if ((rc = uv_pipe_init(loop, &v->err, 0)) != 0) {
+		fs_remove_tree(v->scratch);
+		v->scratch[0] = '\0';
 		return rc;
+	}
 	v->err.data = v;
 	memset(&o, 0, sizeof(o));
 	stdio[0].flags = UV_IGNORE;

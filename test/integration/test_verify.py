@@ -185,3 +185,26 @@ def test_verify_on_the_socket(litestream_bin, tmp_path, sockdir):
     st, body, _ = call(sock, "POST", "/v1/dbs/app/sync?wait=1&timeout=10s")
     assert st == 200, body
     assert rep.stop() == 0, rep.text()
+
+
+def test_verify_stopped_by_shutdown_leaves_nothing(litestream_bin, tmp_path, sockdir):
+    """SIGTERM while a verify child restores: replicate stops it and exits
+    0, and the child's scratch directory (under TMPDIR) is gone."""
+    db, replica, sock = tmp_path / "app.db", tmp_path / "replica", f"{sockdir}/ls.sock"
+    rt_dir = tmp_path / "tmp"
+    rt_dir.mkdir()
+    make_db(db)
+    wait_writers(start_writers(db, [["--seed", 1, "--count", 40, "--big-every", 4,
+                                     "--big-bytes", 1 << 20]]))
+    conf = tmp_path / "ls.conf"
+    conf.write_text(f"[litestream]\nsocket = {sock}\n\n[db app]\npath = {db}\n\n"
+                    f"[replica file]\ndb = app\nurl = file://{replica}\n")
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log",
+                     env={**os.environ, "TMPDIR": str(rt_dir)})
+    wait_for(lambda: os.path.exists(sock) and rt.generations(replica), what="the first snapshot")
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/verify")
+    assert st == 202, body
+    wait_for(lambda: os.listdir(rt_dir), interval=0.005, what="the verify's scratch directory")
+    assert rep.stop() == 0, rep.text()
+    assert "every generation restores" not in rep.text(), "the verify ended before the stop"
+    assert os.listdir(rt_dir) == [], os.listdir(rt_dir)
