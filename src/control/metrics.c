@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -329,13 +330,17 @@ static const struct {
 			     "Bytes of the current shadow WAL index not yet shipped to the replica"},
 };
 
-/* POST /v1/dbs/NAME/verify: runs by outcome, and when the last one passed (absent: never). */
-static void write_verify_families(struct metrics_buf *b, struct db *const *dbs, size_t n)
+/*
+ * A counter of outcomes per replica, both always present (as Litestream
+ * initialises them): ok and failed are offsets of two uint64_t counters
+ * in struct replica_stats.
+ */
+static void write_outcome_family(struct metrics_buf *b, struct db *const *dbs, size_t n,
+				 const char *name, const char *help, size_t ok, size_t failed)
 {
 	static const char *const statuses[] = {"ok", "error"};
 
-	metrics_family(b, "litestream_replica_verify_total", "counter",
-		       "The number of verifies run through the control socket");
+	metrics_family(b, name, "counter", help);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < dbs[i]->n_replicas; j++)
 			for (size_t k = 0; k < 2; k++) {
@@ -345,10 +350,16 @@ static void write_verify_families(struct metrics_buf *b, struct db *const *dbs, 
 					{"name", r->name},
 					{"status", statuses[k]},
 				};
-				metrics_sample(b, "litestream_replica_verify_total", l, 3,
-					       (double)(k == 0 ? r->stats.verifies_ok
-							       : r->stats.verifies_failed));
+				uint64_t v;
+
+				memcpy(&v, (const char *)&r->stats + (k == 0 ? ok : failed), sizeof(v));
+				metrics_sample(b, name, l, 3, (double)v);
 			}
+}
+
+/* When the last verify that passed ended, per replica (absent: never). */
+static void write_last_verify(struct metrics_buf *b, struct db *const *dbs, size_t n)
+{
 	metrics_family(b, "litestream_replica_last_verify_ok_timestamp_seconds", "gauge",
 		       "Unix time at which the last verify that passed ended");
 	for (size_t i = 0; i < n; i++)
@@ -365,7 +376,6 @@ static void write_verify_families(struct metrics_buf *b, struct db *const *dbs, 
 static void write_replica_families(struct metrics_buf *b, struct db *const *dbs, size_t n,
 				   metrics_wal_bytes_fn wal_bytes, void *arg)
 {
-	static const char *const statuses[] = {"ok", "error"};
 
 	for (size_t m = 0; m < sizeof(replica_families) / sizeof(replica_families[0]); m++) {
 		metrics_family(b, replica_families[m].name, replica_families[m].type,
@@ -404,23 +414,15 @@ static void write_replica_families(struct metrics_buf *b, struct db *const *dbs,
 			}
 		}
 	}
-	/* Both outcomes always, as Litestream initialises them. */
-	metrics_family(b, "litestream_replica_validation_total", "counter",
-		       "The number of validations performed");
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < dbs[i]->n_replicas; j++)
-			for (size_t k = 0; k < 2; k++) {
-				const struct replica *r = dbs[i]->replicas[j];
-				struct metrics_label l[3] = {
-					{"db", db_label(dbs[i])},
-					{"name", r->name},
-					{"status", statuses[k]},
-				};
-				metrics_sample(b, "litestream_replica_validation_total", l, 3,
-					       (double)(k == 0 ? r->stats.validations_ok
-							       : r->stats.validations_failed));
-			}
-	write_verify_families(b, dbs, n);
+	write_outcome_family(b, dbs, n, "litestream_replica_validation_total",
+			     "The number of validations performed",
+			     offsetof(struct replica_stats, validations_ok),
+			     offsetof(struct replica_stats, validations_failed));
+	write_outcome_family(b, dbs, n, "litestream_replica_verify_total",
+			     "The number of verifies run through the control socket",
+			     offsetof(struct replica_stats, verifies_ok),
+			     offsetof(struct replica_stats, verifies_failed));
+	write_last_verify(b, dbs, n);
 }
 
 static const char *replica_type(const struct replica *r)
