@@ -376,7 +376,6 @@ static void write_last_verify(struct metrics_buf *b, struct db *const *dbs, size
 static void write_replica_families(struct metrics_buf *b, struct db *const *dbs, size_t n,
 				   metrics_wal_bytes_fn wal_bytes, void *arg)
 {
-
 	for (size_t m = 0; m < sizeof(replica_families) / sizeof(replica_families[0]); m++) {
 		metrics_family(b, replica_families[m].name, replica_families[m].type,
 			       replica_families[m].help);
