@@ -46,6 +46,7 @@ struct walapply {
 	bool have_hdr;          /* hdr and cksum hold an index's chain */
 	uint32_t index;
 	uint64_t index_bytes;   /* bytes of the index seen so far */
+	char last_name[128];    /* the index's last segment applied, for messages; "" at its start */
 	struct wal_header hdr;
 	uint32_t cksum[2];
 	struct frame_rec *frames;
@@ -228,6 +229,7 @@ int walapply_index_begin(struct walapply *a, uint32_t index)
 	a->in_index = true;
 	a->index = index;
 	a->index_bytes = 0;
+	a->last_name[0] = '\0';
 	a->n_frames = 0;
 	return 0;
 }
@@ -258,6 +260,13 @@ int walapply_segment(struct walapply *a, const char *path, uint64_t offset, uint
 	char **files;
 	int fd, rc = 0;
 
+	/* Name both sides: a segment of the wrong length (damaged, or another generation's) shows here. */
+	if (offset != a->index_bytes && a->last_name[0] != '\0')
+		return fail(err, errlen, -EBADMSG,
+			    "%s: expected a segment at offset %llu of wal index %08x (where %s ends), found "
+			    "%llu: one of the two is damaged or foreign, or a segment between them is missing",
+			    name, (unsigned long long)a->index_bytes, a->index, a->last_name,
+			    (unsigned long long)offset);
 	if (offset != a->index_bytes)
 		return fail(err, errlen, -EBADMSG, "%s: expected a segment at offset %llu of wal index %08x, found %llu",
 			    name, (unsigned long long)a->index_bytes, a->index, (unsigned long long)offset);
@@ -325,6 +334,7 @@ int walapply_segment(struct walapply *a, const char *path, uint64_t offset, uint
 			goto out;
 	}
 	a->index_bytes += size;
+	snprintf(a->last_name, sizeof(a->last_name), "%s", name);
 out:
 	close(fd);
 	return rc;

@@ -4,6 +4,7 @@ missing segment, or a broken older snapshot, exits 1 naming the object; the
 database, its directory and the scratch directory are left as they were."""
 import json
 import os
+import shutil
 
 import replica_tools as rt
 from ctlutil import call, sockdir  # noqa: F401 (a fixture)
@@ -96,6 +97,47 @@ def test_missing_segment_fails(litestream_bin, run, tmp_path, sockdir):
     r = verify(run, tmp_path, f"file://{replica}")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAILED" in r.stdout and f"file {gen}:" in r.stderr, r.stdout + r.stderr
+
+
+def test_truncated_segment_fails_naming_it(litestream_bin, run, tmp_path, sockdir):
+    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path, sockdir)
+    _, _, path, _ = rt.segments(replica, gen)[1]
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:len(data) // 2])
+    r = verify(run, tmp_path, f"file://{replica}")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert os.path.basename(path) in r.stderr, r.stderr
+
+
+def test_recompressed_damage_fails_on_the_wal_checksums(litestream_bin, run, tmp_path, sockdir):
+    """A segment whose WAL bytes changed and were compressed again: every
+    LZ4 checksum holds, the WAL checksum chain does not."""
+    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path, sockdir)
+    _, _, path, compressed = rt.segments(replica, gen)[1]
+    assert compressed
+    wal = bytearray(rt.lz4_decompress(path))
+    wal[len(wal) // 2] ^= 0x01
+    os.unlink(path)
+    rt.lz4_compress(bytes(wal), path)
+    r = verify(run, tmp_path, f"file://{replica}")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert os.path.basename(path) in r.stderr and "checksum" in r.stderr, r.stderr
+
+
+def test_object_of_another_generation_fails(litestream_bin, run, tmp_path, sockdir):
+    """A segment replaced by the one at the same place of another
+    database's replica (another generation, other salts): found."""
+    other = tmp_path / "other"
+    other.mkdir()
+    _, other_replica, other_gen = two_snapshot_replica(litestream_bin, other, sockdir)
+    db, replica, gen = two_snapshot_replica(litestream_bin, tmp_path, sockdir)
+    ours = {(i, o): p for i, o, p, _ in rt.segments(replica, gen)}
+    theirs = {(i, o): p for i, o, p, _ in rt.segments(other_replica, other_gen)}
+    place = sorted(set(ours) & set(theirs))[1]
+    shutil.copyfile(theirs[place], ours[place])
+    r = verify(run, tmp_path, f"file://{replica}")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert os.path.basename(ours[place]) in r.stderr, r.stderr
 
 
 def test_broken_older_snapshot_is_found(litestream_bin, run, tmp_path, sockdir):
