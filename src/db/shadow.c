@@ -64,6 +64,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,39 @@
 /* Whole frames per read when scanning: fewer syscalls on large WALs. */
 #define SHADOW_SCAN_BUF (256 * 1024 + SHADOW_FRAME_MAX)
 #define FILE_MODE 0600
+
+/*
+ * Scratch for one sync: two frames and a scan buffer, 450 KB. Syncs run
+ * one at a time per thread (the threadpool's, or the loop's at start), so
+ * the buffers belong to the thread, not to the database: a thousand idle
+ * databases do not each keep 450 KB. Freed when the thread ends.
+ */
+struct scratch {
+	uint8_t frames[2 * SHADOW_FRAME_MAX];
+	uint8_t scan[SHADOW_SCAN_BUF];
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_make(void)
+{
+	(void)pthread_key_create(&scratch_key, free);
+}
+
+/* This thread's scratch, or NULL when out of memory. */
+static struct scratch *thread_scratch(void)
+{
+	struct scratch *sc;
+
+	pthread_once(&scratch_once, scratch_key_make);
+	if ((sc = pthread_getspecific(scratch_key)) == NULL && (sc = malloc(sizeof(*sc))) != NULL &&
+	    pthread_setspecific(scratch_key, sc) != 0) {
+		free(sc);
+		sc = NULL;
+	}
+	return sc;
+}
 
 int shadow_init(struct shadow *s, const char *db_path)
 {
@@ -91,10 +125,7 @@ int shadow_init(struct shadow *s, const char *db_path)
 	else
 		s->meta_dir = str_printf("%.*s/.%s-litestream", (int)(dir_len ? dir_len : 1),
 					 dir_len ? db_path : "/", base);
-	s->buf = malloc(2 * SHADOW_FRAME_MAX);
-	s->scan_buf = malloc(SHADOW_SCAN_BUF);
-	if (s->db_path == NULL || s->wal_path == NULL || s->meta_dir == NULL || s->buf == NULL ||
-	    s->scan_buf == NULL) {
+	if (s->db_path == NULL || s->wal_path == NULL || s->meta_dir == NULL) {
 		shadow_close(s);
 		return -ENOMEM;
 	}
@@ -109,10 +140,7 @@ void shadow_close(struct shadow *s)
 	free(s->db_path);
 	free(s->wal_path);
 	free(s->meta_dir);
-	free(s->buf);
-	free(s->scan_buf);
 	s->db_path = s->wal_path = s->meta_dir = NULL;
-	s->buf = s->scan_buf = NULL;
 }
 
 char *shadow_generation_dir(const struct shadow *s, const char *generation)
@@ -252,7 +280,11 @@ static int copy_committed(struct shadow *s, const struct real_wal *w, uint64_t *
 	uint64_t n;
 	int rc;
 
-	rc = wal_scan(w->fd, &s->hdr, s->size, s->cksum, s->scan_buf, SHADOW_SCAN_BUF, &r);
+	struct scratch *sc = thread_scratch();
+
+	if (sc == NULL)
+		return -ENOMEM;
+	rc = wal_scan(w->fd, &s->hdr, s->size, s->cksum, sc->scan, SHADOW_SCAN_BUF, &r);
 	if (rc != 0 || r.commit_end == s->size)
 		return rc;
 	n = r.commit_end - s->size;
@@ -286,10 +318,15 @@ static int copy_committed(struct shadow *s, const struct real_wal *w, uint64_t *
 static int last_frame_intact(struct shadow *s, const struct real_wal *w, bool *intact)
 {
 	size_t fsz = wal_frame_size(&s->hdr);
-	uint8_t *mine = s->buf, *theirs = s->buf + SHADOW_FRAME_MAX;
+	struct scratch *sc = thread_scratch();
+	uint8_t *mine, *theirs;
 	uint64_t off;
 	ssize_t n, m;
 
+	if (sc == NULL)
+		return -ENOMEM;
+	mine = sc->frames;
+	theirs = sc->frames + SHADOW_FRAME_MAX;
 	*intact = true;
 	if (s->size <= WAL_HEADER_SIZE)
 		return 0;
@@ -436,7 +473,13 @@ static int load(struct shadow *s, const char **reason)
 		return 0;
 	}
 	uint32_t ck[2] = {hdr.cksum1, hdr.cksum2};
-	rc = wal_scan(fd, &hdr, WAL_HEADER_SIZE, ck, s->scan_buf, SHADOW_SCAN_BUF, &r);
+	struct scratch *sc = thread_scratch();
+
+	if (sc == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	rc = wal_scan(fd, &hdr, WAL_HEADER_SIZE, ck, sc->scan, SHADOW_SCAN_BUF, &r);
 	if (rc != 0) {
 		close(fd);
 		return rc;

@@ -55,8 +55,6 @@ struct shadow {
 	uint64_t size;         /* committed bytes in the current shadow file */
 	uint32_t cksum[2];     /* running WAL checksum at size */
 	struct wal_header hdr; /* header of the current shadow file */
-	uint8_t *buf;          /* scratch: two frames of the largest page size */
-	uint8_t *scan_buf;     /* for wal_scan(): many frames per read */
 	uint64_t bytes_copied; /* total frames bytes appended, for metrics */
 	uint64_t flushed;      /* size at the last fdatasync of fd */
 	/*
