@@ -9,15 +9,17 @@ import time
 import pytest
 
 import replica_tools as rt
+from ctlutil import call as ctl_call
 from lsutil import Replicator, assert_same, restore, start_writers, wait_for, wait_writers
 from test_replicate import make_db
 
 
-def conf_for(tmp_path, db, replica, extra_db=""):
+def conf_for(tmp_path, db, replica, extra_db="", socket=None):
     conf = tmp_path / "litestream.conf"
     conf.write_text(f"""
 [litestream]
 log-level = debug
+{f"socket = {socket}" if socket else ""}
 
 [db app]
 path = {db}
@@ -123,8 +125,21 @@ def test_page_applying_equals_sqlite_checkpoints(litestream_bin, run, tmp_path, 
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER, payload BLOB)")
     conn.close()
-    rep = Replicator(litestream_bin, ["-config", conf_for(tmp_path, db, replica)], tmp_path / "log")
-    wait_writers(start_writers(db, [args]))
+    sock = tmp_path / "ls.sock"
+    rep = Replicator(litestream_bin, ["-config", conf_for(tmp_path, db, replica, socket=sock)],
+                     tmp_path / "log")
+    # Three batches with a TRUNCATE checkpoint between them, so that the
+    # replica holds several WAL indexes however the sidecar's own
+    # checkpoints fall on a busy machine.
+    seed, count = args[1], args[3]
+    for k in range(3):
+        batch = list(args)
+        batch[1], batch[3] = seed + 100 * k, count // 3
+        wait_writers(start_writers(db, [batch]))
+        wait_for(lambda: os.path.exists(sock), what="the control socket")
+        st, body, _ = ctl_call(str(sock), "POST", "/v1/dbs/app/checkpoint?mode=TRUNCATE&timeout=20s",
+                               body=b"", timeout=30)
+        assert st == 200, body
     assert rep.stop() == 0, rep.text()
     gen = rt.latest_generation(replica)
     indexes = sorted({s[0] for s in rt.segments(replica, gen)})
