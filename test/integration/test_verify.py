@@ -11,6 +11,7 @@ from ctlutil import call, sockdir  # noqa: F401 (a fixture)
 from lsutil import Replicator, start_writers, wait_for, wait_writers
 from test_replicate import make_db
 from test_s3 import creds_env, new_prefix, write_conf
+from test_s3_scenarios import objects, upload
 
 
 def two_snapshot_replica(litestream_bin, tmp_path, sockdir):
@@ -140,6 +141,39 @@ def test_object_of_another_generation_fails(litestream_bin, run, tmp_path, sockd
     assert os.path.basename(ours[place]) in r.stderr, r.stderr
 
 
+def test_missing_index_fails(litestream_bin, run, tmp_path, sockdir):
+    """One snapshot and three WAL indexes (TRUNCATE checkpoints between
+    writes); every segment of the middle index gone: the latest state no
+    longer restores, and the gap is named."""
+    db, replica, sock = tmp_path / "app.db", tmp_path / "replica", f"{sockdir}/ls.sock"
+    make_db(db)
+    conf = tmp_path / "ls.conf"
+    conf.write_text(f"[litestream]\nsocket = {sock}\n\n[db app]\npath = {db}\n\n"
+                    f"[replica file]\ndb = app\nurl = file://{replica}\n")
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
+    wait_for(lambda: os.path.exists(sock) and rt.generations(replica), what="the first snapshot")
+    for seed in (1, 2, 3):
+        wait_writers(start_writers(db, [["--seed", seed, "--count", 30]]))
+        st, body, _ = call(sock, "POST", "/v1/dbs/app/checkpoint?mode=TRUNCATE&timeout=10s")
+        assert st == 200, body
+    wait_writers(start_writers(db, [["--seed", 4, "--count", 10]]))
+    st, body, _ = call(sock, "POST", "/v1/dbs/app/sync?wait=1&timeout=10s")
+    assert st == 200, body
+    assert rep.stop() == 0, rep.text()
+    (gen,) = rt.generations(replica)
+    assert len(rt.snapshots(replica, gen)) == 1
+    segs = rt.segments(replica, gen)
+    indexes = sorted({i for i, _, _, _ in segs})
+    assert len(indexes) >= 3, indexes
+    gone = indexes[1]
+    for i, _, path, _ in segs:
+        if i == gone:
+            os.unlink(path)
+    r = verify(run, tmp_path, f"file://{replica}")
+    assert r.returncode == 1 and "FAILED" in r.stdout, r.stdout + r.stderr
+    assert f"{gone:08x}" in r.stderr, r.stderr
+
+
 def test_broken_older_snapshot_is_found(litestream_bin, run, tmp_path, sockdir):
     """The latest state restores from the newest snapshot; the older one is
     broken: verify still says so, before retention makes it matter."""
@@ -174,6 +208,19 @@ def test_s3_replica_verifies(litestream_bin, run, tmp_path, s3_server):
     assert r.returncode == 0, r.stderr
     (row,) = r.stdout.splitlines()[1:]
     assert row.split()[2] == "ok", r.stdout
+    # A segment flipped in the bucket: named, exit 1, nothing left behind.
+    keys = sorted(k for k in objects(s3_server, prefix) if "/wal/" in k)
+    key = keys[len(keys) // 2]
+    local = tmp_path / "seg.lz4"
+    s3_server.aws("s3", "cp", "--only-show-errors", f"s3://{s3_server.bucket}/{prefix}/{key}",
+                  str(local))
+    data = bytearray(local.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    local.write_bytes(bytes(data))
+    upload(s3_server, local, prefix, key)
+    r = run("verify", "-scratch", scratch, "-config", conf, db, env=creds_env(s3_server))
+    assert r.returncode == 1 and os.path.basename(key) in r.stderr, r.stdout + r.stderr
+    assert os.listdir(scratch) == []
 
 
 def test_verify_on_the_socket(litestream_bin, tmp_path, sockdir):
