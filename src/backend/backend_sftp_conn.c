@@ -173,9 +173,13 @@ static int authenticate(struct sftp_backend *sb, struct sftp_result *res)
 	return -EACCES;
 }
 
+/*
+ * TCP_NODELAY: every SFTP write waits for its status, so Nagle's algorithm
+ * against the peer's delayed ACK would cost tens of milliseconds a chunk.
+ */
 static int session_new(struct sftp_backend *sb, struct sftp_result *res)
 {
-	int off = 0;
+	int off = 0, on = 1;
 
 	if ((sb->ssh = ssh_new()) == NULL)
 		return -ENOMEM;
@@ -184,6 +188,7 @@ static int session_new(struct sftp_backend *sb, struct sftp_result *res)
 	    ssh_options_set(sb->ssh, SSH_OPTIONS_USER, sb->user) != 0 ||
 	    ssh_options_set(sb->ssh, SSH_OPTIONS_TIMEOUT, &sb->timeout_s) != 0 ||
 	    ssh_options_set(sb->ssh, SSH_OPTIONS_PROCESS_CONFIG, &off) != 0 ||
+	    ssh_options_set(sb->ssh, SSH_OPTIONS_NODELAY, &on) != 0 ||
 	    (sb->known_hosts != NULL &&
 	     ssh_options_set(sb->ssh, SSH_OPTIONS_KNOWNHOSTS, sb->known_hosts) != 0) ||
 	    (sb->pinned_algos != NULL &&

@@ -8,6 +8,7 @@ restarted.
 """
 import os
 import re
+import subprocess
 import time
 import urllib.request
 
@@ -196,3 +197,49 @@ def test_server_killed_mid_upload(litestream_bin, run, tmp_path, sshd):
     restore(run, conf, db, tmp_path / "restored.db")
     assert_same(db, tmp_path / "restored.db")
     assert not any(k.endswith(".tmp") for k in remote_files(remote)), remote_files(remote)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only), grown later with .grow()."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a full remote disk needs a tmpfs mount, which needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+
+    class Disk:
+        path = mnt
+
+        def grow(self):
+            subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+
+    try:
+        yield Disk()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_full_remote_disk(litestream_bin, run, tmp_path, sshd, small_disk):
+    """The remote file system full (a 1 MiB tmpfs, a 3 MiB snapshot): the
+    error says so, with the free space; nothing is lost: once there is room
+    the replica catches up and restores equal."""
+    db, remote = tmp_path / "app.db", str(small_disk.path / "app")
+    big_db(db, 3)
+    conf = write_conf(tmp_path / "ls.conf", db, sshd, remote)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_for(lambda: "no space left on the remote file system" in rep.text(), timeout=20,
+             what="the full disk in the log")
+    assert re.search(r"write \S+\.snapshot\.lz4\.tmp on 127\.0\.0\.1:\d+: no space left on the "
+                     r"remote file system \(\d+ bytes free\)", rep.text()), rep.text()
+    assert not any(k.endswith(".tmp") for k in remote_files(remote)), "the partial file was left behind"
+    writers = start_writers(db, [["--seed", 8, "--count", 50]])
+    small_disk.grow()
+    wait_writers(writers)
+    wait_for(lambda: "replica healthy again" in rep.text(), timeout=30, what="the catch-up")
+    assert rep.stop() == 0, rep.text()
+    restore(run, conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
