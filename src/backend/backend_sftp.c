@@ -8,14 +8,22 @@
  * error closes, so that the next one (the replica retries) reconnects
  * (backend_sftp_conn.c). The jobs themselves are backend_sftp_ops.c's.
  *
- * close() answers the queued operations with -ECANCELED, lets the running
- * one finish, then closes the connection in one more job and calls back.
+ * libssh's blocking calls do not time out once connected, so a watchdog
+ * timer on the loop, running while a job runs, shuts the job's socket
+ * (shutdown(2), under a lock with the job's close of it) when the job has
+ * moved nothing for LITESTREAM_SFTP_STALL_TIMEOUT (default 30s): the
+ * blocked call then fails, the connection goes, and the replica retries.
+ *
+ * close() answers the queued operations with -ECANCELED, shuts the running
+ * one's socket so that it ends at once, closes the watchdog, then closes
+ * the connection in one more job and calls back.
  * Nothing is sent while the replica has nothing to do; an idle
  * connection stays open (sshd's ClientAliveInterval may drop it; the next
  * operation then reconnects).
  */
 #include "backend/backend_sftp_internal.h"
 #include "config/url.h"
+#include "util/duration.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -23,8 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define TIMEOUT_S 30
+#define STALL_ENV "LITESTREAM_SFTP_STALL_TIMEOUT"
+#define STALL_DEFAULT_MS 30000
+#define WATCHDOG_TICK_MS 500
 
 enum sftp_op_kind { OP_LIST, OP_PUT, OP_GET, OP_REMOVE };
 
@@ -74,6 +86,7 @@ static void on_work(uv_work_t *req)
 	struct sftp_backend *sb = op->sb;
 	struct sftp_result *r = &op->res;
 
+	sftp_conn_progress(sb);
 	switch (op->kind) {
 	case OP_LIST:
 		r->rc = sftp_job_list(sb, op->key, &op->list, r);
@@ -103,10 +116,19 @@ static void on_after(uv_work_t *req, int status)
 	struct sftp_backend *sb = op->sb;
 
 	sb->running = NULL;
-	if (status == UV_ECANCELED) {
+	if (status == UV_ECANCELED || (sb->closing && op->res.rc != 0)) {
 		op->res.rc = -ECANCELED;
-		snprintf(op->res.err, sizeof(op->res.err), "cancelled");
+		snprintf(op->res.err, sizeof(op->res.err), "cancelled: the replica is closing");
+	} else if (sb->stalled && op->res.rc != 0) {
+		char was[SFTP_ERR_LEN];
+
+		snprintf(was, sizeof(was), "%s", op->res.err);
+		snprintf(op->res.err, sizeof(op->res.err),
+			 "sftp %s: nothing moved for %lldms: connection dropped (%s)", sb->where,
+			 (long long)sb->stall_ms, was);
+		op->res.rc = -ETIMEDOUT;
 	}
+	sb->stalled = false;
 	if (op->res.connected && !sb->connected_logged) {
 		LOG_INFO(NULL, sb->rname, "connected to %s as %s (sftp)", sb->where, sb->user);
 		sb->connected_logged = true;
@@ -115,6 +137,27 @@ static void on_after(uv_work_t *req, int status)
 		sb->connected_logged = false; /* the next connection is news again */
 	op_answer(op);
 	start_next(sb);
+}
+
+/* Shuts the running job's socket, so that its blocked call returns. */
+static void shut_socket(struct sftp_backend *sb)
+{
+	uv_mutex_lock(&sb->fd_lock);
+	if (sb->fd >= 0)
+		shutdown(sb->fd, SHUT_RDWR);
+	uv_mutex_unlock(&sb->fd_lock);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	struct sftp_backend *sb = t->data;
+	int64_t now = (int64_t)(uv_hrtime() / 1000000);
+
+	if (sb->running == NULL || sb->stalled ||
+	    now - __atomic_load_n(&sb->progress_ms, __ATOMIC_RELAXED) < sb->stall_ms)
+		return;
+	sb->stalled = true;
+	shut_socket(sb);
 }
 
 static void start_next(struct sftp_backend *sb)
@@ -135,6 +178,10 @@ static void start_next(struct sftp_backend *sb)
 			op_answer(op);
 		}
 	}
+	if (sb->running != NULL && !uv_is_active((uv_handle_t *)&sb->watchdog) && !sb->closing)
+		uv_timer_start(&sb->watchdog, on_watchdog, WATCHDOG_TICK_MS, WATCHDOG_TICK_MS);
+	else if (sb->running == NULL)
+		uv_timer_stop(&sb->watchdog);
 	if (sb->running == NULL && sb->closing && !sb->disconnecting)
 		finish_close(sb);
 }
@@ -234,20 +281,28 @@ static void on_disconnected(uv_work_t *req, int status)
 		sb->close_cb(sb->close_arg);
 }
 
-/* Nothing runs or waits any more: the connection goes in one last job. */
-static void finish_close(struct sftp_backend *sb)
+/* Nothing runs or waits any more: the watchdog, then the connection in one last job. */
+static void on_watchdog_closed(uv_handle_t *h)
 {
+	struct sftp_backend *sb = h->data;
+
+	sb->watchdog_closed = true;
 	if (sb->ssh == NULL) {
 		if (sb->close_cb != NULL)
 			sb->close_cb(sb->close_arg);
 		return;
 	}
-	sb->disconnecting = true;
 	sb->close_req.data = sb;
 	if (uv_queue_work(sb->base.loop, &sb->close_req, on_disconnect, on_disconnected) != 0) {
 		sftp_conn_close(sb);
 		on_disconnected(&sb->close_req, 0);
 	}
+}
+
+static void finish_close(struct sftp_backend *sb)
+{
+	sb->disconnecting = true;
+	uv_close((uv_handle_t *)&sb->watchdog, on_watchdog_closed);
 }
 
 static void sftp_backend_close(struct backend *b, void (*cb)(void *arg), void *arg)
@@ -265,8 +320,15 @@ static void sftp_backend_close(struct backend *b, void (*cb)(void *arg), void *a
 		op_answer(op);
 	}
 	sb->tail = NULL;
-	if (sb->running == NULL && !sb->disconnecting)
+	if (sb->running != NULL)
+		shut_socket(sb); /* it ends now, answered with -ECANCELED */
+	else if (!sb->disconnecting)
 		finish_close(sb);
+}
+
+static void free_struct(uv_handle_t *h)
+{
+	free(h->data);
 }
 
 static void sftp_backend_free(struct backend *b)
@@ -274,6 +336,7 @@ static void sftp_backend_free(struct backend *b)
 	struct sftp_backend *sb = (struct sftp_backend *)b;
 
 	sftp_conn_close(sb);
+	uv_mutex_destroy(&sb->fd_lock);
 	free(sb->rname);
 	free(sb->host);
 	free(sb->where);
@@ -289,7 +352,10 @@ static void sftp_backend_free(struct backend *b)
 	free(sb->root);
 	age_keys_free(b->age);
 	free(b->describe);
-	free(sb);
+	if (sb->watchdog.loop == NULL || sb->watchdog_closed)
+		free(sb);
+	else /* freed without close(): on the next loop run */
+		uv_close((uv_handle_t *)&sb->watchdog, free_struct);
 }
 
 static const char *sftp_credentials_source(struct backend *b)
@@ -376,18 +442,41 @@ static int copy_settings(struct sftp_backend *sb, const struct replica_config *c
 	return 0;
 }
 
+/* LITESTREAM_SFTP_STALL_TIMEOUT, a duration of at least 1s. */
+static int read_stall_env(const struct replica_config *cfg, int64_t *ms, char *err, size_t errlen)
+{
+	const char *v = getenv(STALL_ENV);
+
+	*ms = STALL_DEFAULT_MS;
+	if (v != NULL && v[0] != '\0' && (duration_parse(v, ms) != 0 || *ms < 1000)) {
+		snprintf(err, errlen, "replica %s: %s=\"%s\": want a duration of at least 1s", cfg->name,
+			 STALL_ENV, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int backend_sftp_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
 		     char *err, size_t errlen)
 {
 	struct sftp_backend *sb;
+	int64_t stall_ms;
 	int rc;
 
 	if (cfg->host == NULL || cfg->user == NULL) {
 		snprintf(err, errlen, "replica %s: sftp needs host and user", cfg->name);
 		return -EINVAL;
 	}
+	if ((rc = read_stall_env(cfg, &stall_ms, err, errlen)) != 0)
+		return rc;
 	if ((sb = calloc(1, sizeof(*sb))) == NULL)
 		return -ENOMEM;
+	if (uv_mutex_init(&sb->fd_lock) != 0) {
+		free(sb);
+		return -ENOMEM;
+	}
+	sb->fd = -1;
+	sb->stall_ms = stall_ms;
 	sb->base.ops = &sftp_ops;
 	sb->base.loop = loop;
 	rc = copy_settings(sb, cfg, err, errlen);
@@ -404,6 +493,9 @@ int backend_sftp_new(uv_loop_t *loop, const struct replica_config *cfg, struct b
 		sftp_backend_free(&sb->base);
 		return rc;
 	}
+	uv_timer_init(loop, &sb->watchdog);
+	sb->watchdog.data = sb;
+	uv_unref((uv_handle_t *)&sb->watchdog);
 	*out = &sb->base;
 	return 0;
 }

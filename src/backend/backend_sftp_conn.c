@@ -23,8 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+void sftp_conn_progress(struct sftp_backend *sb)
+{
+	__atomic_store_n(&sb->progress_ms, (int64_t)(uv_hrtime() / 1000000), __ATOMIC_RELAXED);
+}
+
 void sftp_conn_close(struct sftp_backend *sb)
 {
+	uv_mutex_lock(&sb->fd_lock);
+	sb->fd = -1; /* before the descriptor goes: the watchdog never shuts a reused one */
+	uv_mutex_unlock(&sb->fd_lock);
 	if (sb->sftp != NULL)
 		sftp_free(sb->sftp);
 	sb->sftp = NULL;
@@ -121,10 +129,10 @@ static const char *allowed(ssh_session s, char *buf, size_t n)
 {
 	int m = ssh_userauth_list(s, NULL);
 
-	snprintf(buf, n, "%s%s%s", m & SSH_AUTH_METHOD_PUBLICKEY ? " publickey" : "",
-		 m & SSH_AUTH_METHOD_PASSWORD ? " password" : "",
-		 m & SSH_AUTH_METHOD_INTERACTIVE ? " keyboard-interactive" : "");
-	return buf[0] != '\0' ? buf + 1 : "none";
+	snprintf(buf, n, "%s%s%s", m & SSH_AUTH_METHOD_PUBLICKEY ? ", publickey" : "",
+		 m & SSH_AUTH_METHOD_PASSWORD ? ", password" : "",
+		 m & SSH_AUTH_METHOD_INTERACTIVE ? ", keyboard-interactive" : "");
+	return buf[0] != '\0' ? buf + 2 : "none";
 }
 
 static int authenticate(struct sftp_backend *sb, struct sftp_result *res)
@@ -214,8 +222,13 @@ int sftp_conn_open(struct sftp_backend *sb, struct sftp_result *res)
 		rc = -ECONNREFUSED;
 		goto fail;
 	}
+	uv_mutex_lock(&sb->fd_lock);
+	sb->fd = ssh_get_fd(sb->ssh);
+	uv_mutex_unlock(&sb->fd_lock);
+	sftp_conn_progress(sb);
 	if ((rc = check_host_key(sb, res)) != 0 || (rc = authenticate(sb, res)) != 0)
 		goto fail;
+	sftp_conn_progress(sb);
 	if ((sb->sftp = sftp_new(sb->ssh)) == NULL || sftp_init(sb->sftp) != SSH_OK) {
 		snprintf(res->err, sizeof(res->err),
 			 "sftp %s: no SFTP session (is the sftp subsystem enabled?): %s", sb->where,

@@ -36,16 +36,28 @@ struct sftp_backend {
 	char *known_hosts;    /* the file, when nothing is pinned */
 	char *root;           /* remote directory: "" (login directory), "/x" or "x", no trailing '/' */
 	long timeout_s;
+	int64_t stall_ms;     /* a job that moves nothing this long gets its socket shut */
 	/* The connection: touched only by the job that runs (or by free/close when none does). */
 	ssh_session ssh;
 	sftp_session sftp;
 	bool broken;          /* a transport error: the job's end closes the connection */
+	/*
+	 * For the watchdog on the loop: the socket (under fd_lock; -1 while
+	 * there is none, set -1 before the descriptor is closed) and when the
+	 * running job last moved (milliseconds of uv_hrtime(), atomic).
+	 */
+	uv_mutex_t fd_lock;
+	int fd;
+	int64_t progress_ms;
 	bool connected_logged;
 	/* The queue, on the loop thread. */
 	struct sftp_op *head, *tail;
 	struct sftp_op *running;
 	bool closing;
 	bool disconnecting;
+	bool stalled;         /* the watchdog shut the running job's socket */
+	uv_timer_t watchdog;
+	bool watchdog_closed; /* its close callback ran */
 	uv_work_t close_req;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -68,6 +80,9 @@ int sftp_conn_open(struct sftp_backend *sb, struct sftp_result *res);
 
 /* Closes the connection, if any (it blocks: the pool, or free()). */
 void sftp_conn_close(struct sftp_backend *sb);
+
+/* The running job moved (a chunk, a reply): the watchdog waits again. */
+void sftp_conn_progress(struct sftp_backend *sb);
 
 /*
  * After a failed SFTP call on path: -errno for the SFTP status, with

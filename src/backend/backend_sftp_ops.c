@@ -83,6 +83,7 @@ int sftp_job_list(struct sftp_backend *sb, const char *dir, struct backend_list 
 		goto out;
 	}
 	while ((a = sftp_readdir(sb->sftp, d)) != NULL) {
+		sftp_conn_progress(sb);
 		if (a->name[0] != '.' && !ends_with(a->name, ".tmp"))
 			rc = list_add(out, a);
 		sftp_attributes_free(a);
@@ -173,6 +174,7 @@ static int upload(struct sftp_backend *sb, int fd, sftp_file f, const char *tmp,
 			rc = write_failed(sb, res, tmp);
 			break;
 		}
+		sftp_conn_progress(sb);
 	}
 	free(buf);
 	return rc;
@@ -275,12 +277,14 @@ int sftp_job_get(struct sftp_backend *sb, const char *key, const char *local,
 			 strerror(errno));
 		goto out;
 	}
-	while ((n = sftp_read(f, buf, CHUNK)) > 0)
+	while ((n = sftp_read(f, buf, CHUNK)) > 0) {
+		sftp_conn_progress(sb);
 		if ((rc = fs_write_full(fd, buf, (size_t)n)) != 0) {
 			snprintf(res->err, sizeof(res->err), "get %s: write %s: %s", path, local,
 				 strerror(-rc));
 			goto out;
 		}
+	}
 	if (n < 0)
 		rc = sftp_conn_fail(sb, res, "read", path);
 out:
@@ -358,6 +362,7 @@ int sftp_job_remove(struct sftp_backend *sb, char *const *keys, size_t n,
 			rc = 0;
 			res->err[0] = '\0';
 		}
+		sftp_conn_progress(sb);
 		free(p);
 	}
 	if (rc == 0)

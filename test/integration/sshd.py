@@ -6,7 +6,8 @@ the current user (root in CI, hence PermitRootLogin yes). A client key
 pair is made beside it and authorized.
 
 .stop() kills the daemon and every session process under it (kill -9, a
-server gone mid-upload); .start() brings it back on the same port with
+server gone mid-upload), .freeze() and .thaw() stop and continue the
+sessions (a server that stalls); .start() brings it back on the same port with
 the same keys, or with a new host key after .new_host_key(). sshd or
 ssh-keygen missing: the test is skipped, saying how to install them. It
 does not come up: the test fails with its log.
@@ -138,6 +139,20 @@ Subsystem sftp internal-sftp
                 pass
         self.proc.wait(timeout=10)
         self.proc = None
+
+    def freeze(self):
+        """SIGSTOP of every session (the listener still accepts); returns their pids."""
+        pids = descendants(self.proc.pid)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    def thaw(self, pids):
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def log(self):
         with open(self.log_path, errors="replace") as f:

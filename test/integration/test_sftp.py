@@ -243,3 +243,27 @@ def test_full_remote_disk(litestream_bin, run, tmp_path, sshd, small_disk):
     assert rep.stop() == 0, rep.text()
     restore(run, conf, db, tmp_path / "restored.db")
     assert_same(db, tmp_path / "restored.db")
+
+
+@pytest.mark.timing
+def test_stalled_server(litestream_bin, run, tmp_path, sshd):
+    """The server's sessions frozen (SIGSTOP) mid-upload: libssh would wait
+    forever; the watchdog drops the connection after the stall timeout, the
+    error says so, and once the server moves again the replica catches up."""
+    db, remote = tmp_path / "app.db", str(tmp_path / "remote")
+    big_db(db, 24)
+    conf = write_conf(tmp_path / "ls.conf", db, sshd, remote)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log",
+                     env=ls_env(LITESTREAM_SFTP_STALL_TIMEOUT="1s"))
+    wait_for(lambda: any(k.endswith(".tmp") for k in remote_files(remote)), timeout=30,
+             interval=0.01, what="an upload in progress")
+    frozen = sshd.freeze()
+    try:
+        wait_for(lambda: "nothing moved for 1000ms: connection dropped" in rep.text(),
+                 timeout=10, what="the stall in the log")
+    finally:
+        sshd.thaw(frozen)
+    wait_for(lambda: "replica healthy again" in rep.text(), timeout=20, what="the catch-up")
+    assert rep.stop() == 0, rep.text()
+    restore(run, conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
