@@ -267,3 +267,52 @@ def test_stalled_server(litestream_bin, run, tmp_path, sshd):
     assert rep.stop() == 0, rep.text()
     restore(run, conf, db, tmp_path / "restored.db")
     assert_same(db, tmp_path / "restored.db")
+
+
+PEER = os.environ.get("LITESTREAM_PEER_0313")
+
+
+def peer_conf(path, db, sshd, remote):
+    path.write_text(f"""dbs:
+  - path: {db}
+    replicas:
+      - type: sftp
+        host: 127.0.0.1:{sshd.port}
+        user: {sshd.user}
+        key-path: {sshd.client_key}
+        path: {remote}
+        sync-interval: 100ms
+""")
+    return path
+
+
+def test_replicas_move_both_ways_with_0313(litestream_bin, run, tmp_path, sshd):
+    """Litestream 0.3.13 restores what we wrote over SFTP, and we restore
+    what it wrote: the same layout under PATH. Skipped unless
+    LITESTREAM_PEER_0313 names the 0.3.13 binary."""
+    if not PEER:
+        pytest.skip("LITESTREAM_PEER_0313 is not set (path of a Litestream 0.3.13 binary)")
+    db, remote = tmp_path / "app.db", str(tmp_path / "remote-ours")
+    make_db(db)
+    rep = Replicator(litestream_bin, ["-config", write_conf(tmp_path / "ls.conf", db, sshd,
+                                                            remote)],
+                     tmp_path / "log", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 31, "--count", 150]]))
+    assert rep.stop() == 0, rep.text()
+    out = tmp_path / "by-peer.db"
+    r = subprocess.run([PEER, "restore", "-config", peer_conf(tmp_path / "p.yml", db, sshd, remote),
+                        "-o", out, db], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert_same(db, out)
+
+    db2, remote2 = tmp_path / "peer.db", str(tmp_path / "remote-peer")
+    make_db(db2)
+    peer = Replicator(PEER, ["-config", peer_conf(tmp_path / "p2.yml", db2, sshd, remote2)],
+                      tmp_path / "peer.log")
+    wait_writers(start_writers(db2, [["--seed", 32, "--count", 150]]))
+    wait_for(lambda: any("/wal/" in k for k in remote_files(remote2)), what="0.3.13's segments")
+    time.sleep(1.5)  # its sync-interval, twice over
+    assert peer.stop() == 0, peer.text()
+    restore(run, write_conf(tmp_path / "ls2.conf", db2, sshd, remote2), db2,
+            tmp_path / "by-us.db")
+    assert_same(db2, tmp_path / "by-us.db")
