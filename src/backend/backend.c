@@ -39,6 +39,9 @@ int backend_new(uv_loop_t *loop, const struct replica_config *cfg, struct backen
 	case REPLICA_ABS:
 		rc = backend_abs_new(loop, cfg, out, err, errlen);
 		break;
+	case REPLICA_SFTP:
+		rc = backend_sftp_new(loop, cfg, out, err, errlen);
+		break;
 	default:
 		snprintf(err, errlen, "replica %s: unknown replica type", cfg->name);
 		rc = -ENOTSUP;

@@ -45,7 +45,7 @@ typedef void (*backend_done_cb)(void *arg, int rc, const char *err);
 typedef void (*backend_list_cb)(void *arg, int rc, const char *err, struct backend_list *list);
 
 struct backend_ops {
-	const char *type; /* "file", "s3", "abs" */
+	const char *type; /* "file", "s3", "abs", "sftp" */
 	/* Names directly under dir; a missing dir is an empty list. */
 	void (*list)(struct backend *b, const char *dir, backend_list_cb cb, void *arg);
 	/*
@@ -134,6 +134,13 @@ int backend_s3_new(uv_loop_t *loop, const struct replica_config *cfg, struct bac
 /* The abs backend, Azure Blob Storage (backend_abs*.c). 0 or -errno with a message in err. */
 int backend_abs_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
 		    char *err, size_t errlen);
+
+/*
+ * The sftp backend, a directory on an SSH server (backend_sftp*.c). 0 or
+ * -errno with a message in err.
+ */
+int backend_sftp_new(uv_loop_t *loop, const struct replica_config *cfg, struct backend **out,
+		     char *err, size_t errlen);
 
 /*
  * Closes b (ops->close), then cb(arg). Without a close op there is nothing

@@ -257,7 +257,8 @@ static const struct {
 	S(secret_access_key, true), S(sse, false), S(sse_kms_key_id, false),
 	S(sse_customer_key, true), S(storage_class, false), S(age_recipients, false),
 	S(age_identities, true), S(account_name, false), S(account_key, true),
-	S(sas_token, true),
+	S(sas_token, true), S(host, false), S(user, false), S(password, true),
+	S(key_path, false), S(host_key, false), S(known_hosts_file, false),
 #undef S
 };
 

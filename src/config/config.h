@@ -15,7 +15,10 @@
  *                       sse-kms-key-id, sse-customer-key, storage-class,
  *                       age-recipients, age-identities, sync-interval,
  *                       retention, retention-check-interval,
- *                       snapshot-interval, validation-interval, part-size
+ *                       snapshot-interval, validation-interval, part-size,
+ *                       account-name, account-key, sas-token (abs),
+ *                       host, user, password, key-path, host-key,
+ *                       known-hosts-file (sftp)
  *
  * ${VAR} (and $VAR) in values are replaced from the environment. Every
  * error names the file, line, section and key.
@@ -127,6 +130,13 @@ struct replica_config {
 	char *account_name;
 	char *account_key;        /* base64 (a secret); else LITESTREAM_AZURE_ACCOUNT_KEY */
 	char *sas_token;          /* "sv=...&sig=..." without '?' (a secret), instead of a key */
+	/* sftp only (path is the remote directory, absolute or from the login directory). */
+	char *host;               /* HOST, HOST:PORT or [IPV6]:PORT (port 22 by default) */
+	char *user;
+	char *password;           /* a secret; else key-path, else ssh-agent and ~/.ssh keys */
+	char *key_path;           /* private key file, absolute */
+	char *host_key;           /* one known_hosts line (or "TYPE BASE64"), pinned */
+	char *known_hosts_file;   /* absolute; NULL: ~/.ssh/known_hosts */
 	/* Intervals in milliseconds. */
 	int64_t sync_interval_ms;          /* file: 0, s3: 1000 */
 	int64_t retention_ms;              /* 24h */

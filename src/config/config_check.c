@@ -23,7 +23,7 @@
 
 const char *config_replica_type_name(enum replica_type t)
 {
-	return t == REPLICA_S3 ? "s3" : t == REPLICA_ABS ? "abs" : "file";
+	return t == REPLICA_S3 ? "s3" : t == REPLICA_ABS ? "abs" : t == REPLICA_SFTP ? "sftp" : "file";
 }
 
 static struct db_config *find_db_named(struct config *c, const char *name)
@@ -302,6 +302,74 @@ static int finish_abs(struct parser *p, const struct section *s, struct replica_
 	return 0;
 }
 
+/*
+ * A host-key value: a known_hosts line ("[HOST]:PORT TYPE BASE64 [COMMENT]")
+ * or a public key ("TYPE BASE64 [COMMENT]"); the key itself is parsed when
+ * the backend starts. True when a key type is followed by a base64 field.
+ */
+static bool host_key_shape(const char *v)
+{
+	const char *types[] = {"ssh-", "ecdsa-", "sk-", "rsa-"};
+	const char *c = v;
+
+	while (*c != '\0') {
+		size_t n = strcspn(c, " \t");
+
+		for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+			const char *next = c + n + strspn(c + n, " \t");
+
+			if (strncmp(c, types[i], strlen(types[i])) == 0 && *next != '\0')
+				return strspn(next, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+						    "0123456789+/=") == strcspn(next, " \t");
+		}
+		c += n;
+		c += strspn(c, " \t");
+	}
+	return false;
+}
+
+/* The sftp half of config_check_replica(): as Litestream 0.3.13, explicit keys beat the url's. */
+static int finish_sftp(struct parser *p, const struct section *s, struct replica_config *rep,
+		       struct replica_url *u)
+{
+	const char *t = s->title;
+	char why[256], *path;
+
+	if (u != NULL) {
+		rep->path = u->path;
+		u->path = NULL;
+		take_unless_set(&rep->host, &u->host);
+		take_unless_set(&rep->user, &u->user);
+		take_unless_set(&rep->password, &u->password);
+	}
+	if (rep->host == NULL)
+		return fail(p, s->line, t, "host", "missing (HOST[:PORT]; or sftp://USER@HOST/PATH)");
+	if (replica_url_sftp_host(rep->host, NULL, NULL, why, sizeof(why)) != 0)
+		return fail(p, config_key_line(s, "host"), t, "host", "%s", why);
+	if (rep->user == NULL)
+		return fail(p, s->line, t, "user", "missing (the SSH user; or sftp://USER@HOST/PATH)");
+	if (u == NULL) {
+		if (replica_url_sftp_path(rep->path != NULL ? rep->path : "", &path) != 0)
+			return oom(p);
+		free(rep->path);
+		rep->path = path;
+	}
+	if (rep->key_path != NULL && make_abs(p, s, "key-path", &rep->key_path) != 0)
+		return p->e.rc;
+	if (rep->known_hosts_file != NULL &&
+	    make_abs(p, s, "known-hosts-file", &rep->known_hosts_file) != 0)
+		return p->e.rc;
+	if (rep->host_key != NULL && !host_key_shape(rep->host_key))
+		return fail(p, config_key_line(s, "host-key"), t, "host-key",
+			    "\"%s\" is not a known_hosts line or public key (want e.g. \"ssh-ed25519 "
+			    "AAAA...\", as ssh-keyscan prints it)",
+			    rep->host_key);
+	if (rep->host_key != NULL && rep->known_hosts_file != NULL)
+		return fail(p, config_key_line(s, "known-hosts-file"), t, "known-hosts-file",
+			    "cannot be combined with host-key: choose one");
+	return 0;
+}
+
 int config_check_replica(struct parser *p, const struct section *s, struct replica_draft *d)
 {
 	struct replica_config *rep = &d->rc;
@@ -321,9 +389,12 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 			type = REPLICA_ABS;
 		else if (strcmp(d->type, "gcs") == 0)
 			type = REPLICA_S3, rep->gcs = true;
+		else if (strcmp(d->type, "sftp") == 0)
+			type = REPLICA_SFTP;
 		else
 			return fail(p, config_key_line(s, "type"), t, "type",
-				    "unknown replica type \"%s\" (want file, s3, gcs or abs)", d->type);
+				    "unknown replica type \"%s\" (want file, s3, gcs, abs or sftp)",
+				    d->type);
 	}
 	if (rep->url != NULL) {
 		rc = replica_url_parse(rep->url, &u, msg, sizeof(msg));
@@ -377,6 +448,8 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 			     rep->path);
 		else if (type == REPLICA_ABS)
 			finish_abs(p, s, rep, up);
+		else if (type == REPLICA_SFTP)
+			finish_sftp(p, s, rep, up);
 		else
 			finish_s3(p, s, rep, up);
 	}

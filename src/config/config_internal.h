@@ -38,7 +38,7 @@
 enum section_kind { SEC_LITESTREAM, SEC_DB, SEC_REPLICA, SEC_DIR };
 
 /* How many keys config_options.c's table has (it checks this at compile time). */
-#define CONFIG_N_OPTIONS 47
+#define CONFIG_N_OPTIONS 53
 
 /* A replica section while the file is read; rc moves into its db at the end. */
 struct replica_draft {
@@ -81,7 +81,8 @@ int config_key_line(const struct section *s, const char *key);
 /*
  * The first key set in replica section s that a replica of type does not
  * take (an s3 key on a file or abs replica, an abs key on s3...), or NULL;
- * *line is where and *types the types that take it ("s3", "abs", "s3 and abs").
+ * *line is where and *types the types that take it ("s3", "abs", "s3 and
+ * abs", "sftp").
  */
 const char *config_foreign_key(const struct section *s, enum replica_type type, int *line,
 			       const char **types);
@@ -104,7 +105,7 @@ int config_check_file(struct parser *p);
  */
 int config_check_replica(struct parser *p, const struct section *s, struct replica_draft *d);
 
-/* "file" or "s3". */
+/* "file", "s3", "abs" or "sftp". */
 const char *config_replica_type_name(enum replica_type t);
 
 /* Whether two optional strings are equal (both NULL counts). */

@@ -41,6 +41,7 @@ enum opt_type {
 /* The remote types a replica key is for; none: every type takes it. */
 #define OPT_S3 1u
 #define OPT_ABS 2u
+#define OPT_SFTP 4u
 #define OPT_REMOTE (OPT_S3 | OPT_ABS)
 
 struct option {
@@ -106,6 +107,12 @@ static const struct option options[] = {
 	R_OPT("account-name", OPT_STRING, rc.account_name, OPT_ABS),
 	R_OPT("account-key", OPT_STRING, rc.account_key, OPT_ABS),
 	R_OPT("sas-token", OPT_STRING, rc.sas_token, OPT_ABS),
+	R_OPT("host", OPT_STRING, rc.host, OPT_SFTP),
+	R_OPT("user", OPT_STRING, rc.user, OPT_SFTP),
+	R_OPT("password", OPT_STRING, rc.password, OPT_SFTP),
+	R_OPT("key-path", OPT_STRING, rc.key_path, OPT_SFTP),
+	R_OPT("host-key", OPT_STRING, rc.host_key, OPT_SFTP),
+	R_OPT("known-hosts-file", OPT_STRING, rc.known_hosts_file, OPT_SFTP),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -135,7 +142,10 @@ int config_key_line(const struct section *s, const char *key)
 const char *config_foreign_key(const struct section *s, enum replica_type type, int *line,
 			       const char **types)
 {
-	unsigned want = type == REPLICA_S3 ? OPT_S3 : type == REPLICA_ABS ? OPT_ABS : 0;
+	unsigned want = type == REPLICA_S3    ? OPT_S3
+			: type == REPLICA_ABS   ? OPT_ABS
+			: type == REPLICA_SFTP ? OPT_SFTP
+						: 0;
 
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		if (options[i].section == SEC_REPLICA && options[i].flags != 0 &&
@@ -143,6 +153,7 @@ const char *config_foreign_key(const struct section *s, enum replica_type type, 
 			*line = s->key_lines[i];
 			*types = options[i].flags == OPT_REMOTE ? "s3 and abs"
 				 : options[i].flags == OPT_S3   ? "s3"
+				 : options[i].flags == OPT_SFTP ? "sftp"
 								: "abs";
 			return options[i].k.key;
 		}

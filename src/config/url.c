@@ -245,6 +245,18 @@ int replica_url_endpoint(const char *in, char **out, char *err, size_t errlen)
 	return 0;
 }
 
+int replica_url_sftp_path(const char *path, char **out)
+{
+	char *clean = path_clean(path, strlen(path));
+
+	if (clean == NULL)
+		return -ENOMEM;
+	if (strcmp(clean, ".") == 0)
+		clean[0] = '\0';
+	*out = clean;
+	return 0;
+}
+
 int replica_url_s3_prefix(const char *path, char **out)
 {
 	char *rooted = malloc(strlen(path) + 2), *clean = NULL, *prefix = NULL;
@@ -276,6 +288,11 @@ void replica_url_free(struct replica_url *u)
 	free(u->sse_customer_key);
 	free(u->storage_class);
 	free(u->account_name);
+	free(u->host);
+	free(u->user);
+	if (u->password != NULL)
+		explicit_bzero(u->password, strlen(u->password));
+	free(u->password);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -764,9 +781,11 @@ int replica_url_parse(const char *url, struct replica_url *out, char *err, size_
 	} else if (strncasecmp(url, "gcs://", 6) == 0) {
 		u.type = REPLICA_S3;
 		rc = parse_gcs(shown, url + 6, &u, err, errlen);
+	} else if (strncasecmp(url, "sftp://", 7) == 0) {
+		rc = replica_url_parse_sftp(shown, url + 7, &u, err, errlen);
 	} else {
 		seterr(err, errlen,
-		       "replica URL \"%s\": unsupported scheme \"%.*s\" (want file, s3, gcs or abs)",
+		       "replica URL \"%s\": unsupported scheme \"%.*s\" (want file, s3, gcs, abs or sftp)",
 		       shown, (int)strcspn(url, ":"), url);
 		rc = -EINVAL;
 	}

@@ -6,6 +6,8 @@
  *   /abs/dir, rel/dir, ~/dir    a plain path is a file replica
  *   s3://HOST/PREFIX?QUERY      S3 or an S3-compatible store
  *   abs://[ACCOUNT@]CONTAINER/PATH   Azure Blob Storage (url_abs.c; no query)
+ *   sftp://USER[:PASSWORD]@HOST[:PORT]/PATH   a directory on an SSH server
+ *                               (url_sftp.c; no query)
  *   gcs://BUCKET/PREFIX?QUERY   Google Cloud Storage through its S3-compatible
  *                               XML API: s3:// with endpoint
  *                               https://storage.googleapis.com and region "auto"
@@ -44,8 +46,10 @@
  * messages show the URL with it replaced by "REDACTED". Any other parameter is an error rather than ignored, so a
  * typo such as `?endpont=` cannot silently send backups to AWS. A
  * fragment (`#...`) is ignored, as Go's url.Parse leaves it out of the path.
- * User information (`user:pass@`) is rejected: credentials belong in the
- * config file or the environment, and error messages never echo them.
+ * User information (`user:pass@`) is rejected, but for sftp:// (and
+ * abs://'s account): credentials belong in the config file or the
+ * environment, and error messages never echo them; an sftp:// password is
+ * shown as REDACTED.
  *
  * Paths are percent-decoded and cleaned like Go's path.Clean; an S3 prefix
  * carries no leading or trailing '/' and is "" at the bucket root.
@@ -57,7 +61,7 @@
 #include <stddef.h>
 
 /* The kinds of replica, which a URL's scheme names (config.h uses it too). */
-enum replica_type { REPLICA_FILE, REPLICA_S3, REPLICA_ABS };
+enum replica_type { REPLICA_FILE, REPLICA_S3, REPLICA_ABS, REPLICA_SFTP };
 
 struct replica_url {
 	enum replica_type type;
@@ -76,6 +80,10 @@ struct replica_url {
 	bool gcs;                  /* gcs://: an S3 replica on Google Cloud Storage */
 	/* abs only: the account before '@' (bucket is the container, path the prefix). */
 	char *account_name;
+	/* sftp only: HOST[:PORT] as written, the decoded user and password (a secret). */
+	char *host;
+	char *user;
+	char *password;
 };
 
 /*
@@ -108,6 +116,13 @@ int replica_url_abs_path(const char *path, char **out);
  */
 int replica_url_s3_prefix(const char *path, char **out);
 
+/*
+ * An sftp path from a URL or the `path` key: cleaned, absolute if it
+ * starts with '/', else relative to the login directory ("" for that
+ * directory itself). *out is malloc'd; 0 or -ENOMEM.
+ */
+int replica_url_sftp_path(const char *path, char **out);
+
 /* A bucket name is non-empty and made of letters, digits, '.', '-', '_'. */
 bool replica_url_bucket_valid(const char *bucket);
 
@@ -134,6 +149,25 @@ int replica_url_parse_abs(const char *shown, const char *rest, struct replica_ur
 /* Azure's container names: 3 to 63 of a-z, 0-9 and '-', not starting with '-'. */
 bool replica_url_container_valid(const char *s);
 
+/* ---- url_sftp.c ---- */
+
+/*
+ * rest is what follows "sftp://" in url (shown: url as messages may show
+ * it, the password redacted): [USER[:PASSWORD]@]HOST[:PORT][/PATH], the
+ * user information percent-decoded, the path as replica_url_sftp_path()
+ * makes it. A query or an invalid host or port is an error. 0, -EINVAL
+ * with a message, or -ENOMEM.
+ */
+int replica_url_parse_sftp(const char *shown, const char *rest, struct replica_url *u, char *err,
+			   size_t errlen);
+
+/*
+ * Splits an sftp host, HOST, HOST:PORT or [IPV6]:PORT, into *host
+ * (malloc'd, without brackets; skipped when host is NULL) and *port (22
+ * when not given). 0, -EINVAL with why, or -ENOMEM.
+ */
+int replica_url_sftp_host(const char *s, char **host, int *port, char *why, size_t n);
+
 /* ---- url_sse.c ---- */
 
 /*
@@ -146,9 +180,10 @@ int replica_url_sse_param(const char *key, char **val, struct replica_url *u, ch
 			  size_t n);
 
 /*
- * url as messages may show it: the value of every query parameter whose
- * name starts with "sse-customer" (the key, and any misspelling of it)
- * replaced by REDACTED. malloc'd, NULL when out of memory.
+ * url as messages may show it: the password of its user information
+ * (scheme://USER:PASSWORD@HOST) and the value of every query parameter
+ * whose name starts with "sse-customer" (the key, and any misspelling of
+ * it) replaced by REDACTED. malloc'd, NULL when out of memory.
  */
 char *replica_url_redacted(const char *url);
 

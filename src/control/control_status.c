@@ -72,7 +72,10 @@ static const char *replica_type_name(const struct replica *r)
 {
 	if (r->backend != NULL && r->backend->ops != NULL && r->backend->ops->type != NULL)
 		return r->backend->ops->type;
-	return r->cfg->type == REPLICA_S3 ? "s3" : r->cfg->type == REPLICA_ABS ? "abs" : "file";
+	return r->cfg->type == REPLICA_S3     ? "s3"
+	       : r->cfg->type == REPLICA_ABS  ? "abs"
+	       : r->cfg->type == REPLICA_SFTP ? "sftp"
+					      : "file";
 }
 
 static const char *replica_state_name(enum replica_state s)

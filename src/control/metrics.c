@@ -430,7 +430,10 @@ static const char *replica_type(const struct replica *r)
 		return r->backend->ops->type;
 	if (r->cfg == NULL)
 		return "file";
-	return r->cfg->type == REPLICA_S3 ? "s3" : r->cfg->type == REPLICA_ABS ? "abs" : "file";
+	return r->cfg->type == REPLICA_S3     ? "s3"
+	       : r->cfg->type == REPLICA_ABS  ? "abs"
+	       : r->cfg->type == REPLICA_SFTP ? "sftp"
+					      : "file";
 }
 
 static void write_operation_families(struct metrics_buf *b, struct db *const *dbs, size_t n)

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-pytest_plugins = ["s3server", "azurite"]
+pytest_plugins = ["s3server", "azurite", "sshd"]
 
 SANITIZERS = os.environ.get("LITESTREAM_SANITIZERS") == "1"
 

@@ -139,12 +139,13 @@ def option_table():
     keys = {(kinds[k], name) for k, name in rows}
     s3_only = set(re.findall(r'^\s*R_OPT\("([\w-]+)",[^\n]*OPT_S3\)', src, re.M))
     abs_only = set(re.findall(r'^\s*R_OPT\("([\w-]+)",[^\n]*OPT_ABS\)', src, re.M))
-    return keys, s3_only, abs_only
+    sftp_only = set(re.findall(r'^\s*R_OPT\("([\w-]+)",[^\n]*OPT_SFTP\)', src, re.M))
+    return keys, s3_only, abs_only, sftp_only
 
 
 def conf_page_keys():
-    """{(section, key), ...} of litestream.conf(5), and those of its s3 and abs subsections."""
-    keys, s3, abs_ = set(), set(), set()
+    """{(section, key), ...} of litestream.conf(5), and those of its s3, abs and sftp subsections."""
+    keys, s3, abs_, sftp = set(), set(), set(), set()
     for title, lines in man_blocks(MAN5, ".SS").items():
         m = re.match(r"\[(litestream|db|replica)\b", title)
         if m:
@@ -154,17 +155,20 @@ def conf_page_keys():
                 s3 |= items
             if "type abs" in title:
                 abs_ |= items
-    return keys, s3, abs_
+            if "type sftp" in title:
+                sftp |= items
+    return keys, s3, abs_, sftp
 
 
 def test_conf_page_documents_every_key():
     need_srcdir()
-    table, s3_only, abs_only = option_table()
-    documented, documented_s3, documented_abs = conf_page_keys()
+    table, s3_only, abs_only, sftp_only = option_table()
+    documented, documented_s3, documented_abs, documented_sftp = conf_page_keys()
     missing = sorted(f"[{s}] {k}" for s, k in table - documented)
     assert not missing, f"litestream.conf(5) does not document {missing}"
     assert s3_only and s3_only <= documented_s3, sorted(s3_only - documented_s3)
     assert abs_only and abs_only <= documented_abs, sorted(abs_only - documented_abs)
+    assert sftp_only and sftp_only <= documented_sftp, sorted(sftp_only - documented_sftp)
     # Both directions once the table has issue 13's keys (the page has them first).
     if ("litestream", "log-format") in table:
         stale = sorted(f"[{s}] {k}" for s, k in documented - table)

@@ -162,7 +162,20 @@ static void test_every_key(void **state)
 		"[replica sas]\n"
 		"db = app\n"
 		"url = abs://acct2@box/p\n"
-		"sas-token = ?sv=2021&sig=abc%3D\n",
+		"sas-token = ?sv=2021&sig=abc%3D\n"
+		"[replica nas]\n"
+		"db = app\n"
+		"type = sftp\n"
+		"host = nas.local:2222\n"
+		"user = backup\n"
+		"password = hunter2\n"
+		"key-path = /etc/litestream/id_ed25519\n"
+		"host-key = [nas.local]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA== nas\n"
+		"path = backups//app/\n"
+		"[replica nas2]\n"
+		"db = app\n"
+		"url = sftp://b%40k:p%3Aw@[::1]:22/srv/x/../app\n"
+		"known-hosts-file = /etc/litestream/known_hosts\n",
 		&c);
 	assert_string_equal(c.socket, "/run/ls/control.sock");
 	assert_int_equal(c.socket_mode, 0660);
@@ -177,7 +190,7 @@ static void test_every_key(void **state)
 	assert_int_equal(db->checkpoint_interval_ms, 120000);
 	assert_int_equal(db->min_checkpoint_page_count, 50);
 	assert_int_equal(db->max_checkpoint_page_count, 60);
-	assert_int_equal(db->n_replicas, 4);
+	assert_int_equal(db->n_replicas, 6);
 
 	r = &db->replicas[0];
 	assert_string_equal(r->name, "remote");
@@ -228,6 +241,27 @@ static void test_every_key(void **state)
 	assert_string_equal(r->sas_token, "sv=2021&sig=abc%3D");
 	assert_null(r->endpoint);
 	assert_int_equal(r->part_size, 8 * 1024 * 1024);
+
+	r = &db->replicas[4];
+	assert_int_equal(r->type, REPLICA_SFTP);
+	assert_string_equal(r->host, "nas.local:2222");
+	assert_string_equal(r->user, "backup");
+	assert_string_equal(r->password, "hunter2");
+	assert_string_equal(r->key_path, "/etc/litestream/id_ed25519");
+	assert_string_equal(r->host_key, "[nas.local]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA== nas");
+	assert_null(r->known_hosts_file);
+	assert_string_equal(r->path, "backups/app"); /* from the login directory */
+	assert_int_equal(r->sync_interval_ms, 1000);
+
+	r = &db->replicas[5];
+	assert_int_equal(r->type, REPLICA_SFTP);
+	assert_string_equal(r->host, "[::1]:22");
+	assert_string_equal(r->user, "b@k");
+	assert_string_equal(r->password, "p:w");
+	assert_string_equal(r->path, "/srv/app");
+	assert_string_equal(r->known_hosts_file, "/etc/litestream/known_hosts");
+	assert_null(r->key_path);
+	assert_null(r->host_key);
 	config_free(&c);
 }
 
@@ -254,7 +288,7 @@ static void test_key_table(void **state)
 	}
 	assert_int_equal(per[0], 7);
 	assert_int_equal(per[1], 5);
-	assert_int_equal(per[2], 27);
+	assert_int_equal(per[2], 33);
 	assert_int_equal(per[3], 8);
 	assert_null(config_key_at(n));
 }
@@ -586,7 +620,7 @@ static void test_errors(void **state)
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p\npath = q\n", ":6: [replica r] path: cannot be set beside url"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = /y\npath = /z\n", ":6: [replica r] path: cannot be set beside url"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nbucket = c\nurl = s3://b/p\n", ":5: [replica r] bucket: cannot be set beside url"},
-		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = gs://b/p\n", ":5: [replica r] url: replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file, s3, gcs or abs)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = gs://b/p\n", ":5: [replica r] url: replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file, s3, gcs, abs or sftp)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?endpont=x\n", ":5: [replica r] url: replica URL \"s3://b/p?endpont=x\": unknown query parameter \"endpont\" (want endpoint, region, force-path-style, skip-verify, sse, sse-kms-key-id, sse-customer-key or storage-class)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\n", ":3: [replica r] path: missing (the replica's directory)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = s3://b/p\n", ":6: [replica r] path: \"s3://b/p\" is a URL: give it as url"},
@@ -617,7 +651,21 @@ static void test_errors(void **state)
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = abs://acc@box/p\naccount-key = a2V5\nsas-token = sv=1\n", ":7: [replica r] sas-token: cannot be combined with account-key: choose one"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = abs://acc@box/p\npart-size = 512KiB\n", ":6: [replica r] part-size: 524288 bytes is outside the block sizes allowed (1MiB to 4000MiB)"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nurl = abs://acc@box/p\n", ":5: [replica r] type: \"s3\" does not match the url, which names an abs replica"},
-		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = blob\n", ":5: [replica r] type: unknown replica type \"blob\" (want file, s3, gcs or abs)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = blob\n", ":5: [replica r] type: unknown replica type \"blob\" (want file, s3, gcs, abs or sftp)"},
+		/* sftp. */
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = sftp\nuser = u\n", ":3: [replica r] host: missing (HOST[:PORT]; or sftp://USER@HOST/PATH)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = sftp\nhost = h\n", ":3: [replica r] user: missing (the SSH user; or sftp://USER@HOST/PATH)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = sftp\nhost = h:0\nuser = u\n", ":6: [replica r] host: invalid port in \"h:0\" (want 1 to 65535)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = sftp\nhost = h:x\nuser = u\n", ":6: [replica r] host: invalid port in \"h:x\" (want 1 to 65535)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = sftp\nhost = [::1\nuser = u\n", ":6: [replica r] host: invalid host \"[::1\" (want HOST, HOST:PORT or [IPV6]:PORT)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = sftp://u@h/p\nhost-key = AAAA\n", ":6: [replica r] host-key: \"AAAA\" is not a known_hosts line or public key (want e.g. \"ssh-ed25519 AAAA...\", as ssh-keyscan prints it)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = sftp://u@h/p\nhost-key = h ssh-ed25519 not*base64\n", ":6: [replica r] host-key: \"h ssh-ed25519 not*base64\" is not a known_hosts line or public key (want e.g. \"ssh-ed25519 AAAA...\", as ssh-keyscan prints it)"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = sftp://u@h/p\nhost-key = ssh-ed25519 AAAA\nknown-hosts-file = /k\n", ":7: [replica r] known-hosts-file: cannot be combined with host-key: choose one"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = sftp://u@h/p\nbucket = b\n", ":6: [replica r] bucket: cannot be set beside url"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = sftp://u@h/p\nregion = b\n", ":6: [replica r] region: only for s3 replicas, and this is an sftp replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nbucket = b\nkey-path = /k\n", ":7: [replica r] key-path: only for sftp replicas, and this is an s3 replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = file\npath = /y\npassword = x\n", ":7: [replica r] password: only for sftp replicas, and this is a file replica"},
+		{"[db a]\npath = /x\n[replica r]\ndb = a\ntype = s3\nurl = sftp://u@h/p\n", ":5: [replica r] type: \"s3\" does not match the url, which names an sftp replica"},
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?sse-kms-key-id=k\n", ":5: [replica r] sse-kms-key-id: sse-kms-key-id needs sse = aws:kms"},
 		/* The customer key is a secret: a bad one in a url is not shown. */
 		{"[db a]\npath = /x\n[replica r]\ndb = a\nurl = s3://b/p?sse-customer-key=c2VjcmV0&region=x\n", ":5: [replica r] url: replica URL \"s3://b/p?sse-customer-key=REDACTED&region=x\": sse-customer-key: the key is 6 bytes long, want 32 (AES-256)"},

@@ -266,12 +266,12 @@ static void test_errors(void **state)
 		const char *url, *want;
 	} cases[] = {
 		{"", "empty replica URL"},
-		{"gs://b/p", "replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file, s3, gcs or abs)"},
+		{"gs://b/p", "replica URL \"gs://b/p\": unsupported scheme \"gs\" (want file, s3, gcs, abs or sftp)"},
 		{"gcs:///p", "want gcs://BUCKET/PATH"},
 		{"gcs://b:443/p", "want gcs://BUCKET/PATH (a bucket, no port or user)"},
 		{"gcs://u@b/p", "want gcs://BUCKET/PATH"},
 		{"gcs://b/p?endpont=x", "endpont"},
-		{"sftp://h/p", "unsupported scheme \"sftp\""},
+		{"ftp://h/p", "unsupported scheme \"ftp\""},
 		{"s3://", "replica URL \"s3://\": no bucket (want s3://BUCKET/PREFIX)"},
 		{"s3:///p", "no bucket"},
 		{"s3://?region=x", "no bucket"},
@@ -353,6 +353,69 @@ static void test_abs(void **state)
 	assert_null(strstr(err, "s3cr3tkey"));
 	assert_true(replica_url_container_valid("abc-123"));
 	assert_false(replica_url_container_valid("ab"));
+}
+
+/* sftp://USER[:PASSWORD]@HOST[:PORT]/PATH, as Litestream 0.3.13 reads it. */
+static void test_sftp(void **state)
+{
+	struct replica_url u;
+	char err[512], *host = NULL, *red;
+	int port = 0;
+
+	(void)state;
+	u = parse_ok("sftp://backup:s%40cr%3At@nas.local:2222/srv//backups/../app/");
+	assert_int_equal(u.type, REPLICA_SFTP);
+	assert_str(u.user, "backup", "user");
+	assert_str(u.password, "s@cr:t", "password");
+	assert_str(u.host, "nas.local:2222", "host");
+	assert_str(u.path, "/srv/app", "path");
+	replica_url_free(&u);
+	/* An unescaped '@' in the password: the last '@' ends the user information. */
+	u = parse_ok("SFTP://me:a@b@[::1]/x");
+	assert_str(u.user, "me", "user");
+	assert_str(u.password, "a@b", "password");
+	assert_str(u.host, "[::1]", "host");
+	assert_str(u.path, "/x", "path");
+	replica_url_free(&u);
+	u = parse_ok("sftp://me@h");
+	assert_str(u.password, NULL, "no password");
+	assert_str(u.path, "", "the login directory");
+	replica_url_free(&u);
+	u = parse_ok("sftp://h/p");
+	assert_str(u.user, NULL, "no user");
+	replica_url_free(&u);
+
+	parse_bad("sftp://u@h:0/p", "invalid port in \"h:0\"");
+	parse_bad("sftp://u@h:99999/p", "invalid port");
+	parse_bad("sftp://u@/p", "no host");
+	parse_bad("sftp://@h/p", "an empty user before '@'");
+	parse_bad("sftp://u%zz@h/p", "invalid escape in the user");
+	parse_bad("sftp://u@h/p?key-path=/k", "sftp:// takes no query");
+	parse_bad("sftp://u@h/%zz", "invalid escape in the path");
+	/* A password never shows in a message. */
+	assert_int_equal(replica_url_parse("sftp://u:s3cr3t@h:0/p", &u, err, sizeof(err)), -EINVAL);
+	assert_null(strstr(err, "s3cr3t"));
+	assert_non_null(strstr(err, "sftp://u:REDACTED@h:0/p"));
+	assert_int_equal(replica_url_parse("sftp://u:s3cr3t%zz@h/p", &u, err, sizeof(err)), -EINVAL);
+	assert_null(strstr(err, "s3cr3t"));
+	assert_non_null(strstr(err, "invalid escape in the password"));
+	red = replica_url_redacted("sftp://u:a@b@h/p?x=1");
+	assert_string_equal(red, "sftp://u:REDACTED@h/p?x=1");
+	free(red);
+	red = replica_url_redacted("sftp://u@h/p:x@y");
+	assert_string_equal(red, "sftp://u@h/p:x@y");
+	free(red);
+
+	assert_int_equal(replica_url_sftp_host("h", &host, &port, err, sizeof(err)), 0);
+	assert_string_equal(host, "h");
+	assert_int_equal(port, 22);
+	free(host);
+	assert_int_equal(replica_url_sftp_host("[::1]:2022", &host, &port, err, sizeof(err)), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 2022);
+	free(host);
+	assert_int_equal(replica_url_sftp_host("::1", NULL, NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(replica_url_sftp_host("h:", NULL, NULL, err, sizeof(err)), -EINVAL);
 }
 
 /* Credentials in a URL are refused without being echoed. */
@@ -500,6 +563,7 @@ int main(void)
 		cmocka_unit_test(test_gcs),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_abs),
+		cmocka_unit_test(test_sftp),
 		cmocka_unit_test(test_userinfo),
 		cmocka_unit_test(test_is_url),
 		cmocka_unit_test(test_abs_path),
