@@ -2,6 +2,13 @@
 """S3 benchmark for litestream (see bench/README.md). Prints figures; not a test.
 
     /usr/bin/python3 bench/s3.py --bin PATH/TO/litestream [--quick] [--size-mb N] [--tmpdir DIR]
+    /usr/bin/python3 bench/s3.py --bin PATH/TO/litestream --outage-minutes 10
+
+With --outage-minutes N it runs only an outage: one row every 20 ms while
+the proxy answers every request with 503 SlowDown for N minutes, printing
+requests per minute, sync?wait=1 answers, the sidecar's memory, the WAL and
+the shadow WAL over the outage, the catch-up time, that the segments tile
+every WAL index, and a restore equal to the source.
 
 Starts its own S3 server (Ceph's RADOS Gateway, one node, objects in memory,
 on 127.0.0.1, with test/rgw/rgw-up.sh on free ports), creates a bucket with
@@ -463,6 +470,7 @@ class CountingProxy:
     def __init__(self, upstream_port, delay_s=0.0):
         self.upstream = ("127.0.0.1", upstream_port)
         self.delay_s = delay_s
+        self.down = False  # set_down(): every request answered 503 SlowDown here
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
@@ -486,6 +494,9 @@ class CountingProxy:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
+            if self.down:
+                threading.Thread(target=self._refuse, args=(c,), daemon=True).start()
+                continue
             try:
                 u = socket.create_connection(self.upstream, timeout=10)
             except OSError:
@@ -536,6 +547,44 @@ class CountingProxy:
             if last:
                 src.close()
                 dst.close()
+
+    def set_down(self, down):
+        """An outage (down) or its end: while down, each connection gets one
+        503 SlowDown for its first whole request and is closed; going down
+        cuts the connections already open (the pooled ones)."""
+        with self.lock:
+            self.down = down
+            socks = list(self.socks) if down else []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _refuse(self, c):
+        body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
+                b"<Message>outage</Message></Error>")
+        parser = RequestParser(self._record)
+        try:
+            c.settimeout(30)
+            while True:
+                data = c.recv(256 * 1024)
+                if not data:
+                    return
+                parser.feed(data)
+                if parser.broken or (parser.count >= 1 and parser.state == "head"):
+                    break
+            c.sendall(b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
+                      b"Connection: close\r\nContent-Length: " + str(len(body)).encode() +
+                      b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def all_times(self, t0, t1):
+        with self.lock:
+            return [t for t, _, _ in self.requests if t0 <= t < t1]
 
     def between(self, t0, t1):
         with self.lock:
@@ -650,14 +699,19 @@ def replica_url(port, prefix):
 
 
 def shadow_position(db):
-    """(generation, newest shadow index, its size) from DB_DIR/.NAME-litestream."""
+    """(generation, newest shadow index, its size) from DB_DIR/.NAME-litestream.
+    Ours makes no shadow WAL file before the application's first write: a
+    generation without one counts as index 0, size 0."""
     meta = os.path.join(os.path.dirname(db), "." + os.path.basename(db) + "-litestream")
     try:
         with open(os.path.join(meta, "generation")) as f:
             gen = f.read().strip()
         wdir = os.path.join(meta, "generations", gen, "wal")
-        idx = max(int(n[:8], 16) for n in os.listdir(wdir)
-                  if n.endswith(".wal") and len(n) == 12)
+        names = os.listdir(wdir) if os.path.isdir(wdir) else []
+        idxs = [int(n[:8], 16) for n in names if n.endswith(".wal") and len(n) == 12]
+        if not idxs:
+            return gen, 0, 0
+        idx = max(idxs)
         size = os.stat(os.path.join(wdir, f"{idx:08x}.wal")).st_size
     except (FileNotFoundError, ValueError):
         return None
@@ -1059,6 +1113,153 @@ def phase_lag(ctx, label, sync_interval, n_samples):
     }
 
 
+def control_post(sock_path, target, timeout):
+    """POST on the sidecar's control socket: (status, seconds it took)."""
+    t0 = now()
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(timeout)
+    try:
+        c.connect(sock_path)
+        c.sendall(f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                  f"Connection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        c.close()
+    return int(data.split(b" ", 2)[1]), now() - t0
+
+
+def segment_gaps(s3, prefix):
+    """Every WAL index's segments must tile it: each starts where the one
+    before it ended. Returns (segments, [problems])."""
+    by_index = {}
+    for key, _ in s3.list(prefix + "/generations/"):
+        parts = key.split("/")
+        pos = parse_segment(parts[-1])
+        if pos is not None:
+            by_index.setdefault((parts[-3], pos[0]), []).append((pos[1], key))
+    problems, n = [], 0
+    for (gen, index), segs in sorted(by_index.items()):
+        end = 0
+        for off, key in sorted(segs):
+            n += 1
+            if off != end:
+                problems.append(f"{gen} index {index}: segment at {off}, expected {end}")
+            end = off + lz4_content_size(s3.head_bytes(key, 14), key)
+    return n, problems
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+
+
+def dir_bytes(path):
+    total = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(d, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def phase_outage(ctx, minutes):
+    """Steady writes with the S3 endpoint answering 503 to every request
+    for `minutes`: requests per minute, the WAL, the shadow WAL and the
+    sidecar's memory while it lasts, then the time to catch up and a
+    restore equal to the source."""
+    p = dict(ctx.params)
+    lead, tail = 10.0, 10.0
+    outage_s = minutes * 60
+    p["steady_s"] = lead + outage_s + tail
+    work = os.path.join(ctx.root, "outage")
+    os.mkdir(work)
+    db = os.path.join(work, "app.db")
+    create_db(db)
+    prefix = "outage"
+    proxy = CountingProxy(ctx.rgw.port)
+    side = writer = None
+    samples, probes = [], []
+    try:
+        side = Sidecar(ctx.binary, work, ctx.sockdir, "outage", db, replica_url(proxy.port, prefix))
+        sock = os.path.join(ctx.sockdir, "outage.sock")
+        side.wait_ready(ctx.s3, prefix)
+        segs = S3Segments(ctx.s3, prefix)
+        side.wait_caught_up(segs)
+        writer = Writer("steady", db, p)
+        writer.event("ready")
+        time.sleep(lead)
+        proxy.set_down(True)
+        t_down = now()
+        shadow = os.path.join(work, ".app.db-litestream")
+        next_probe = t_down + 30
+        while now() < t_down + outage_s:
+            side.check_alive()
+            wal = os.path.join(work, "app.db-wal")
+            samples.append((now() - t_down, rss_kib(side.pid),
+                            os.stat(wal).st_size if os.path.exists(wal) else 0, dir_bytes(shadow)))
+            if now() >= next_probe:
+                probes.append(control_post(sock, "/v1/dbs/app/sync?wait=1&timeout=5s", 30))
+                next_probe += 120
+            time.sleep(min(5.0, max(0.0, t_down + outage_s - now())))
+        proxy.set_down(False)
+        t_up = now()
+        writer.event("done")
+        summary = writer.event("summary")["summary"]
+        writer.finish()
+        t_caught = side.wait_caught_up(segs)
+        cpu, hwm = side.usage()
+        side.stop()
+        problems = side.problems()
+        n_segs, gaps = segment_gaps(ctx.s3, prefix)
+        verify_restore(ctx.binary, replica_url(ctx.rgw.port, prefix),
+                       os.path.join(work, "restored.db"), summary)
+    finally:
+        if writer is not None:
+            writer.kill()
+        if side is not None:
+            side.kill()
+        proxy.close()
+    per_min = [len(proxy.all_times(t_down + 60 * m, min(t_down + 60 * (m + 1), t_up)))
+               for m in range(max(1, int(round(outage_s / 60))))]
+    return {"minutes": minutes, "per_min": per_min, "samples": samples, "probes": probes,
+            "catch_up_s": t_caught - t_up, "cpu_s": cpu, "hwm_kib": hwm,
+            "segments": n_segs, "gaps": gaps, "errors": len([l for l in problems if " ERROR " in l]),
+            "rows": summary["t_rows"]}
+
+
+def print_outage(o):
+    rss = [s[1] for s in o["samples"]]
+    wal = [s[2] for s in o["samples"]]
+    shadow = [s[3] for s in o["samples"]]
+    print(f"\nResults: {o['minutes']:g} min outage (every request answered 503 SlowDown by the proxy)")
+    print(f"  requests per minute       : {', '.join(str(n) for n in o['per_min'])} "
+          f"(max {max(o['per_min'])})")
+    print(f"  sync?wait=1&timeout=5s    : " + ", ".join(f"{st} in {t:.1f} s" for st, t in o["probes"]))
+    print(f"  sidecar RSS during        : first {rss[0] / 1024:.1f} MiB, min {min(rss) / 1024:.1f}, "
+          f"max {max(rss) / 1024:.1f}, last {rss[-1] / 1024:.1f} MiB; peak (VmHWM) {o['hwm_kib'] / 1024:.1f} MiB")
+    print(f"  database -wal during      : max {max(wal) / MiB:.1f} MiB, last {wal[-1] / MiB:.1f} MiB")
+    print(f"  shadow WAL dir during     : first {shadow[0] / MiB:.1f} MiB, last {shadow[-1] / MiB:.1f} MiB "
+          f"(the backlog held on local disk)")
+    print(f"  catch-up after the outage : {o['catch_up_s']:.1f} s; {o['segments']} segments, "
+          f"{len(o['gaps'])} gaps or overlaps; {o['errors']} ERROR lines logged; restore equal "
+          f"({o['rows']} rows)")
+    for g in o["gaps"][:10]:
+        print("    " + g)
+    print(f"  sidecar CPU               : {o['cpu_s']:.2f} s over the whole phase")
+    print(json.dumps({"bench": "s3-outage", "minutes": o["minutes"], "requests_per_min": o["per_min"],
+                      "probes": o["probes"], "rss_first_kib": rss[0], "rss_last_kib": rss[-1],
+                      "rss_max_kib": max(rss), "wal_max_bytes": max(wal),
+                      "shadow_last_bytes": shadow[-1], "catch_up_s": round(o["catch_up_s"], 2),
+                      "segments": o["segments"], "gaps": len(o["gaps"]), "errors": o["errors"]}))
+
+
 def build_db(path, size_mb):
     """A database file of about size_mb MiB: 2000-byte rows (two per 4 KiB
     page), each half random and half zeros (about what real pages compress
@@ -1292,6 +1493,9 @@ def main():
     ap.add_argument("--s3-latency-ms", type=float, default=0.0,
                     help="phase 1 only: the proxy holds each request this long (default 0), "
                          "to see the request rate against a distant S3")
+    ap.add_argument("--outage-minutes", type=float, default=None,
+                    help="run only the outage phase: steady writes with every S3 request answered "
+                         "503 for this many minutes (10 for the figures in bench/README.md)")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
@@ -1332,6 +1536,11 @@ def main():
         s3 = S3(rgw.port, BUCKET)
         print(f"  rgw on 127.0.0.1:{rgw.port}, bucket {BUCKET}, in {now() - t0:.1f} s", flush=True)
         ctx = Ctx(binary, root, sockdir, rgw, s3, params, args.s3_latency_ms)
+        if args.outage_minutes is not None:
+            print(f"\n[outage] steady writes, the endpoint answering 503 for "
+                  f"{args.outage_minutes:g} min ...", flush=True)
+            print_outage(phase_outage(ctx, args.outage_minutes))
+            return 0
 
         print(f"\n[1/4] requests: steady writes {params['steady_s']:.0f} s, then idle "
               f"{params['idle_s']:.0f} s (sync-interval 1s, sidecar behind a counting proxy"

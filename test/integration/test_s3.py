@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 
+from ctlutil import call as ctl_call
 from lsutil import Replicator, assert_same, start_writers, wait_for, wait_writers
 from test_faults import small_fs  # noqa: F401 (a fixture)
 from test_replicate import make_db
@@ -607,40 +608,93 @@ def replica_status(run, sock):
     return rep
 
 
-def test_server_outage(litestream_bin, run, tmp_path, s3_server, proxy):
-    """The S3 endpoint gone for 30 s under steady writes: the failures are
-    counted one for one and logged once (then once a minute), the daemon keeps everything in the
-    shadow WAL, catches up once the endpoint is back, and the replica then
-    restores to the source with every segment stored once."""
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+
+
+OUTAGE_S = 30  # each half of the one-minute outage
+WAL_CAP = 2000  # max-checkpoint-page-count of the outage test
+
+
+def test_one_minute_outage(litestream_bin, run, tmp_path, s3_server, proxy):
+    """The S3 endpoint gone for a minute under steady writes: 30 s with its
+    port closed (connection refused), then 30 s answering every request with
+    503 SlowDown. The failures are counted one for one and logged once; the
+    retries stay on a capped schedule (no request storm); sync?wait=1 answers
+    504 at its timeout; the database's WAL stays within the checkpoint
+    settings while the shadow WAL holds the backlog; memory stays flat. Once
+    the endpoint is back everything ships in order, and the replica restores
+    to the source with every segment stored once."""
     db, prefix = tmp_path / "app.db", new_prefix()
-    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix, endpoint=proxy.endpoint)
+    conf = write_conf(tmp_path / "ls.conf", db, s3_server, prefix, endpoint=proxy.endpoint,
+                      db_extra=f"min-checkpoint-page-count = 200\nmax-checkpoint-page-count = {WAL_CAP}")
     sock = tmp_path / "ls.sock"
     make_db(db)
     rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log",
                      env=ls_env(LITESTREAM_S3_STALL_TIMEOUT="1s"))
-    writer = start_writers(db, [["--seed", 16, "--seconds", 38, "--sleep", 0.02]])
+    # Small commits every 20 ms, and 1 MiB every 100th: about 30 MB of WAL in the minute.
+    writer = start_writers(db, [["--seed", 16, "--seconds", 2 * OUTAGE_S + 8, "--sleep", 0.02,
+                                 "--big-every", 100, "--big-bytes", 1 << 20]])
     wait_for(lambda: "snapshot written" in rep.text(), timeout=30, what="replication to start")
+    wal = db.with_name(db.name + "-wal")
+    wal_max = 0
+
+    def hold(seconds):
+        nonlocal wal_max
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            assert rep.proc.poll() is None, "the daemon exited during the outage:\n" + rep.text()
+            wal_max = max(wal_max, wal.stat().st_size if wal.exists() else 0)
+            time.sleep(0.25)
+
     proxy.pause()
+    rss0 = vm_rss_kib(rep.proc.pid)
     try:
-        began = time.monotonic()
-        wait_for(lambda: "ERROR" in rep.text(), timeout=30, what="the outage to be reported")
+        wait_for(lambda: "ERROR" in rep.text(), timeout=OUTAGE_S, what="the outage to be reported")
         during = replica_status(run, sock)
         assert during["error_count"] >= 1 and during["last_error"], during
-        time.sleep(max(0.0, 30 - (time.monotonic() - began)))
-        assert rep.proc.poll() is None, "the daemon exited during the outage"
-    finally:
+        hold(OUTAGE_S - 3)
+        proxy.set([{"match": ".", "action": "status", "status": 503, "code": "SlowDown"}])
         proxy.resume()
-    wait_writers(writer)
+        began = time.monotonic()
+        t0 = time.monotonic()
+        st, body, _ = ctl_call(str(sock), "POST", "/v1/dbs/app/sync?wait=1&timeout=3s", body=b"",
+                               timeout=20)
+        waited = time.monotonic() - t0
+        assert st == 504 and 2.5 <= waited < 8, (st, body, waited)
+        hold(OUTAGE_S - (time.monotonic() - began))
+        refused = proxy.actions()
+        rss1 = vm_rss_kib(rep.proc.pid)
+    finally:
+        proxy.set([])
+    back = time.monotonic()
     wait_for(lambda: "replica healthy again" in rep.text(), timeout=40,
              what="the replica to recover")
+    recovered_s = time.monotonic() - back
+    wait_writers(writer)
     wait_for(lambda: run("status", "-socket", sock, "-max-lag", "2s").returncode == 0,
-             timeout=30, what="the replica to catch up")
+             timeout=60, what="the replica to catch up")
+
+    # The capped schedule: 5 attempts per operation (backoff 250 ms .. 4 s),
+    # then the replica's own backoff (up to 10 s): about 20 a minute, never a storm.
+    answered = [a for a in refused if a["action"] == "status"]
+    per_min = len(answered) * 60 / OUTAGE_S
+    assert 1 <= len(answered) and per_min <= 60, (per_min, refused[:20])
+    # The retry that ends the outage comes within the replica's capped backoff.
+    assert recovered_s < 20, recovered_s
+    # Checkpoints went on (the shadow WAL holds the backlog): the WAL never
+    # grew past the cap plus one big transaction and some slack.
+    assert wal_max <= (WAL_CAP + 600) * 4096, wal_max
+    if not os.environ.get("LITESTREAM_SANITIZERS"):  # ASan's quarantine grows on its own
+        assert rss1 - rss0 < 8 * 1024, (rss0, rss1)
+
     after = replica_status(run, sock)
     logged = [ln for ln in rep.text().splitlines() if " ERROR " in ln]
-    # Every failure counted; within the 30 s only the first one logged (the
+    # Every failure counted; within the minute only the first one logged (the
     # rest wait for the minute), and the recovery line says how many.
-    assert after["error_count"] >= 2 and len(logged) == 1, (after, logged)
-    assert all("Connection refused" in ln or "connect" in ln.lower() for ln in logged), logged
+    assert after["error_count"] >= 2 and 1 <= len(logged) <= 2, (after, logged)
+    assert "Connection refused" in logged[0] or "connect" in logged[0].lower(), logged
     healthy = [ln for ln in rep.text().splitlines() if "replica healthy again" in ln][0]
     assert f"after {after['error_count']} failures in" in healthy, (after, healthy)
     assert after["last_error"] is None, after
@@ -692,8 +746,11 @@ def test_large_snapshot_restores_in_ranges(run, tmp_path, s3_server, proxy, big_
     (size,) = [v[0] for k, v in list_objects(s3_server, prefix).items()
                if k.endswith(".snapshot.lz4")]
     proxy.set(RANGE_FAULTS[fault])
+    # No fault here needs the stall timeout (each ends its connection or
+    # its message), and a short one retried a range mitmproxy was slow to
+    # pass on a loaded machine: 5 s keeps "each range served once" true.
     r = run("restore", "-v", "-config", conf, "-o", tmp_path / "restored.db", db,
-            env=ls_env(LITESTREAM_S3_STALL_TIMEOUT="1s"))
+            env=ls_env(LITESTREAM_S3_STALL_TIMEOUT="5s"))
     assert r.returncode == 0, r.stderr
     # Decompressed as the ranges came in, not after the last one.
     assert "decompressing generations/" in r.stderr and "as it downloads" in r.stderr, r.stderr
