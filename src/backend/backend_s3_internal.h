@@ -8,6 +8,9 @@
  *   backend_s3.c         creation, credentials, the operations table,
  *                        close/free, and the count of operations in flight
  *   backend_s3_list.c    list: ListObjectsV2, page after page
+ *   backend_s3_upload.c  the put pipeline both protocols share: open and
+ *                        digest on the threadpool, one request or parts
+ *                        (digested, then sent, a few at a time)
  *   backend_s3_put.c     put: one PutObject, or a multipart upload that a
  *                        HEAD verifies
  *   backend_s3_get.c     get and get_follow: ranged GETs, several at a time
@@ -29,6 +32,8 @@
 
 #include "backend/backend.h"
 #include "s3/client.h"
+
+#include "s3/sigv4.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,6 +78,89 @@ const char *backend_s3_refused(int rc);
  */
 int backend_s3_read_env(const struct replica_config *cfg, int64_t *stall_ms, int *max_keys,
 			char *err, size_t errlen);
+
+/*
+ * The put pipeline (backend_s3_upload.c). upload_start() opens the local
+ * file on the threadpool; a file up to part-size is digested there and sent
+ * as the protocol's one request; a larger one is cut into parts (at most
+ * max_parts, larger parts when needed), each digested on the threadpool and
+ * then sent, at most 4 at a time, and the protocol commits them. Every path
+ * ends in upload_finish(), exactly once.
+ */
+struct upload;
+
+struct upload_part {
+	struct upload *up;
+	uv_work_t work;
+	size_t index;             /* from 0 */
+	uint64_t offset, len;
+	char sha[SIGV4_SHA256_HEX_LEN + 1];
+	char md5[SIGV4_MD5_BASE64_LEN + 1];
+	int rc;                   /* of the digest */
+	char *tag;                /* S3: the part's ETag; abs: the block ID. malloc'd */
+};
+
+struct upload_protocol {
+	const char *unit;         /* "part", "block": how messages name one */
+	uint64_t max_parts;
+	unsigned part_flags;      /* S3_REQ_* of a part's request */
+	/* The request of a file up to part-size, body and digests filled in. */
+	void (*fill_single)(struct upload *up, struct s3_request *req);
+	/* Before the parts: S3 asks for an upload ID, then calls upload_cut().
+	 * NULL: cut at once. */
+	void (*begin)(struct upload *up);
+	/* Names the part when it is cut (abs: its block ID); NULL for none. 0 or -ENOMEM. */
+	int (*name_part)(struct upload_part *p);
+	/* The part's own query parameters (at most 2) in params, with num's
+	 * storage for a number; the method, key, body and digests are filled in. */
+	size_t (*part_params)(struct upload_part *p, struct sigv4_param *params, char num[16]);
+	/* A part's answer was 2xx: 0, or an error (with msg) that fails the upload; NULL: 0. */
+	int (*part_stored)(struct upload_part *p, const struct s3_response *r, char *msg, size_t len);
+	/* Every part stored: make the object of them; ends in upload_finish()
+	 * (or upload_fail() + upload_abort()). */
+	void (*commit)(struct upload *up);
+	/* Gives up the parts after a failure, then upload_finish() with it; NULL
+	 * when the server drops them by itself. */
+	void (*abort)(struct upload *up);
+};
+
+struct upload {
+	struct s3_backend *sb;
+	const struct upload_protocol *proto;
+	uv_work_t work;
+	char *key;                /* backend key, for messages */
+	char *full;               /* object key */
+	char *local;
+	int fd;
+	uint64_t size;
+	bool in_parts;
+	char sha[SIGV4_SHA256_HEX_LEN + 1];
+	char md5[SIGV4_MD5_BASE64_LEN + 1];
+	int rc;                   /* of the threadpool step */
+	char err[512];
+	backend_done_cb cb;
+	void *arg;
+	struct upload_part *parts;
+	size_t n_parts, next_part, parts_busy, parts_done;
+	bool failed;              /* the first failure is in fail_rc, fail_msg */
+	int fail_rc;
+	char fail_msg[640];
+	char *upload_id;          /* S3's multipart upload */
+	char *body;               /* the commit's, while it is sent */
+};
+
+void upload_start(struct backend *b, const struct upload_protocol *proto, const char *key,
+		  const char *local_path, backend_done_cb cb, void *arg);
+/* Calls back with rc (err, else strerror) and frees up. */
+void upload_finish(struct upload *up, int rc, const char *err);
+/* Sends one request of the upload; one the client refuses ends it (upload_finish). */
+void upload_send(struct upload *up, const struct s3_request *req, s3_request_cb cb);
+/* Cuts the file into parts and sends them (after begin). */
+void upload_cut(struct upload *up);
+/* Records the first failure of the upload. */
+void upload_fail(struct upload *up, int rc, const char *msg);
+/* After a failure: the protocol's abort, else upload_finish() with the failure. */
+void upload_abort(struct upload *up);
 
 /* Lifecycle and status, shared by both tables (backend.h). */
 void backend_s3_close(struct backend *b, void (*cb)(void *arg), void *arg);
