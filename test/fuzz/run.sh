@@ -94,6 +94,14 @@ for t in "$@"; do
 	grep -E '^#[0-9]+.*cov:' "$out/$t.log" | tail -1
 	if [ $found = yes ]; then
 		echo "run.sh: $t FOUND SOMETHING: see $out/$t.log and $art/"
+		# The report and the reproducers in the output too: a CI build
+		# directory does not outlive the run.
+		tail -n 80 "$out/$t.log"
+		for f in "$art"/*; do
+			[ -f "$f" ] || continue
+			echo "run.sh: reproducer $f ($(wc -c <"$f") bytes), base64 (base64 -d > crash; $t crash):"
+			head -c 65536 "$f" | base64
+		done
 		status=1
 	fi
 done
