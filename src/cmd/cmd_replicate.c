@@ -350,6 +350,7 @@ int cmd_replicate(int argc, char **argv)
 	app.sighup.data = &app;
 	uv_signal_start(&app.sighup, on_sighup, SIGHUP);
 	replicate_notify_start(&app);
+	replicate_trim_start(&app);
 	LOG_INFO(NULL, NULL, "litestream v%s: %s %zu database%s", PACKAGE_VERSION,
 		 app.once ? "shipping" : "replicating", app.n_dbs, app.n_dbs == 1 ? "" : "s");
 	start_all(&app);

@@ -78,6 +78,7 @@ struct app {
 	bool ready_sent;
 	uv_timer_t notify_timer; /* readiness, then STATUS */
 	uv_timer_t watchdog_timer;
+	uv_timer_t trim_timer;   /* replicate_trim.c */
 };
 
 /* The last sync and shipment of every database, then the loop ends. */
@@ -178,5 +179,9 @@ void replicate_notify_start(struct app *app);
 void replicate_notify_stop(struct app *app);
 /* Closes the timers (the loop ends after). */
 void replicate_notify_close(struct app *app);
+
+/* ---- replicate_trim.c: free heap memory back to the system, once a minute ---- */
+void replicate_trim_start(struct app *app);
+void replicate_trim_close(struct app *app);
 
 #endif

@@ -28,6 +28,7 @@ static void close_app_handles(struct app *app)
 	uv_close((uv_handle_t *)&app->sighup, NULL);
 	uv_close((uv_handle_t *)&app->stop_timer, NULL);
 	replicate_notify_close(app);
+	replicate_trim_close(app);
 }
 
 static void on_db_closed(struct db *db)

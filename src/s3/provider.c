@@ -52,6 +52,13 @@ bool s3_provider_announce = false;
 enum prov_kind { PROV_STATIC, PROV_DYNAMIC };
 enum fetch_state { FETCH_IDLE, FETCH_SOON, FETCH_RUNNING };
 
+struct chain_text {
+	/* Why each source gave nothing, in chain order: [0] the static ones,
+	 * then one per entry of add_sources()'s table. */
+	char notes[N_SLOTS][S3_SOURCE_WHY_MAX];
+	char error[ERROR_MAX];       /* what get() says when there is nothing to sign with */
+};
+
 struct s3_provider {
 	uv_loop_t *loop;
 	enum prov_kind kind;
@@ -82,11 +89,10 @@ struct s3_provider {
 	int failures;                /* fetches failed in a row */
 	int64_t next_try_ms;         /* wall clock: get() fetches again from then */
 	int64_t last_log_ms;         /* wall clock of the last failure logged */
-	/* Why each source gave nothing, in chain order: [0] the static ones,
-	 * then one per entry of add_sources()'s table. */
-	char notes[N_SLOTS][S3_SOURCE_WHY_MAX];
+	/* A dynamic chain's words (6.6 KB): static keys, the usual case for a
+	 * thousand replicas of a [dir], go without. NULL for those. */
+	struct chain_text *text;
 	size_t slot_of[MAX_SOURCES]; /* the note of each source in sources[] */
-	char error[ERROR_MAX];       /* what get() says when there is nothing to sign with */
 	int error_rc;
 	void (*listen_cb)(void *arg);
 	void *listen_arg;
@@ -128,6 +134,7 @@ static void provider_free(struct s3_provider *p)
 	for (size_t i = 0; i < p->n_sources; i++)
 		p->sources[i]->ops->free(p->sources[i]);
 	s3_credentials_free(&p->creds);
+	free(p->text);
 	free(p->region);
 	free(p->log_name);
 	free(p);
@@ -219,7 +226,7 @@ static void install(struct s3_provider *p, struct s3_credentials *c)
 		LOG_DEBUG(p->log_name, NULL, "s3 credentials renewed from %s%s%s",
 			  p->sources[p->in_use]->name, when[0] ? ", expiring at " : "", when);
 	p->failures = 0;
-	p->error[0] = '\0';
+	p->text->error[0] = '\0';
 	p->error_rc = 0;
 	if (p->creds.expires_ms != 0)
 		arm(p, s3_provider_refresh_delay_ms(now, p->creds.expires_ms, jitter(p)));
@@ -230,14 +237,14 @@ static void compose_error(struct s3_provider *p)
 {
 	bool first = true;
 
-	snprintf(p->error, sizeof(p->error), "no S3 credentials found: ");
+	snprintf(p->text->error, sizeof(p->text->error), "no S3 credentials found: ");
 	for (size_t i = 0; i < N_SLOTS; i++) {
-		size_t len = strlen(p->error);
+		size_t len = strlen(p->text->error);
 
-		if (p->notes[i][0] == '\0')
+		if (p->text->notes[i][0] == '\0')
 			continue;
-		snprintf(p->error + len, sizeof(p->error) - len, "%s%s", first ? "" : "; ",
-			 p->notes[i]);
+		snprintf(p->text->error + len, sizeof(p->text->error) - len, "%s%s", first ? "" : "; ",
+			 p->text->notes[i]);
 		first = false;
 	}
 }
@@ -251,7 +258,7 @@ static void failed(struct s3_provider *p, int rc, const char *why)
 	p->failures++;
 	p->error_rc = rc == -ENOMEM ? rc : (p->in_use >= 0 ? -EACCES : -ENOENT);
 	if (p->in_use >= 0)
-		snprintf(p->error, sizeof(p->error), "cannot renew s3 credentials from %s: %s",
+		snprintf(p->text->error, sizeof(p->text->error), "cannot renew s3 credentials from %s: %s",
 			 p->sources[p->in_use]->name, why);
 	else
 		compose_error(p);
@@ -259,11 +266,11 @@ static void failed(struct s3_provider *p, int rc, const char *why)
 	p->next_try_ms = now + delay;
 	if (s3_provider_should_log(now, p->last_log_ms)) {
 		p->last_log_ms = now;
-		LOG_WARN(p->log_name, NULL, "%s (%s; trying again in %" PRId64 " ms)", p->error,
+		LOG_WARN(p->log_name, NULL, "%s (%s; trying again in %" PRId64 " ms)", p->text->error,
 			 p->have && left > 0 ? "the credentials in hand still serve" : "none in hand",
 			 delay);
 	} else {
-		LOG_DEBUG(p->log_name, NULL, "%s", p->error);
+		LOG_DEBUG(p->log_name, NULL, "%s", p->text->error);
 	}
 	arm(p, delay);
 }
@@ -274,7 +281,7 @@ static void close_part(struct s3_provider *p);
 /* Records why source i gave nothing in this walk. */
 static void note_failure(struct s3_provider *p, size_t i, const char *why)
 {
-	snprintf(p->notes[p->slot_of[i]], sizeof(p->notes[0]), "%s: %s", p->sources[i]->label, why);
+	snprintf(p->text->notes[p->slot_of[i]], sizeof(p->text->notes[0]), "%s: %s", p->sources[i]->label, why);
 }
 
 /*
@@ -315,7 +322,7 @@ static void start_fetch(struct s3_provider *p)
 	p->fetch = FETCH_RUNNING;
 	if (p->in_use < 0)
 		for (size_t i = 0; i < p->n_sources; i++)
-			p->notes[p->slot_of[i]][0] = '\0';
+			p->text->notes[p->slot_of[i]][0] = '\0';
 	if (!walk_from(p, p->in_use >= 0 ? (size_t)p->in_use : 0, &rc, &why))
 		fetch_failed(p, rc, why);
 }
@@ -385,7 +392,7 @@ int s3_provider_get(struct s3_provider *p, const struct s3_credentials **creds, 
 		fetch_soon(p);
 		return -EAGAIN;
 	}
-	*why = p->error;
+	*why = p->text != NULL ? p->text->error : "no usable S3 credentials";
 	return p->error_rc != 0 ? p->error_rc : -EACCES;
 }
 
@@ -461,7 +468,7 @@ static int add_sources(struct s3_provider *p, char *err, size_t errlen)
 		int rc = table[i].make(&p->ctx, &s, why, sizeof(why));
 
 		if (rc == 1) {
-			snprintf(p->notes[1 + i], sizeof(p->notes[0]), "%s: %s", table[i].label, why);
+			snprintf(p->text->notes[1 + i], sizeof(p->text->notes[0]), "%s: %s", table[i].label, why);
 			continue;
 		}
 		if (rc != 0) {
@@ -506,13 +513,14 @@ static int new_dynamic(uv_loop_t *loop, const struct s3_provider_config *cfg,
 	if (p == NULL)
 		return -ENOMEM;
 	p->kind = PROV_DYNAMIC;
-	if (cfg->region != NULL && (p->region = strdup(cfg->region)) == NULL) {
+	if ((p->text = calloc(1, sizeof(*p->text))) == NULL ||
+	    (cfg->region != NULL && (p->region = strdup(cfg->region)) == NULL)) {
 		provider_free(p);
 		return -ENOMEM;
 	}
 	/* What the static sources said, first in the list of every source tried. */
 	static_why(why, sizeof(why));
-	snprintf(p->notes[0], sizeof(p->notes[0]),
+	snprintf(p->text->notes[0], sizeof(p->text->notes[0]),
 		 "access-key-id, LITESTREAM_ACCESS_KEY_ID, AWS_ACCESS_KEY_ID: not set; %s", why);
 	p->ctx.loop = loop;
 	p->ctx.region = p->region;
@@ -520,7 +528,7 @@ static int new_dynamic(uv_loop_t *loop, const struct s3_provider_config *cfg,
 	rc = add_sources(p, err, errlen);
 	if (rc == 0 && p->n_sources == 0) {
 		compose_error(p);
-		snprintf(err, errlen, "%s", p->error);
+		snprintf(err, errlen, "%s", p->text->error);
 		rc = -ENOENT;
 	}
 	if (rc == 0)
