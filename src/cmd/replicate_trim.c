@@ -4,10 +4,11 @@
  * Starting a thousand databases (a snapshot each, their uploads, the LIST
  * answers) and a SIGHUP that adds many leave megabytes of freed chunks
  * in glibc's arenas, which glibc keeps resident: with 300 databases on S3
- * the live heap was 16 MB and the anonymous RSS 36 MB. Once a minute (one
- * wake-up for the whole process, not per database) the free bytes are
- * read with mallinfo2 (first 10 s after the start)(), and past TRIM_FREE_MIN malloc_trim() returns the
- * free pages of every arena (madvise) to the kernel.
+ * the live heap was 16 MB and the anonymous RSS 36 MB. Ten seconds after
+ * the start and then once a minute (one wake-up for the whole process, not
+ * per database) the free bytes are read with mallinfo2(), and past
+ * TRIM_FREE_MIN malloc_trim() returns the free pages of every arena
+ * (madvise) to the kernel.
  */
 #include "cmd/replicate.h"
 #include "util/log.h"

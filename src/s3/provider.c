@@ -258,8 +258,8 @@ static void failed(struct s3_provider *p, int rc, const char *why)
 	p->failures++;
 	p->error_rc = rc == -ENOMEM ? rc : (p->in_use >= 0 ? -EACCES : -ENOENT);
 	if (p->in_use >= 0)
-		snprintf(p->text->error, sizeof(p->text->error), "cannot renew s3 credentials from %s: %s",
-			 p->sources[p->in_use]->name, why);
+		snprintf(p->text->error, sizeof(p->text->error),
+			 "cannot renew s3 credentials from %s: %s", p->sources[p->in_use]->name, why);
 	else
 		compose_error(p);
 	delay = s3_provider_retry_delay_ms(p->failures, left, jitter(p));
@@ -281,7 +281,8 @@ static void close_part(struct s3_provider *p);
 /* Records why source i gave nothing in this walk. */
 static void note_failure(struct s3_provider *p, size_t i, const char *why)
 {
-	snprintf(p->text->notes[p->slot_of[i]], sizeof(p->text->notes[0]), "%s: %s", p->sources[i]->label, why);
+	snprintf(p->text->notes[p->slot_of[i]], sizeof(p->text->notes[0]), "%s: %s",
+		 p->sources[i]->label, why);
 }
 
 /*
