@@ -613,7 +613,9 @@ def vm_rss_kib(pid):
         return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
 
 
-OUTAGE_S = 30  # each half of the one-minute outage
+# Each half of the one-minute outage; 10 s under the sanitizers, where the
+# gcc half already ran the full minute and the error paths are what counts.
+OUTAGE_S = 10 if os.environ.get("LITESTREAM_SANITIZERS") else 30
 WAL_CAP = 2000  # max-checkpoint-page-count of the outage test
 
 
@@ -679,8 +681,8 @@ def test_one_minute_outage(litestream_bin, run, tmp_path, s3_server, proxy):
     # The capped schedule: 5 attempts per operation (backoff 250 ms .. 4 s),
     # then the replica's own backoff (up to 10 s): about 20 a minute, never a storm.
     answered = [a for a in refused if a["action"] == "status"]
-    per_min = len(answered) * 60 / OUTAGE_S
-    assert 1 <= len(answered) and per_min <= 60, (per_min, refused[:20])
+    # At most about one a second (60 a minute), and a few more in a short run.
+    assert 1 <= len(answered) <= OUTAGE_S + 5, (len(answered), refused[:20])
     # The retry that ends the outage comes within the replica's capped backoff.
     assert recovered_s < 20, recovered_s
     # Checkpoints went on (the shadow WAL holds the backlog): the WAL never
