@@ -321,9 +321,18 @@ int walapply_segment(struct walapply *a, const char *path, uint64_t offset, uint
 			goto out;
 		}
 		if (!wal_frame_verify(&a->hdr, a->buf, a->cksum)) {
-			rc = fail(err, errlen, -EBADMSG,
-				  "%s: frame at offset %llu of wal index %08x: salt or checksum mismatch (corrupt)",
-				  name, (unsigned long long)(offset + pos), a->index);
+			/* A segment's first frame that does not continue the one before:
+			 * either object may be the bad one (a foreign segment that starts
+			 * an index is self-consistent), so name both. */
+			if (k == 0 && offset > 0 && a->last_name[0] != '\0')
+				rc = fail(err, errlen, -EBADMSG,
+					  "%s: frame at offset %llu of wal index %08x: salt or checksum mismatch: "
+					  "does not continue %s (one of the two is damaged or foreign)",
+					  name, (unsigned long long)(offset + pos), a->index, a->last_name);
+			else
+				rc = fail(err, errlen, -EBADMSG,
+					  "%s: frame at offset %llu of wal index %08x: salt or checksum mismatch (corrupt)",
+					  name, (unsigned long long)(offset + pos), a->index);
 			goto out;
 		}
 		f.pgno = wal_get_u32(a->buf);
