@@ -72,16 +72,24 @@ const char *db_pos_format(const struct db_pos *p, char *buf, size_t n)
  *      commit came in, our mark moves up to it and a second round
  *      backfills the few frames that arrived during the first.
  *
- * Until the WAL has restarted, the rounds are tried again after a short,
- * doubling pause (a writer's pause is when they succeed). Only at
- * max-checkpoint-page-count, against a writer that never pauses, does the
- * forced checkpoint take the write lock, for as long as copying and
- * backfilling the frames since the last round takes.
+ * A round succeeds when the writer pauses for longer than the round
+ * takes. So until the WAL has restarted, rounds are tried again after a
+ * pause that doubles from RETRY_MIN_MS to RETRY_ACTIVE_MS while the writer
+ * writes (each round backfills what came since the last, which keeps the
+ * next one short) and to RETRY_MAX_MS once it stopped; and a job runs
+ * QUIET_MS after a commit that no other followed: the writer paused, and a
+ * round now (short, as the last one was at most RETRY_ACTIVE_MS ago)
+ * usually ends before its next transaction begins, which then restarts
+ * the WAL. Only at max-checkpoint-page-count, against a writer that never
+ * pauses long enough, does the forced checkpoint take the write lock
+ * (forced_round()).
  */
 
 #define PASSIVE_ROUNDS 2
 #define RETRY_MIN_MS 10
+#define RETRY_ACTIVE_MS 100
 #define RETRY_MAX_MS 1000
+#define QUIET_MS 2
 
 static void note_sync(struct db_job *job, const struct shadow_sync_result *r)
 {
@@ -156,12 +164,13 @@ static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
 		/* The WAL restarted: the next checkpoint waits for new frames. */
 		db->checkpoint_pending = false;
 		db->checkpoint_backoff_ms = 0;
+		db->forced_retry_ms = 0;
 	}
 	/* The bound holds whatever the pacing: forced rounds 100 ms apart. */
 	if (cfg->max_checkpoint_page_count > 0 && frames >= (uint64_t)cfg->max_checkpoint_page_count &&
 	    clock_mono_ms() >= db->forced_retry_ms)
 		return CHECKPOINT_RESTART;
-	if (db->checkpoint_pending && clock_mono_ms() < db->checkpoint_retry_ms)
+	if (db->checkpoint_pending && clock_mono_ms() < db->checkpoint_retry_ms && !job->writer_paused)
 		return CHECKPOINT_NONE;
 	if (frames >= (uint64_t)cfg->min_checkpoint_page_count || (db->checkpoint_pending && frames > 0))
 		return CHECKPOINT_PASSIVE;
@@ -179,7 +188,7 @@ static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
  * held, so the application's own checkpoint (which makes ours answer BUSY
  * at once) ends soon: try again until the deadline.
  */
-static int passive_round(struct db *db, struct db_job *job, bool spin, bool *complete)
+static int passive_round(struct db *db, struct db_job *job, bool spin, bool *complete, int *done_out)
 {
 	int log = 0, done = 0, rc;
 
@@ -198,22 +207,81 @@ static int passive_round(struct db *db, struct db_job *job, bool spin, bool *com
 	if (rc != 0)
 		return rc;
 	LOG_DEBUG(db->path, NULL, "checkpoint: %d of %d frames backfilled", done, log);
+	if (done_out != NULL)
+		*done_out = done;
 	*complete = log > 0 && done == log;
 	if (*complete)
 		shadow_mark_backfilled(&db->shadow, (uint64_t)log);
 	return advance(db, job);
 }
 
-/* The write lock, for as long as the last frames take (see above). */
-static int forced_round(struct db *db, struct db_job *job, bool *complete)
+/*
+ * The write lock, for as long as the last frames take (see above): the
+ * bulk of the backfill runs before it, waiting out the application's own
+ * checkpoint if one is running, in unlocked rounds until few frames are
+ * left or they stop shrinking (a writer of large transactions), so that
+ * under the lock only the last commits are backfilled. If the writer
+ * committed a transaction larger than those just before we got the lock,
+ * let go at once and backfill it unlocked first, once: a writer without a
+ * busy timeout sees SQLITE_BUSY for every moment we hold the lock.
+ */
+#define FORCED_ROUNDS 4
+#define FORCED_LOCKED_FRAMES 256
+#define FORCED_DONE_MS 1000
+
+/* Frames the WAL holds beyond what the last round backfilled. */
+static uint64_t frames_left(const struct db *db, int done)
 {
+	uint64_t frames = shadow_frames(db);
+
+	return frames > (uint64_t)done ? frames - (uint64_t)done : 0;
+}
+
+static int unlocked_rounds(struct db *db, struct db_job *job, uint32_t index, bool *complete, int *done)
+{
+	uint64_t left = UINT64_MAX;
 	int rc;
 
-	db_conn_busy_for(&db->conn, BUSY_FORCED_LOCK_MS);
-	if ((rc = db_conn_write_lock(&db->conn, job->err, sizeof(job->err))) != 0)
-		return rc;
-	if ((rc = advance(db, job)) == 0)
-		rc = passive_round(db, job, true, complete);
+	for (int u = 0; u < FORCED_ROUNDS; u++) {
+		uint64_t last = left;
+		db_conn_busy_for(&db->conn, BUSY_FORCED_LOCK_MS);
+		if ((rc = passive_round(db, job, true, complete, done)) != 0 || db->shadow.index != index)
+			return rc;
+		left = frames_left(db, *done);
+		if (left <= FORCED_LOCKED_FRAMES || left > last / 2)
+			break;
+	}
+	return 0;
+}
+
+static int forced_round(struct db *db, struct db_job *job, bool *complete)
+{
+	uint32_t index = db->shadow.index;
+	uint64_t left = 0;
+	int done = 0, rc;
+
+	for (int t = 0;; t++) {
+		if ((rc = unlocked_rounds(db, job, index, complete, &done)) != 0)
+			return rc;
+		if (db->shadow.index != index)
+			return 0; /* the application restarted the WAL meanwhile */
+		if (t == 0)
+			left = frames_left(db, done);
+		db_conn_busy_for(&db->conn, BUSY_FORCED_LOCK_MS);
+		if ((rc = db_conn_write_lock(&db->conn, job->err, sizeof(job->err))) != 0)
+			return rc;
+		if ((rc = advance(db, job)) != 0)
+			break;
+		if (db->shadow.index != index) {
+			*complete = true;
+			break;
+		}
+		if (t > 0 || frames_left(db, done) <= 2 * left + FORCED_LOCKED_FRAMES) {
+			rc = passive_round(db, job, true, complete, NULL);
+			break;
+		}
+		db_conn_write_unlock(&db->conn);
+	}
 	db_conn_write_unlock(&db->conn);
 	return rc;
 }
@@ -221,17 +289,20 @@ static int forced_round(struct db *db, struct db_job *job, bool *complete)
 /*
  * After a round the WAL restarts only once the application writes after
  * a pause (see above): until the shadow WAL moves to the next index, try
- * again after a pause that doubles from RETRY_MIN_MS to RETRY_MAX_MS, so
- * that a short pause of the writer is caught soon and a writer that never
- * pauses costs about one round a second.
+ * again after a pause that doubles from RETRY_MIN_MS to RETRY_ACTIVE_MS
+ * (the writer writes: about ten rounds a second, each backfilling what
+ * SQLite's own checkpoints would) or RETRY_MAX_MS (it stopped, and a
+ * reader of the application's holds old frames: one round a second).
  */
 static void checkpoint_paced(struct db *db, bool complete)
 {
+	int64_t cap = db->wal_growing ? RETRY_ACTIVE_MS : RETRY_MAX_MS;
+
 	db->checkpoint_pending = true;
 	db->checkpoint_complete = complete;
 	db->checkpoint_index = db->shadow.index;
 	db->checkpoint_backoff_ms = db->checkpoint_backoff_ms == 0 ? RETRY_MIN_MS
-				    : db->checkpoint_backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+				    : db->checkpoint_backoff_ms * 2 > cap ? cap
 				    : db->checkpoint_backoff_ms * 2;
 	db->checkpoint_retry_ms = clock_mono_ms() + db->checkpoint_backoff_ms;
 }
@@ -242,8 +313,8 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 	/* Step 1: our mark up to the newest commit (it may rest on mark 0). */
 	int rc = advance(db, job);
 
-	for (int i = 0; i < PASSIVE_ROUNDS && !complete && rc == 0; i++)
-		rc = passive_round(db, job, false, &complete);
+	for (int i = 0; i < PASSIVE_ROUNDS && !complete && rc == 0 && mode == CHECKPOINT_PASSIVE; i++)
+		rc = passive_round(db, job, false, &complete, NULL);
 	/*
 	 * A complete PASSIVE round is no proof that the WAL will restart: a
 	 * writer that never pauses is inside its next transaction already,
@@ -252,9 +323,10 @@ static int checkpoint(struct db *db, struct db_job *job, enum db_checkpoint_mode
 	 */
 	if (rc == 0 && mode != CHECKPOINT_PASSIVE) {
 		rc = forced_round(db, job, &complete);
-		/* A reader of the application's holds old frames: pause briefly. */
-		if (!complete)
-			db->forced_retry_ms = clock_mono_ms() + 100;
+		/* Complete: the writer's next transaction restarts the WAL, which
+		 * the shadow sees a moment later: no second lock meanwhile. A
+		 * reader of the application's holds old frames: pause briefly. */
+		db->forced_retry_ms = clock_mono_ms() + (complete ? FORCED_DONE_MS : 100);
 	}
 	checkpoint_paced(db, complete);
 	return rc;
@@ -269,9 +341,13 @@ static void job_fill_pos(struct db *db, struct db_job *job)
 	job->pos.offset = db->shadow.size;
 	if (stat(db->path, &st) == 0)
 		job->db_size = (uint64_t)st.st_size;
-	/* Complete: the application's next write restarts the WAL and wakes us. */
-	if (db->checkpoint_pending && !db->checkpoint_complete)
+	/* Complete: the application's next write restarts the WAL and wakes us;
+	 * a writer that just committed is looked at again QUIET_MS later. */
+	if (db->checkpoint_pending && (!db->checkpoint_complete || db->wal_growing)) {
 		job->retry_in_ms = db->checkpoint_retry_ms - clock_mono_ms();
+		if (db->wal_growing && job->retry_in_ms > QUIET_MS)
+			job->retry_in_ms = QUIET_MS;
+	}
 }
 
 /*
@@ -381,6 +457,9 @@ static void job_run(struct db *db, struct db_job *job)
 		job->rc = rc;
 		return;
 	}
+	/* Nothing new QUIET_MS after a commit: the writer paused (see above). */
+	job->writer_paused = job->copied == 0 && db->wal_growing;
+	db->wal_growing = job->copied > 0;
 	job->page_size = db->shadow.hdr.page_size ? db->shadow.hdr.page_size : db->conn.page_size;
 	if (job->may_checkpoint && !job->final) {
 		enum db_checkpoint_mode mode = checkpoint_due(db, job);

@@ -154,7 +154,8 @@ struct db {
 	/*
 	 * Checkpoint pacing: after a checkpoint in shadow index
 	 * checkpoint_index, until the WAL restarts, the next is tried at
-	 * checkpoint_retry_ms, a pause that doubles from 10 ms to 1 s (db.c).
+	 * checkpoint_retry_ms, a pause that doubles from 10 ms to 100 ms
+	 * while the writer writes, to 1 s once it stopped (db.c).
 	 */
 	bool checkpoint_pending;
 	bool checkpoint_complete;  /* the last round left the WAL fully backfilled */
@@ -162,6 +163,7 @@ struct db {
 	int64_t checkpoint_backoff_ms;
 	int64_t checkpoint_retry_ms;
 	int64_t forced_retry_ms;   /* no forced checkpoint before (one left a reader behind) */
+	bool wal_growing;          /* the last job copied new frames */
 
 	/* Loop-owned. */
 	enum db_state state;

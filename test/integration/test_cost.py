@@ -210,6 +210,60 @@ def test_no_busy_for_a_writer_without_timeout(litestream_bin, run, tmp_path):
     assert_same(db, tmp_path / "restored.db")
 
 
+PAUSING_BURSTS_WRITER = r"""
+import os, sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+busy, blob, end = 0, os.urandom(64 * 1024), time.time() + float(sys.argv[2])
+def do(sql, *args):
+    global busy
+    while True:
+        try:
+            return conn.execute(sql, *args)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            busy += 1
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            time.sleep(0.001)
+while time.time() < end:
+    do("BEGIN IMMEDIATE")
+    for _ in range(40):    # 2.5 MiB
+        conn.execute("INSERT INTO t (writer, n, payload) VALUES (5, 0, ?)", (blob,))
+    do("COMMIT")
+    for i in range(20):
+        do("INSERT INTO t (writer, n, payload) VALUES (5, ?, x'05')", (i,))
+    time.sleep(0.05)
+print(busy)
+"""
+
+
+@pytest.mark.timing
+def test_bursts_with_pauses_restart_without_the_write_lock(litestream_bin, run, tmp_path):
+    """Large transactions between single-row commits, a 50 ms pause after
+    each group, no busy timeout: the rounds that run when the writer
+    pauses restart the WAL (several indexes, the -wal file within
+    2 x min-checkpoint-page-count pages plus a transaction), never at
+    max-checkpoint-page-count under the write lock: no SQLITE_BUSY."""
+    db, replica = tmp_path / "app.db", tmp_path / "replica"
+    make_db(db)
+    rep = Replicator(litestream_bin, [db, f"file://{replica}"], tmp_path / "log")
+    wait_for(lambda: has_snapshot(replica), what="first snapshot")
+    peak = WalPeak(db)
+    peak.start()
+    out = subprocess.run([sys.executable, "-c", PAUSING_BURSTS_WRITER, str(db), "5"], check=True,
+                         timeout=120, capture_output=True, text=True).stdout
+    wal_peak = peak.stop()
+    assert rep.stop() == 0, rep.text()
+    assert int(out.strip()) == 0, f"the writer got SQLITE_BUSY {out.strip()} times"
+    indexes = {(g, i) for g, i, _ in replica_segments(replica)}
+    assert len(indexes) >= 5, f"only {len(indexes)} WAL indexes"
+    limit = 2 * 1000 * FRAME + 48 * 64 * 1024
+    assert wal_peak <= limit, f"-wal peaked at {wal_peak} bytes, limit {limit}"
+    restore(run, f"file://{replica}", tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
 def cut_shadow_tail(db, frames):
     meta = os.path.join(os.path.dirname(db), "." + os.path.basename(db) + "-litestream")
     gen = open(os.path.join(meta, "generation")).read().strip()
