@@ -67,7 +67,8 @@ struct age_writer {
 	uint64_t written;         /* bytes given to the sink */
 };
 
-/* Writes the header for k's recipients (at least one). 0 or -errno. */
+/* Writes the header for k's recipients (at least one), one made ahead by
+ * age_keys_prepare() if there is one. 0 or -errno. */
 int age_writer_begin(struct age_writer *w, const struct age_keys *k, age_write_fn fn, void *ctx);
 /* ctx is the struct age_writer. */
 int age_writer_write(void *ctx, const void *buf, size_t n);
@@ -117,5 +118,30 @@ int age_header_make(const struct age_keys *k, const uint8_t file_key[AGE_FILE_KE
  */
 int age_header_open(const uint8_t *buf, size_t len, const struct age_keys *k, size_t *hdr_len,
 		    uint8_t file_key[AGE_FILE_KEY_LEN], char *err, size_t errlen);
+
+/*
+ * Headers made ahead (age_ready.c): a fresh file key and the header that
+ * wraps it for every recipient, each for one object only.
+ */
+struct age_prepared {
+	uint8_t file_key[AGE_FILE_KEY_LEN];
+	char *hdr;
+	size_t n;
+};
+
+/* Makes one now. 0 or -errno. */
+int age_prepared_make(const struct age_keys *k, struct age_prepared *p);
+/* Wipes the key and frees the header. */
+void age_prepared_wipe(struct age_prepared *p);
+/* Takes one made ahead into *p: false when there is none. */
+bool age_ready_take(const struct age_keys *k, struct age_prepared *p);
+/* Whether age_keys_prepare() would make any (k has recipients, fewer than
+ * two are ready, none are being made). */
+bool age_keys_want_prepare(const struct age_keys *k);
+/* Makes headers until two are ready (blocking: the threadpool). 0 or -errno. */
+int age_keys_prepare(const struct age_keys *k);
+
+struct age_ready *age_ready_new(void);
+void age_ready_free(struct age_ready *q);
 
 #endif

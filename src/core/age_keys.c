@@ -4,6 +4,7 @@
  * a key, anything else a path.
  */
 #include "core/age_keys.h"
+#include "core/age.h"
 
 #include "util/bech32.h"
 
@@ -242,6 +243,10 @@ int age_keys_new(const char *recipients, const char *identities, struct age_keys
 		age_keys_free(k);
 		return 0;
 	}
+	if (rc == 0 && k->n_recipients > 0 && (k->ready = age_ready_new()) == NULL) {
+		snprintf(err, errlen, "age keys: out of memory");
+		rc = -ENOMEM;
+	}
 	if (rc != 0) {
 		age_keys_free(k);
 		return rc;
@@ -257,5 +262,6 @@ void age_keys_free(struct age_keys *k)
 	free(k->recipients);
 	OPENSSL_secure_clear_free(k->identities, k->n_identities * AGE_KEY_LEN);
 	free(k->identity_pubs);
+	age_ready_free(k->ready);
 	free(k);
 }

@@ -14,7 +14,8 @@
  * never echo a secret. The secrets are wiped when the keys are freed.
  *
  * Ownership: age_keys_new() returns a struct the caller frees with
- * age_keys_free(); after that it is read-only and any thread may use it.
+ * age_keys_free(); after that it is read-only and any thread may use it
+ * (but for the pool of headers made ahead, which has its own lock).
  */
 #ifndef LITESTREAM_AGE_KEYS_H
 #define LITESTREAM_AGE_KEYS_H
@@ -24,12 +25,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct age_ready;
+
 struct age_keys {
 	uint8_t (*recipients)[AGE_KEY_LEN]; /* public keys */
 	size_t n_recipients;
 	uint8_t (*identities)[AGE_KEY_LEN]; /* secret scalars */
 	uint8_t (*identity_pubs)[AGE_KEY_LEN]; /* their public keys (the stanza's salt) */
 	size_t n_identities;
+	struct age_ready *ready; /* headers made ahead (age.h); NULL without recipients */
 };
 
 /*

@@ -27,9 +27,8 @@ static int payload_key(const uint8_t file_key[AGE_FILE_KEY_LEN], const uint8_t n
 
 int age_writer_begin(struct age_writer *w, const struct age_keys *k, age_write_fn fn, void *ctx)
 {
-	uint8_t file_key[AGE_FILE_KEY_LEN], nonce[AGE_STREAM_NONCE_LEN];
-	char *hdr = NULL;
-	size_t n = 0;
+	uint8_t nonce[AGE_STREAM_NONCE_LEN];
+	struct age_prepared p = {{0}, NULL, 0};
 	int rc;
 
 	memset(w, 0, sizeof(*w));
@@ -41,15 +40,15 @@ int age_writer_begin(struct age_writer *w, const struct age_keys *k, age_write_f
 	w->sealed = malloc(SEALED_CHUNK);
 	if (w->plain == NULL || w->sealed == NULL)
 		return -ENOMEM;
-	if ((rc = age_random(file_key, sizeof(file_key))) != 0 || (rc = age_random(nonce, sizeof(nonce))) != 0 ||
-	    (rc = age_header_make(k, file_key, &hdr, &n)) != 0 || (rc = payload_key(file_key, nonce, w->key)) != 0)
+	if (!age_ready_take(k, &p) && (rc = age_prepared_make(k, &p)) != 0)
+		return rc;
+	if ((rc = age_random(nonce, sizeof(nonce))) != 0 || (rc = payload_key(p.file_key, nonce, w->key)) != 0)
 		goto out;
-	if ((rc = fn(ctx, hdr, n)) != 0 || (rc = fn(ctx, nonce, sizeof(nonce))) != 0)
+	if ((rc = fn(ctx, p.hdr, p.n)) != 0 || (rc = fn(ctx, nonce, sizeof(nonce))) != 0)
 		goto out;
-	w->written = n + sizeof(nonce);
+	w->written = p.n + sizeof(nonce);
 out:
-	OPENSSL_cleanse(file_key, sizeof(file_key));
-	free(hdr);
+	age_prepared_wipe(&p);
 	return rc;
 }
 

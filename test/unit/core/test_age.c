@@ -396,6 +396,62 @@ static void test_round_trips(void **state)
 		round_trip(sizes[i]);
 }
 
+/* Encrypts 1000 bytes for the KAT recipient into *m. */
+static void encrypt_one(struct age_keys *k, struct mem *m)
+{
+	struct age_writer w;
+	uint8_t *plain = pattern(1000);
+	uint64_t written = 0;
+
+	assert_int_equal(age_writer_begin(&w, k, mem_write, m), 0);
+	assert_int_equal(age_writer_write(&w, plain, 1000), 0);
+	assert_int_equal(age_writer_end(&w, &written), 0);
+	free(plain);
+}
+
+/* Headers made ahead: two are ready, each taken once with its own file
+ * key, and the files written with them decrypt; once they are taken the
+ * writer makes its own. */
+static void test_headers_made_ahead(void **state)
+{
+	struct age_keys *k = NULL;
+	struct mem m[3] = {{0}};
+	char err[512];
+	uint8_t *out;
+	size_t n;
+
+	assert_int_equal(age_keys_new(KAT_RECIPIENT, NULL, &k, err, sizeof(err)), 0);
+	assert_true(age_keys_want_prepare(k));
+	assert_int_equal(age_keys_prepare(k), 0);
+	assert_false(age_keys_want_prepare(k));
+	for (int i = 0; i < 3; i++)
+		encrypt_one(k, &m[i]);
+	assert_true(age_keys_want_prepare(k));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(decrypt(&m[i], KAT_IDENTITY, &out, &n, err), 0);
+		assert_int_equal(n, 1000);
+		free(out);
+		free(m[i].p);
+	}
+	/* Each taken once, with its own file key. */
+	struct age_prepared a, b, c;
+	assert_int_equal(age_keys_prepare(k), 0);
+	assert_true(age_ready_take(k, &a));
+	assert_true(age_ready_take(k, &b));
+	assert_false(age_ready_take(k, &c));
+	assert_memory_not_equal(a.file_key, b.file_key, sizeof(a.file_key));
+	assert_true(a.n > strlen(AGE_MAGIC) && memcmp(a.hdr, AGE_MAGIC, strlen(AGE_MAGIC)) == 0);
+	age_prepared_wipe(&a);
+	age_prepared_wipe(&b);
+	assert_null(a.hdr);
+	age_keys_free(k);
+	/* Identities only: nothing to make. */
+	assert_int_equal(age_keys_new(NULL, KAT_IDENTITY, &k, err, sizeof(err)), 0);
+	assert_false(age_keys_want_prepare(k));
+	assert_int_equal(age_keys_prepare(k), 0);
+	age_keys_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -411,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_kat_two_chunks),
 		cmocka_unit_test(test_damage),
 		cmocka_unit_test(test_round_trips),
+		cmocka_unit_test(test_headers_made_ahead),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
