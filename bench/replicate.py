@@ -3,6 +3,7 @@
 
     python3 bench/replicate.py --bin PATH/TO/litestream [--quick] [--tmpdir DIR]
         [--compare OTHER_LITESTREAM]... [--speedtest1 PATH/TO/speedtest1] [--age]
+        [--lag-rounds N]
 
 Runs a fixed, deterministic workload on a fresh database each time: once
 without the sidecar (baseline) and once with `litestream replicate DB
@@ -890,7 +891,23 @@ def run_lag(work, binary, params):
         "max_ms": lags[-1] if lags else None,
         "mean_ms": statistics.fmean(lags) if lags else None,
         "rows": summary["t_rows"], "restore_s": restore_s, "sidecar_problems": problems,
+        "lags_ms": lags,
     }
+
+
+def pool_lags(rounds):
+    """One lag result from several rounds of run_lag: their samples pooled."""
+    lags = sorted(x for r in rounds for x in r["lags_ms"])
+    out = dict(rounds[-1])
+    out.update({
+        "samples": len(lags), "skipped": sum(r["skipped"] for r in rounds),
+        "timeouts": sum(r["timeouts"] for r in rounds),
+        "p50_ms": percentile(lags, 50), "p99_ms": percentile(lags, 99),
+        "max_ms": lags[-1] if lags else None,
+        "mean_ms": statistics.fmean(lags) if lags else None,
+        "sidecar_problems": [p for r in rounds for p in r["sidecar_problems"]], "lags_ms": lags,
+    })
+    return out
 
 
 def run_fsync(work, binary, params):
@@ -1265,6 +1282,8 @@ def main():
                     help="run SQLite's speedtest1 beside each sidecar (a phase; off by default)")
     ap.add_argument("--quick", action="store_true", help="about 10x smaller workload (smoke run)")
     ap.add_argument("--tmpdir", default=None, help="where to make temp dirs (default: $TMPDIR or /tmp)")
+    ap.add_argument("--lag-rounds", type=int, default=1, metavar="N",
+                    help="run the lag phase N times, the binaries taking turns, and pool the samples")
     ap.add_argument("--age", action="store_true",
                     help="also run our sidecar phases with an age-encrypted replica (needs age-keygen)")
     args = ap.parse_args()
@@ -1356,9 +1375,17 @@ def main():
                     print(f"  interop {r.split(':')[0]}: {olabel} restore of the replica of "
                           f"{b['label']}{'' if r == 'ok' else ': ' + r}", flush=True)
 
-        heading("commit-to-replica lag")
+        heading("commit-to-replica lag" + (f", {args.lag_rounds} rounds taking turns"
+                                           if args.lag_rounds > 1 else ""))
+        # Rounds take turns between the binaries, so that a drift of the
+        # machine (another job's disk writes) falls on all of them alike.
+        for r in range(args.lag_rounds):
+            for b in bins:
+                got = phase(b, "lag_round", "lag", lambda d: run_lag(d, b["path"], params))
+                b.setdefault("lag_rounds", []).append(got)
         for b in bins:
-            lag = phase(b, "lag", "lag", lambda d: run_lag(d, b["path"], params))
+            rounds = [x for x in b.pop("lag_rounds", []) if x is not None]
+            b["lag"] = lag = pool_lags(rounds) if rounds and len(rounds) == args.lag_rounds else None
             if lag:
                 print(f"  {b['label']:<{lw}} p50 {fmt(lag['p50_ms'], '.1f')} ms, p99 "
                       f"{fmt(lag['p99_ms'], '.1f')} ms, {lag['samples']} samples", flush=True)
