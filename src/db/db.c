@@ -174,7 +174,8 @@ static enum db_checkpoint_mode checkpoint_due(struct db *db, struct db_job *job)
 		return CHECKPOINT_NONE;
 	if (frames >= (uint64_t)cfg->min_checkpoint_page_count || (db->checkpoint_pending && frames > 0))
 		return CHECKPOINT_PASSIVE;
-	if (cfg->checkpoint_interval_ms > 0 && frames > 1 && stat(db->path, &st) == 0) {
+	/* An idle WAL that the last round backfilled whole: nothing to do. */
+	if (cfg->checkpoint_interval_ms > 0 && frames > 1 && !db->shadow.complete && stat(db->path, &st) == 0) {
 		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 		int64_t last = mtime > job->last_checkpoint_ms ? mtime : job->last_checkpoint_ms;
 		if (clock_wall_ms() - last >= cfg->checkpoint_interval_ms)
@@ -339,6 +340,7 @@ static void job_fill_pos(struct db *db, struct db_job *job)
 	snprintf(job->pos.generation, sizeof(job->pos.generation), "%s", db->shadow.generation);
 	job->pos.index = db->shadow.index;
 	job->pos.offset = db->shadow.size;
+	job->wal_backfilled = db->shadow.complete;
 	if (stat(db->path, &st) == 0)
 		job->db_size = (uint64_t)st.st_size;
 	/* Complete: the application's next write restarts the WAL and wakes us;
@@ -479,6 +481,10 @@ static void job_run(struct db *db, struct db_job *job)
 		if (rc != 0)
 			LOG_WARN_ERR(db->path, NULL, strerror(-rc), "cannot remove shipped shadow wal files");
 	}
+	/* Idle (the loop asked): the spare connection goes until it is needed. */
+	if (job->close_spare && job->copied == 0 && !(db->checkpoint_pending && !db->checkpoint_complete))
+		db_conn_spare_close(&db->conn);
+	job->spare_open = db_conn_spare_open(&db->conn);
 	if (job->final && (rc = shadow_flush(&db->shadow)) != 0)
 		LOG_WARN_ERR(db->path, NULL, strerror(-rc), "fsync shadow wal");
 	job_fill_pos(db, job);

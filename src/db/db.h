@@ -199,6 +199,10 @@ struct db {
 	uv_timer_t monitor_timer;
 	struct db_files_stat monitor_seen; /* at the last tick that asked for a sync */
 	bool monitor_seen_valid;
+	bool wal_backfilled;       /* the last job saw the WAL fully backfilled, all of it shadowed */
+	bool spare_open;           /* the spare read connection is open (db_conn.h) */
+	bool spare_close_wanted;   /* the next job closes it */
+	int64_t last_active_ms;    /* the last job that copied frames (monotonic) */
 	uv_timer_t turn_timer;     /* the next sync: at the next loop turn, or a checkpoint retry */
 	int64_t turn_due_ms;       /* when turn_timer fires, while active (monotonic) */
 	int64_t last_start_ms;     /* when the last sync job started (monotonic) */

@@ -6,7 +6,12 @@
  * checkpoint's write lock. A checkpoint runs on whichever read connection
  * has no transaction at the moment: SQLite refuses to checkpoint from a
  * connection with an open transaction, and the checkpoint then stops at
- * our own read mark, which is what keeps it behind the shadow WAL.
+ * our own read mark, which is what keeps it behind the shadow WAL. That
+ * spare connection is opened (spare()) when a read transaction or a
+ * checkpoint first needs it and closed while the database is idle; SQLite keeps
+ * the file's POSIX locks across the close (its descriptor waits for reuse
+ * while another connection of ours holds a lock), so the read transaction
+ * on the other one is never let go.
  */
 #include "db/db_conn.h"
 #include "util/clock.h"
@@ -105,7 +110,7 @@ void db_conn_init(struct db_conn *c, const char *path)
 
 bool db_conn_is_open(const struct db_conn *c)
 {
-	return c->rconn[0] != NULL;
+	return c->rconn[0] != NULL || c->rconn[1] != NULL;
 }
 
 static int open_one(struct db_conn *c, sqlite3 **out, char *err, size_t errlen)
@@ -170,6 +175,38 @@ static void read_end(struct db_conn *c, int i)
 	sqlite3_exec(c->rconn[i], "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* rconn[i], opened if it is the spare and closed; it has opened the WAL
+ * (a checkpoint on a connection that never read would not see it). */
+static int spare(struct db_conn *c, int i, char *err, size_t errlen)
+{
+	int rc;
+
+	if (c->rconn[i] != NULL)
+		return 0;
+	if ((rc = open_one(c, &c->rconn[i], err, errlen)) != 0 || (rc = read_begin(c, i, err, errlen)) != 0) {
+		sqlite3_close(c->rconn[i]);
+		c->rconn[i] = NULL;
+		return rc;
+	}
+	read_end(c, i);
+	return 0;
+}
+
+void db_conn_spare_close(struct db_conn *c)
+{
+	int i = 1 - c->reader;
+
+	if (c->reader < 0 || c->next >= 0 || c->rconn[i] == NULL)
+		return;
+	sqlite3_close(c->rconn[i]);
+	c->rconn[i] = NULL;
+}
+
+bool db_conn_spare_open(const struct db_conn *c)
+{
+	return c->reader >= 0 && c->rconn[1 - c->reader] != NULL;
+}
+
 int db_conn_open(struct db_conn *c, char *err, size_t errlen)
 {
 	char ps[16];
@@ -181,17 +218,14 @@ int db_conn_open(struct db_conn *c, char *err, size_t errlen)
 		return -errno;
 	}
 	db_conn_busy_for(c, 1000);
-	/* The write connection waits for the first forced checkpoint (db_conn_write_lock()):
-	 * most of a thousand databases never need one, nor its two descriptors. */
-	if ((rc = open_one(c, &c->rconn[0], err, errlen)) != 0 ||
-	    (rc = open_one(c, &c->rconn[1], err, errlen)) != 0 || (rc = ensure_wal(c, err, errlen)) != 0 ||
+	/* The write connection waits for the first forced checkpoint (db_conn_write_lock()),
+	 * the spare read connection for the first checkpoint or new read transaction
+	 * (spare()): most of a thousand databases never need the one, nor, when idle,
+	 * the other (their memory and descriptors). */
+	if ((rc = open_one(c, &c->rconn[0], err, errlen)) != 0 || (rc = ensure_wal(c, err, errlen)) != 0 ||
 	    (rc = query_text(c->rconn[0], "PRAGMA page_size", ps, sizeof(ps), err, errlen)) != 0)
 		goto fail;
 	c->page_size = (uint32_t)strtoul(ps, NULL, 10);
-	/* Both read connections open the WAL now, so either can checkpoint. */
-	if ((rc = read_begin(c, 1, err, errlen)) != 0)
-		goto fail;
-	read_end(c, 1);
 	if ((rc = read_begin(c, 0, err, errlen)) != 0)
 		goto fail;
 	c->reader = 0;
@@ -226,7 +260,7 @@ int db_conn_read_hold(struct db_conn *c, char *err, size_t errlen)
 	if (c->reader >= 0)
 		return 0;
 	db_conn_busy_for(c, 1000);
-	if ((rc = read_begin(c, 0, err, errlen)) != 0)
+	if ((rc = spare(c, 0, err, errlen)) != 0 || (rc = read_begin(c, 0, err, errlen)) != 0)
 		return rc;
 	c->reader = 0;
 	return 0;
@@ -238,7 +272,7 @@ int db_conn_read_take(struct db_conn *c, char *err, size_t errlen)
 	int rc;
 
 	db_conn_busy_for(c, 1000);
-	if ((rc = read_begin(c, i, err, errlen)) != 0)
+	if ((rc = spare(c, i, err, errlen)) != 0 || (rc = read_begin(c, i, err, errlen)) != 0)
 		return rc;
 	c->next = i;
 	return 0;
@@ -260,10 +294,13 @@ void db_conn_read_settle(struct db_conn *c, bool keep_new)
 
 int db_conn_checkpoint(struct db_conn *c, int *log, int *done, char *err, size_t errlen)
 {
-	sqlite3 *s = c->rconn[c->reader < 0 ? 0 : 1 - c->reader];
-	int rc;
+	int i = c->reader < 0 ? 0 : 1 - c->reader, rc;
+	sqlite3 *s;
 
 	*log = *done = 0;
+	if ((rc = spare(c, i, err, errlen)) != 0)
+		return rc;
+	s = c->rconn[i];
 	rc = sqlite3_wal_checkpoint_v2(s, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "checkpoint: %s", sqlite3_errmsg(s));

@@ -37,6 +37,10 @@ static void publish(struct db *db, struct db_job *job)
 	db->pos = job->pos;
 	db->pos_valid = true;
 	db->page_size = job->page_size;
+	db->wal_backfilled = job->wal_backfilled;
+	db->spare_open = job->spare_open;
+	if (job->copied > 0)
+		db->last_active_ms = clock_mono_ms();
 	db->stats.db_size = job->db_size;
 	db->stats.wal_size = job->wal_size;
 	db->stats.total_wal_bytes += job->copied;
@@ -194,6 +198,8 @@ static void start_job(struct db *db)
 	job->requested = db->checkpoint_wanted;
 	job->checkpointed = CHECKPOINT_NONE; /* calloc's 0 is CHECKPOINT_PASSIVE */
 	job->may_checkpoint = db_checkpoint_allowed(db);
+	job->close_spare = db->spare_close_wanted;
+	db->spare_close_wanted = false;
 	job->last_checkpoint_ms = db->last_checkpoint_ms;
 	snprintf(job->new_generation_reason, sizeof(job->new_generation_reason), "%s",
 		 db->new_generation_reason);
@@ -329,9 +335,23 @@ static void files_stat(const struct db *db, struct db_files_stat *out)
  * pair, not a sync job on the threadpool: a thousand idle databases
  * would otherwise wake the threadpool a thousand times a second. Still
  * synced: one that changed, one with requests pending, a failed one
- * retrying, and one whose WAL holds frames while its checkpoint-interval
- * may have passed (the job decides).
+ * retrying, and one whose WAL holds frames not yet backfilled while its
+ * checkpoint-interval may have passed (the job decides). One idle for
+ * SPARE_IDLE_MS gets one job that closes its spare read connection.
+ *
+ * The ticks of all databases fall on the same instant of the interval (a
+ * multiple of it on the loop's clock), also for those added at runtime:
+ * the loop wakes once a second for a thousand databases, not a thousand
+ * times (each wake-up costs more than the stat pair; measured: 0.8 % of a
+ * core with one instant, 1.3 % with ten).
  */
+#define SPARE_IDLE_MS 10000
+
+static uint64_t monitor_first_delay(const struct db *db, uint64_t every)
+{
+	return every - uv_now(db->loop) % every;
+}
+
 static void on_monitor(uv_timer_t *t)
 {
 	struct db *db = t->data;
@@ -343,9 +363,13 @@ static void on_monitor(uv_timer_t *t)
 	    db->stats.last_error[0] == '\0' && !db->sync_wanted &&
 	    db->checkpoint_wanted == CHECKPOINT_NONE && db->new_generation_reason[0] == '\0' &&
 	    db->image_path == NULL &&
-	    (now.wal_size <= 32 || interval <= 0 ||
+	    (now.wal_size <= 32 || interval <= 0 || db->wal_backfilled ||
 	     clock_wall_ms() - db->last_checkpoint_ms < interval)) {
 		db->stats.idle_ticks++;
+		if (db->spare_open && clock_mono_ms() - db->last_active_ms >= SPARE_IDLE_MS) {
+			db->spare_close_wanted = true;
+			db_request_sync(db);
+		}
 		return;
 	}
 	db->monitor_seen = now;
@@ -365,6 +389,7 @@ int db_init(struct db *db, uv_loop_t *loop, const struct db_config *cfg)
 	db->checkpoint_wanted = CHECKPOINT_NONE;
 	db->state = DB_RUNNING;
 	db->last_checkpoint_ms = clock_wall_ms();
+	db->last_active_ms = clock_mono_ms();
 	if ((rc = shadow_init(&db->shadow, cfg->path)) != 0)
 		return rc;
 	if ((db->tmp_dir = shadow_tmp_dir(&db->shadow)) == NULL) {
@@ -396,9 +421,10 @@ int db_start(struct db *db)
 	uv_timer_init(db->loop, &db->monitor_timer);
 	db->monitor_timer.data = db;
 	db->open_handles++;
-	if (db->cfg->monitor_interval_ms > 0)
-		uv_timer_start(&db->monitor_timer, on_monitor, (uint64_t)db->cfg->monitor_interval_ms,
-			       (uint64_t)db->cfg->monitor_interval_ms);
+	if (db->cfg->monitor_interval_ms > 0) {
+		uint64_t every = (uint64_t)db->cfg->monitor_interval_ms;
+		uv_timer_start(&db->monitor_timer, on_monitor, monitor_first_delay(db, every), every);
+	}
 	uv_timer_init(db->loop, &db->turn_timer);
 	db->turn_timer.data = db;
 	db->open_handles++;

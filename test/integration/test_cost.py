@@ -264,6 +264,53 @@ def test_bursts_with_pauses_restart_without_the_write_lock(litestream_bin, run, 
     assert_same(db, tmp_path / "restored.db")
 
 
+def wal_descriptors(pid, db):
+    """How many of the process's descriptors are open on the -wal file."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}") == f"{db}-wal"
+        except OSError:
+            pass
+    return n
+
+
+def test_idle_database_keeps_one_connection(litestream_bin, run, tmp_path):
+    """An idle database holds one SQLite connection (one -wal descriptor):
+    the second, which takes over the read transaction and checkpoints, opens
+    when the database is written and closes after 10 s without a commit;
+    opened again, its checkpoints still restart the WAL."""
+    db, replica = tmp_path / "app.db", tmp_path / "replica"
+    make_db(db)
+    conf = write_config(tmp_path, db, replica, min_checkpoint_page_count=50)
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
+    wait_for(lambda: has_snapshot(replica), what="first snapshot")
+    pid = rep.proc.pid
+    assert wal_descriptors(pid, db) == 1, "a database never written needs one connection"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def write_and_restart():
+        indexes = len({(g, i) for g, i, _ in replica_segments(replica)})
+        for i in range(60):
+            conn.execute("INSERT INTO t (writer, n, payload) VALUES (6, ?, ?)", (i, os.urandom(3000)))
+        wait_for(lambda: wal_descriptors(pid, db) == 2, what="the second connection")
+
+        def restarted():
+            # The write after the checkpoint restarts the WAL (a new index).
+            conn.execute("INSERT INTO t (writer, n, payload) VALUES (6, -1, x'06')")
+            return len({(g, i) for g, i, _ in replica_segments(replica)}) > indexes
+        wait_for(restarted, interval=0.2, what="a WAL restart after the checkpoint")
+
+    write_and_restart()
+    wait_for(lambda: wal_descriptors(pid, db) == 1, timeout=30, what="the second connection closed")
+    write_and_restart()
+    conn.close()
+    assert rep.stop() == 0, rep.text()
+    restore(run, f"file://{replica}", tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
 def cut_shadow_tail(db, frames):
     meta = os.path.join(os.path.dirname(db), "." + os.path.basename(db) + "-litestream")
     gen = open(os.path.join(meta, "generation")).read().strip()
