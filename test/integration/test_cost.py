@@ -159,8 +159,10 @@ def test_wal_restarts_under_steady_writer(litestream_bin, run, tmp_path):
     assert_same(db, tmp_path / "restored.db")
 
 
-NO_TIMEOUT_WRITER = r"""
-import sqlite3, sys, os, time
+# A writer with busy_timeout 0 that counts SQLITE_BUSY: a statement outside
+# a transaction is tried again, one inside rolls the transaction back.
+BUSY_COUNTING = r"""
+import os, sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
 busy = 0
 def do(sql, *args):
@@ -175,6 +177,10 @@ def do(sql, *args):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
                 raise
+            time.sleep(0.001)
+"""
+
+NO_TIMEOUT_WRITER = BUSY_COUNTING + r"""
 for i in range(2000):
     try:
         if i % 500 == 499:
@@ -210,22 +216,8 @@ def test_no_busy_for_a_writer_without_timeout(litestream_bin, run, tmp_path):
     assert_same(db, tmp_path / "restored.db")
 
 
-PAUSING_BURSTS_WRITER = r"""
-import os, sqlite3, sys, time
-conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
-busy, blob, end = 0, os.urandom(64 * 1024), time.time() + float(sys.argv[2])
-def do(sql, *args):
-    global busy
-    while True:
-        try:
-            return conn.execute(sql, *args)
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e):
-                raise
-            busy += 1
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            time.sleep(0.001)
+PAUSING_BURSTS_WRITER = BUSY_COUNTING + r"""
+blob, end = os.urandom(64 * 1024), time.time() + float(sys.argv[2])
 while time.time() < end:
     do("BEGIN IMMEDIATE")
     for _ in range(40):    # 2.5 MiB
