@@ -337,7 +337,8 @@ static void files_stat(const struct db *db, struct db_files_stat *out)
  * synced: one that changed, one with requests pending, a failed one
  * retrying, and one whose WAL holds frames not yet backfilled while its
  * checkpoint-interval may have passed (the job decides). One idle for
- * SPARE_IDLE_MS gets one job that closes its spare read connection.
+ * SPARE_IDLE_TICKS intervals gets one job that closes its spare read
+ * connection.
  *
  * The ticks of all databases fall on the same instant of the interval (a
  * multiple of it on the loop's clock), also for those added at runtime:
@@ -345,7 +346,7 @@ static void files_stat(const struct db *db, struct db_files_stat *out)
  * times (each wake-up costs more than the stat pair; measured: 0.8 % of a
  * core with one instant, 1.3 % with ten).
  */
-#define SPARE_IDLE_MS 10000
+#define SPARE_IDLE_TICKS 10
 
 static uint64_t monitor_first_delay(const struct db *db, uint64_t every)
 {
@@ -366,7 +367,8 @@ static void on_monitor(uv_timer_t *t)
 	    (now.wal_size <= 32 || interval <= 0 || db->wal_backfilled ||
 	     clock_wall_ms() - db->last_checkpoint_ms < interval)) {
 		db->stats.idle_ticks++;
-		if (db->spare_open && clock_mono_ms() - db->last_active_ms >= SPARE_IDLE_MS) {
+		if (db->spare_open &&
+		    clock_mono_ms() - db->last_active_ms >= SPARE_IDLE_TICKS * db->cfg->monitor_interval_ms) {
 			db->spare_close_wanted = true;
 			db_request_sync(db);
 		}

@@ -270,11 +270,11 @@ def wal_descriptors(pid, db):
 def test_idle_database_keeps_one_connection(litestream_bin, run, tmp_path):
     """An idle database holds one SQLite connection (one -wal descriptor):
     the second, which takes over the read transaction and checkpoints, opens
-    when the database is written and closes after 10 s without a commit;
-    opened again, its checkpoints still restart the WAL."""
+    when the database is written and closes after ten monitor-intervals
+    without a commit; opened again, its checkpoints still restart the WAL."""
     db, replica = tmp_path / "app.db", tmp_path / "replica"
     make_db(db)
-    conf = write_config(tmp_path, db, replica, min_checkpoint_page_count=50)
+    conf = write_config(tmp_path, db, replica, min_checkpoint_page_count=50, monitor_interval="200ms")
     rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
     wait_for(lambda: has_snapshot(replica), what="first snapshot")
     pid = rep.proc.pid
