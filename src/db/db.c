@@ -224,11 +224,13 @@ static int passive_round(struct db *db, struct db_job *job, bool spin, bool *com
  * under the lock only the last commits are backfilled. If the writer
  * committed a transaction larger than those just before we got the lock,
  * let go at once and backfill it unlocked first, once: a writer without a
- * busy timeout sees SQLITE_BUSY for every moment we hold the lock.
+ * busy timeout sees SQLITE_BUSY for every moment we hold the lock. But
+ * the bound comes first: past 1.5 x max-checkpoint-page-count the lock is
+ * taken at once.
  */
-#define FORCED_ROUNDS 4
+#define FORCED_ROUNDS 2
 #define FORCED_LOCKED_FRAMES 256
-#define FORCED_DONE_MS 1000
+#define FORCED_DONE_MS 200
 
 /* Frames the WAL holds beyond what the last round backfilled. */
 static uint64_t frames_left(const struct db *db, int done)
@@ -238,12 +240,20 @@ static uint64_t frames_left(const struct db *db, int done)
 	return frames > (uint64_t)done ? frames - (uint64_t)done : 0;
 }
 
+/* The WAL is far enough past max-checkpoint-page-count to lock at once. */
+static bool far_past_bound(const struct db *db)
+{
+	uint64_t max = (uint64_t)db->cfg->max_checkpoint_page_count;
+
+	return shadow_frames(db) >= max + max / 2;
+}
+
 static int unlocked_rounds(struct db *db, struct db_job *job, uint32_t index, bool *complete, int *done)
 {
 	uint64_t left = UINT64_MAX;
 	int rc;
 
-	for (int u = 0; u < FORCED_ROUNDS; u++) {
+	for (int u = 0; u < FORCED_ROUNDS && !far_past_bound(db); u++) {
 		uint64_t last = left;
 		db_conn_busy_for(&db->conn, BUSY_FORCED_LOCK_MS);
 		if ((rc = passive_round(db, job, true, complete, done)) != 0 || db->shadow.index != index)
@@ -277,7 +287,7 @@ static int forced_round(struct db *db, struct db_job *job, bool *complete)
 			*complete = true;
 			break;
 		}
-		if (t > 0 || frames_left(db, done) <= 2 * left + FORCED_LOCKED_FRAMES) {
+		if (t > 0 || frames_left(db, done) <= 2 * left + FORCED_LOCKED_FRAMES || far_past_bound(db)) {
 			rc = passive_round(db, job, true, complete, NULL);
 			break;
 		}
