@@ -175,20 +175,26 @@ static void read_end(struct db_conn *c, int i)
 	sqlite3_exec(c->rconn[i], "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* rconn[i], opened if it is the spare and closed; it has opened the WAL
- * (a checkpoint on a connection that never read would not see it). */
-static int spare(struct db_conn *c, int i, char *err, size_t errlen)
+/*
+ * rconn[i], opened if it is the spare and closed. For a checkpoint
+ * (see_wal), a fresh one reads once first: a connection that never read
+ * has not opened the WAL and would not see it. A read transaction begun
+ * right after opens it anyway.
+ */
+static int spare(struct db_conn *c, int i, bool see_wal, char *err, size_t errlen)
 {
 	int rc;
 
 	if (c->rconn[i] != NULL)
 		return 0;
-	if ((rc = open_one(c, &c->rconn[i], err, errlen)) != 0 || (rc = read_begin(c, i, err, errlen)) != 0) {
+	if ((rc = open_one(c, &c->rconn[i], err, errlen)) != 0 ||
+	    (see_wal && (rc = read_begin(c, i, err, errlen)) != 0)) {
 		sqlite3_close(c->rconn[i]);
 		c->rconn[i] = NULL;
 		return rc;
 	}
-	read_end(c, i);
+	if (see_wal)
+		read_end(c, i);
 	return 0;
 }
 
@@ -260,7 +266,7 @@ int db_conn_read_hold(struct db_conn *c, char *err, size_t errlen)
 	if (c->reader >= 0)
 		return 0;
 	db_conn_busy_for(c, 1000);
-	if ((rc = spare(c, 0, err, errlen)) != 0 || (rc = read_begin(c, 0, err, errlen)) != 0)
+	if ((rc = spare(c, 0, false, err, errlen)) != 0 || (rc = read_begin(c, 0, err, errlen)) != 0)
 		return rc;
 	c->reader = 0;
 	return 0;
@@ -272,7 +278,7 @@ int db_conn_read_take(struct db_conn *c, char *err, size_t errlen)
 	int rc;
 
 	db_conn_busy_for(c, 1000);
-	if ((rc = spare(c, i, err, errlen)) != 0 || (rc = read_begin(c, i, err, errlen)) != 0)
+	if ((rc = spare(c, i, false, err, errlen)) != 0 || (rc = read_begin(c, i, err, errlen)) != 0)
 		return rc;
 	c->next = i;
 	return 0;
@@ -298,7 +304,7 @@ int db_conn_checkpoint(struct db_conn *c, int *log, int *done, char *err, size_t
 	sqlite3 *s;
 
 	*log = *done = 0;
-	if ((rc = spare(c, i, err, errlen)) != 0)
+	if ((rc = spare(c, i, true, err, errlen)) != 0)
 		return rc;
 	s = c->rconn[i];
 	rc = sqlite3_wal_checkpoint_v2(s, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done);
