@@ -370,32 +370,65 @@ static int finish_sftp(struct parser *p, const struct section *s, struct replica
 	return 0;
 }
 
+/* The replica type named by the "type" key (file when absent); 0 or fail(). */
+static int type_from_key(struct parser *p, const struct section *s, struct replica_draft *d,
+			 enum replica_type *type)
+{
+	static const struct {
+		const char *name;
+		enum replica_type type;
+		bool gcs;
+	} names[] = {
+		{"file", REPLICA_FILE, false}, {"s3", REPLICA_S3, false},
+		{"abs", REPLICA_ABS, false},   {"gcs", REPLICA_S3, true},
+		{"sftp", REPLICA_SFTP, false},
+	};
+
+	*type = REPLICA_FILE;
+	if (d->type == NULL)
+		return 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(d->type, names[i].name) == 0) {
+			*type = names[i].type;
+			d->rc.gcs = names[i].gcs;
+			return 0;
+		}
+	}
+	return fail(p, config_key_line(s, "type"), s->title, "type",
+		    "unknown replica type \"%s\" (want file, s3, gcs, abs or sftp)", d->type);
+}
+
+/* A file replica's directory: from the url, or the path key made absolute. */
+static void finish_file(struct parser *p, const struct section *s, struct replica_config *rep,
+			struct replica_url *up)
+{
+	const char *t = s->title;
+
+	if (up != NULL) {
+		rep->path = up->path;
+		up->path = NULL;
+	} else if (rep->path == NULL) {
+		fail(p, s->line, t, "path", "missing (the replica's directory)");
+	} else if (replica_url_is_url(rep->path)) {
+		fail(p, config_key_line(s, "path"), t, "path", "\"%s\" is a URL: give it as url",
+		     rep->path);
+	} else {
+		make_abs(p, s, "path", &rep->path);
+	}
+}
+
 int config_check_replica(struct parser *p, const struct section *s, struct replica_draft *d)
 {
 	struct replica_config *rep = &d->rc;
 	struct replica_url u = {0}, *up = NULL;
 	const char *t = s->title;
-	enum replica_type type = REPLICA_FILE;
+	enum replica_type type;
 	const char *foreign, *types;
 	char msg[512];
 	int line, rc;
 
-	if (d->type != NULL) {
-		if (strcmp(d->type, "file") == 0)
-			type = REPLICA_FILE;
-		else if (strcmp(d->type, "s3") == 0)
-			type = REPLICA_S3;
-		else if (strcmp(d->type, "abs") == 0)
-			type = REPLICA_ABS;
-		else if (strcmp(d->type, "gcs") == 0)
-			type = REPLICA_S3, rep->gcs = true;
-		else if (strcmp(d->type, "sftp") == 0)
-			type = REPLICA_SFTP;
-		else
-			return fail(p, config_key_line(s, "type"), t, "type",
-				    "unknown replica type \"%s\" (want file, s3, gcs, abs or sftp)",
-				    d->type);
-	}
+	if ((rc = type_from_key(p, s, d, &type)) != 0)
+		return rc;
 	if (rep->url != NULL) {
 		rc = replica_url_parse(rep->url, &u, msg, sizeof(msg));
 		if (rc != 0)
@@ -429,30 +462,17 @@ int config_check_replica(struct parser *p, const struct section *s, struct repli
 		     type == REPLICA_FILE ? "a" : "an", config_replica_type_name(type));
 		goto out;
 	}
-
-	if (type == REPLICA_FILE) {
-		if (up != NULL) {
-			rep->path = u.path;
-			u.path = NULL;
-		} else if (rep->path == NULL) {
-			fail(p, s->line, t, "path", "missing (the replica's directory)");
-		} else if (replica_url_is_url(rep->path)) {
-			fail(p, config_key_line(s, "path"), t, "path", "\"%s\" is a URL: give it as url",
-			     rep->path);
-		} else {
-			make_abs(p, s, "path", &rep->path);
-		}
-	} else {
-		if (up == NULL && rep->path != NULL && replica_url_is_url(rep->path))
-			fail(p, config_key_line(s, "path"), t, "path", "\"%s\" is a URL: give it as url",
-			     rep->path);
-		else if (type == REPLICA_ABS)
-			finish_abs(p, s, rep, up);
-		else if (type == REPLICA_SFTP)
-			finish_sftp(p, s, rep, up);
-		else
-			finish_s3(p, s, rep, up);
-	}
+	if (type == REPLICA_FILE)
+		finish_file(p, s, rep, up);
+	else if (up == NULL && rep->path != NULL && replica_url_is_url(rep->path))
+		fail(p, config_key_line(s, "path"), t, "path", "\"%s\" is a URL: give it as url",
+		     rep->path);
+	else if (type == REPLICA_ABS)
+		finish_abs(p, s, rep, up);
+	else if (type == REPLICA_SFTP)
+		finish_sftp(p, s, rep, up);
+	else
+		finish_s3(p, s, rep, up);
 	if (p->e.rc == 0 && config_key_line(s, "sync-interval") == 0)
 		rep->sync_interval_ms = type != REPLICA_FILE ? 1000 : 0;
 out:

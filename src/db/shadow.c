@@ -412,25 +412,19 @@ static int find_current_index(const struct shadow *s, const char *gen, uint32_t 
 }
 
 /*
- * Loads the current generation's last shadow file after a start, cutting a
- * torn tail back to its last commit frame. Sets *reason when there is
- * nothing usable (then the caller starts a new generation).
+ * The current generation (from the "generation" file) and its highest
+ * shadow index, into gen[GENERATION_LEN + 1] and *index. Sets *reason
+ * instead when there is none to load.
  */
-static int load(struct shadow *s, const char **reason)
+static int load_locate(struct shadow *s, char *gen, size_t gen_size, uint32_t *index,
+		       const char **reason)
 {
-	char line[64], *path;
-	uint8_t raw[WAL_HEADER_SIZE];
-	struct wal_header hdr;
-	struct wal_scan_result r;
-	struct stat st;
-	const char *why;
-	uint32_t index = 0;
-	int fd, rc;
+	char *path = path_join(s->meta_dir, "generation");
+	int rc;
 
-	path = path_join(s->meta_dir, "generation");
 	if (path == NULL)
 		return -ENOMEM;
-	rc = fs_read_small(path, line, sizeof(line));
+	rc = fs_read_small(path, gen, gen_size);
 	free(path);
 	if (rc == -ENOENT) {
 		*reason = "no generation exists";
@@ -438,65 +432,90 @@ static int load(struct shadow *s, const char **reason)
 	}
 	if (rc != 0)
 		return rc;
-	line[strcspn(line, "\r\n")] = '\0';
-	if (!generation_valid(line)) {
+	gen[strcspn(gen, "\r\n")] = '\0';
+	if (!generation_valid(gen)) {
 		*reason = "invalid generation file";
 		return 0;
 	}
-	rc = find_current_index(s, line, &index);
+	rc = find_current_index(s, gen, index);
 	if (rc == -ENOENT) {
 		*reason = "no shadow wal";
 		return 0;
 	}
-	if (rc != 0)
-		return rc;
-	path = shadow_file_path(s, line, index);
+	return rc;
+}
+
+/*
+ * Opens shadow file gen/index, checks its header and scans its frames to
+ * the last commit, cutting a torn tail there. On success *fd is open and
+ * *hdr, *r describe it; sets *reason instead when the file is unusable.
+ */
+static int load_scan(struct shadow *s, const char *gen, uint32_t index, int *fd_out,
+		     struct wal_header *hdr, struct wal_scan_result *r, const char **reason)
+{
+	uint8_t raw[WAL_HEADER_SIZE];
+	struct scratch *sc = thread_scratch();
+	struct stat st;
+	const char *why;
+	char *path;
+	int fd, rc = 0;
+
+	if (sc == NULL)
+		return -ENOMEM;
+	path = shadow_file_path(s, gen, index);
 	if (path == NULL)
 		return -ENOMEM;
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	free(path);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) != 0 || fs_pread_full(fd, raw, sizeof(raw), 0) < 0) {
+	if (fstat(fd, &st) != 0 || fs_pread_full(fd, raw, sizeof(raw), 0) < 0)
 		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	if (st.st_size < WAL_HEADER_SIZE) {
-		close(fd);
+	else if (st.st_size < WAL_HEADER_SIZE)
 		*reason = "short shadow wal";
-		return 0;
-	}
-	if (wal_header_decode(raw, &hdr, &why) != 0) {
-		close(fd);
+	else if (wal_header_decode(raw, hdr, &why) != 0)
 		*reason = "invalid shadow wal header";
-		return 0;
+	else
+		rc = wal_scan(fd, hdr, WAL_HEADER_SIZE, (uint32_t[2]){hdr->cksum1, hdr->cksum2},
+			      sc->scan, SHADOW_SCAN_BUF, r);
+	if (rc == 0 && *reason == NULL && (uint64_t)st.st_size > r->commit_end) {
+		LOG_WARN(s->db_path, NULL, "shadow wal %s/%08x: cutting %llu bytes past the last commit",
+			 gen, index, (unsigned long long)((uint64_t)st.st_size - r->commit_end));
+		if (ftruncate(fd, (off_t)r->commit_end) != 0 || fsync(fd) != 0)
+			rc = -errno;
 	}
-	uint32_t ck[2] = {hdr.cksum1, hdr.cksum2};
-	struct scratch *sc = thread_scratch();
-
-	if (sc == NULL) {
-		close(fd);
-		return -ENOMEM;
-	}
-	rc = wal_scan(fd, &hdr, WAL_HEADER_SIZE, ck, sc->scan, SHADOW_SCAN_BUF, &r);
-	if (rc != 0) {
+	if (rc != 0 || *reason != NULL) {
 		close(fd);
 		return rc;
 	}
-	if ((uint64_t)st.st_size > r.commit_end) {
-		LOG_WARN(s->db_path, NULL, "shadow wal %s/%08x: cutting %llu bytes past the last commit",
-			 line, index, (unsigned long long)((uint64_t)st.st_size - r.commit_end));
-		if (ftruncate(fd, (off_t)r.commit_end) != 0 || fsync(fd) != 0) {
-			rc = -errno;
-			close(fd);
-			return rc;
-		}
-	}
+	*fd_out = fd;
+	return 0;
+}
+
+/*
+ * Loads the current generation's last shadow file after a start, cutting a
+ * torn tail back to its last commit frame. Sets *reason when there is
+ * nothing usable (then the caller starts a new generation).
+ */
+static int load(struct shadow *s, const char **reason)
+{
+	char gen[64];
+	struct wal_header hdr;
+	struct wal_scan_result r;
+	uint32_t index = 0;
+	int fd = -1, rc;
+
+	*reason = NULL;
+	rc = load_locate(s, gen, sizeof(gen), &index, reason);
+	if (rc != 0 || *reason != NULL)
+		return rc;
+	rc = load_scan(s, gen, index, &fd, &hdr, &r, reason);
+	if (rc != 0 || *reason != NULL)
+		return rc;
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = fd;
-	snprintf(s->generation, sizeof(s->generation), "%s", line);
+	snprintf(s->generation, sizeof(s->generation), "%s", gen);
 	s->index = index;
 	s->size = s->flushed = r.commit_end;
 	s->hdr = hdr;
@@ -665,71 +684,5 @@ int shadow_new_generation(struct shadow *s, const char *reason, struct shadow_sy
 	res->wal_size = w.size;
 	rc = new_generation(s, &w, reason, res);
 	close(w.fd);
-	return rc;
-}
-
-static bool kept(const char *name, char *const *keep, size_t n_keep)
-{
-	for (size_t i = 0; i < n_keep; i++)
-		if (keep[i] != NULL && strcmp(keep[i], name) == 0)
-			return true;
-	return false;
-}
-
-int shadow_remove_shipped(struct shadow *s, uint32_t min_index, char *const *keep, size_t n_keep)
-{
-	char *dir;
-	DIR *d;
-	struct dirent *e;
-	uint32_t idx;
-	int rc = 0;
-
-	if (s->generation[0] == '\0')
-		return 0;
-	/* Nothing new to remove: spare the directory scans (every sync asks). */
-	if (s->swept && min_index <= s->swept_below && n_keep == s->swept_keep)
-		return 0;
-	/* Other generations that no replica still reads from. */
-	dir = str_printf("%s/generations", s->meta_dir);
-	if (dir == NULL)
-		return -ENOMEM;
-	d = opendir(dir);
-	if (d != NULL) {
-		while ((e = readdir(d)) != NULL && rc == 0) {
-			if (!generation_valid(e->d_name) || strcmp(e->d_name, s->generation) == 0 ||
-			    kept(e->d_name, keep, n_keep))
-				continue;
-			char *gen_dir = path_join(dir, e->d_name);
-			rc = gen_dir ? fs_remove_tree(gen_dir) : -ENOMEM;
-			free(gen_dir);
-		}
-		closedir(d);
-	}
-	free(dir);
-	/* Shipped indexes of the current generation. */
-	dir = str_printf("%s/generations/%s/wal", s->meta_dir, s->generation);
-	if (dir == NULL)
-		return -ENOMEM;
-	d = opendir(dir);
-	if (d != NULL) {
-		while ((e = readdir(d)) != NULL && rc == 0) {
-			if (shadow_wal_name_parse(e->d_name, &idx) != 0 || idx >= min_index ||
-			    idx == s->index)
-				continue;
-			char *path = path_join(dir, e->d_name);
-			if (path == NULL)
-				rc = -ENOMEM;
-			else if (unlink(path) != 0 && errno != ENOENT)
-				rc = -errno;
-			free(path);
-		}
-		closedir(d);
-	}
-	free(dir);
-	if (rc == 0) {
-		s->swept = true;
-		s->swept_below = min_index;
-		s->swept_keep = n_keep;
-	}
 	return rc;
 }
