@@ -6,7 +6,7 @@
  * to KEY, and the directory fsynced. Listings skip *.tmp files, which are
  * leftovers of an interrupted write.
  */
-#include "backend/backend.h"
+#include "backend/backend_job.h"
 #include "util/fsutil.h"
 
 #include <dirent.h>
@@ -26,22 +26,11 @@ struct file_backend {
 	char *root;
 };
 
-enum file_op_kind { OP_LIST, OP_PUT, OP_GET, OP_REMOVE };
-
 struct file_op {
-	uv_work_t req;
+	struct backend_job job;
 	struct file_backend *fb;
-	enum file_op_kind kind;
-	char *key;
-	char *local;
-	char **keys;
-	size_t n_keys;
-	backend_done_cb done;
-	backend_list_cb listed;
-	void *arg;
 	int rc;
 	char err[512];
-	struct backend_list list;
 };
 
 static bool ends_with(const char *s, const char *suffix)
@@ -59,7 +48,7 @@ static int fail(struct file_op *op, int rc, const char *what, const char *path)
 
 static int do_list(struct file_op *op)
 {
-	char *dir = path_join(op->fb->root, op->key);
+	char *dir = path_join(op->fb->root, op->job.key);
 	DIR *d;
 	struct dirent *e;
 	int rc = 0;
@@ -82,21 +71,21 @@ static int do_list(struct file_op *op)
 			continue; /* removed meanwhile */
 		}
 		free(p);
-		struct backend_entry *v = realloc(op->list.v, (op->list.n + 1) * sizeof(*v));
+		struct backend_entry *v = realloc(op->job.list.v, (op->job.list.n + 1) * sizeof(*v));
 		if (v == NULL) {
 			rc = -ENOMEM;
 			break;
 		}
-		op->list.v = v;
-		v[op->list.n].name = strdup(e->d_name);
-		v[op->list.n].size = (uint64_t)st.st_size;
-		v[op->list.n].mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-		v[op->list.n].is_dir = S_ISDIR(st.st_mode);
-		if (v[op->list.n].name == NULL) {
+		op->job.list.v = v;
+		v[op->job.list.n].name = strdup(e->d_name);
+		v[op->job.list.n].size = (uint64_t)st.st_size;
+		v[op->job.list.n].mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+		v[op->job.list.n].is_dir = S_ISDIR(st.st_mode);
+		if (v[op->job.list.n].name == NULL) {
 			rc = -ENOMEM;
 			break;
 		}
-		op->list.n++;
+		op->job.list.n++;
 	}
 	closedir(d);
 	free(dir);
@@ -105,7 +94,7 @@ static int do_list(struct file_op *op)
 
 static int do_put(struct file_op *op)
 {
-	char *final = path_join(op->fb->root, op->key);
+	char *final = path_join(op->fb->root, op->job.key);
 	char *tmp = final ? str_printf("%s.tmp", final) : NULL;
 	char dir[4096];
 	int rc;
@@ -118,16 +107,16 @@ static int do_put(struct file_op *op)
 		fail(op, rc, "put", final);
 		goto out;
 	}
-	if (strcmp(op->local, tmp) != 0) {
+	if (strcmp(op->job.local, tmp) != 0) {
 		unlink(tmp);
-		rc = fs_copy_file(op->local, tmp, FILE_MODE);
-		if (rc == -ENOENT && access(op->local, F_OK) == 0) {
+		rc = fs_copy_file(op->job.local, tmp, FILE_MODE);
+		if (rc == -ENOENT && access(op->job.local, F_OK) == 0) {
 			/* First object in this directory. */
 			if ((rc = fs_mkdir_p(dir, DIR_MODE)) != 0) {
 				fail(op, rc, "mkdir", dir);
 				goto out;
 			}
-			rc = fs_copy_file(op->local, tmp, FILE_MODE);
+			rc = fs_copy_file(op->job.local, tmp, FILE_MODE);
 		}
 		if (rc != 0) {
 			fail(op, rc, "write", tmp);
@@ -150,13 +139,13 @@ out:
 
 static int do_get(struct file_op *op)
 {
-	char *src = path_join(op->fb->root, op->key);
+	char *src = path_join(op->fb->root, op->job.key);
 	int rc;
 
 	if (src == NULL)
 		return -ENOMEM;
-	unlink(op->local);
-	rc = fs_copy_file(src, op->local, 0600);
+	unlink(op->job.local);
+	rc = fs_copy_file(src, op->job.local, 0600);
 	if (rc != 0)
 		fail(op, rc, "read", src);
 	free(src);
@@ -167,8 +156,8 @@ static int do_remove(struct file_op *op)
 {
 	int rc = 0;
 
-	for (size_t i = 0; i < op->n_keys; i++) {
-		char *p = path_join(op->fb->root, op->keys[i]);
+	for (size_t i = 0; i < op->job.n_keys; i++) {
+		char *p = path_join(op->fb->root, op->job.keys[i]);
 		if (p == NULL)
 			return -ENOMEM;
 		if (unlink(p) != 0 && errno != ENOENT && rc == 0)
@@ -187,33 +176,20 @@ static void on_work(uv_work_t *req)
 {
 	struct file_op *op = req->data;
 
-	switch (op->kind) {
-	case OP_LIST:
+	switch (op->job.kind) {
+	case BACKEND_JOB_LIST:
 		op->rc = do_list(op);
 		break;
-	case OP_PUT:
+	case BACKEND_JOB_PUT:
 		op->rc = do_put(op);
 		break;
-	case OP_GET:
+	case BACKEND_JOB_GET:
 		op->rc = do_get(op);
 		break;
-	case OP_REMOVE:
+	case BACKEND_JOB_REMOVE:
 		op->rc = do_remove(op);
 		break;
 	}
-	if (op->rc != 0 && op->err[0] == '\0')
-		snprintf(op->err, sizeof(op->err), "%s", strerror(-op->rc));
-}
-
-static void op_free(struct file_op *op)
-{
-	free(op->key);
-	free(op->local);
-	for (size_t i = 0; i < op->n_keys; i++)
-		free(op->keys[i]);
-	free(op->keys);
-	backend_list_free(&op->list);
-	free(op);
 }
 
 static void on_after(uv_work_t *req, int status)
@@ -224,88 +200,54 @@ static void on_after(uv_work_t *req, int status)
 		op->rc = -ECANCELED;
 		snprintf(op->err, sizeof(op->err), "cancelled");
 	}
-	if (op->kind == OP_LIST)
-		op->listed(op->arg, op->rc, op->rc ? op->err : NULL, &op->list);
-	else
-		op->done(op->arg, op->rc, op->rc ? op->err : NULL);
-	op_free(op);
+	backend_job_answer(&op->job, op->rc, op->err);
+	backend_job_release(&op->job);
+	free(op);
 }
 
-static struct file_op *op_new(struct backend *b, enum file_op_kind kind, const char *key,
-			      const char *local)
+/* Queues the job, or answers at once with the error. */
+static void submit(struct backend *b, enum backend_job_kind kind, const char *key,
+		   const char *local, char *const *keys, size_t n_keys, backend_done_cb done,
+		   backend_list_cb listed, void *arg)
 {
 	struct file_op *op = calloc(1, sizeof(*op));
-
-	if (op == NULL)
-		return NULL;
-	op->req.data = op;
-	op->fb = (struct file_backend *)b;
-	op->kind = kind;
-	op->key = key ? strdup(key) : NULL;
-	op->local = local ? strdup(local) : NULL;
-	if ((key && !op->key) || (local && !op->local)) {
-		op_free(op);
-		return NULL;
-	}
-	return op;
-}
-
-/* Queues op, or answers at once with the error. */
-static void submit(struct backend *b, struct file_op *op, backend_done_cb done, backend_list_cb listed,
-		   void *arg)
-{
 	int rc;
 
-	if (op == NULL) {
-		if (listed)
-			listed(arg, -ENOMEM, "out of memory", NULL);
-		else
-			done(arg, -ENOMEM, "out of memory");
+	if (op == NULL || backend_job_init(&op->job, op, kind, key, local, keys, n_keys) != 0) {
+		free(op);
+		backend_job_refuse(done, listed, arg, -ENOMEM, "out of memory");
 		return;
 	}
-	op->done = done;
-	op->listed = listed;
-	op->arg = arg;
-	rc = uv_queue_work(b->loop, &op->req, on_work, on_after);
+	op->fb = (struct file_backend *)b;
+	backend_job_callback(&op->job, done, listed, arg);
+	rc = uv_queue_work(b->loop, &op->job.req, on_work, on_after);
 	if (rc != 0) {
 		op->rc = rc;
 		snprintf(op->err, sizeof(op->err), "%s", uv_strerror(rc));
-		on_after(&op->req, 0);
+		on_after(&op->job.req, 0);
 	}
 }
 
 static void file_list(struct backend *b, const char *dir, backend_list_cb cb, void *arg)
 {
-	submit(b, op_new(b, OP_LIST, dir, NULL), NULL, cb, arg);
+	submit(b, BACKEND_JOB_LIST, dir, NULL, NULL, 0, NULL, cb, arg);
 }
 
 static void file_put(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
 		     void *arg)
 {
-	submit(b, op_new(b, OP_PUT, key, local_path), cb, NULL, arg);
+	submit(b, BACKEND_JOB_PUT, key, local_path, NULL, 0, cb, NULL, arg);
 }
 
 static void file_get(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
 		     void *arg)
 {
-	submit(b, op_new(b, OP_GET, key, local_path), cb, NULL, arg);
+	submit(b, BACKEND_JOB_GET, key, local_path, NULL, 0, cb, NULL, arg);
 }
 
 static void file_remove(struct backend *b, char *const *keys, size_t n, backend_done_cb cb, void *arg)
 {
-	struct file_op *op = op_new(b, OP_REMOVE, NULL, NULL);
-
-	if (op != NULL) {
-		op->keys = calloc(n ? n : 1, sizeof(char *));
-		for (size_t i = 0; op->keys && i < n; i++)
-			if ((op->keys[op->n_keys] = strdup(keys[i])) != NULL)
-				op->n_keys++;
-		if (op->keys == NULL || op->n_keys != n) {
-			op_free(op);
-			op = NULL;
-		}
-	}
-	submit(b, op, cb, NULL, arg);
+	submit(b, BACKEND_JOB_REMOVE, NULL, NULL, keys, n, cb, NULL, arg);
 }
 
 static char *file_stage_path(struct backend *b, const char *key)

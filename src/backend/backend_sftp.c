@@ -22,6 +22,7 @@
  * operation then reconnects).
  */
 #include "backend/backend_sftp_internal.h"
+#include "backend/backend_job.h"
 #include "config/url.h"
 #include "util/duration.h"
 #include "util/fsutil.h"
@@ -38,46 +39,18 @@
 #define STALL_DEFAULT_MS 30000
 #define WATCHDOG_TICK_MS 500
 
-enum sftp_op_kind { OP_LIST, OP_PUT, OP_GET, OP_REMOVE };
-
 struct sftp_op {
-	uv_work_t req;
+	struct backend_job job;
 	struct sftp_backend *sb;
 	struct sftp_op *next;
-	enum sftp_op_kind kind;
-	char *key;
-	char *local;
-	char **keys;
-	size_t n_keys;
-	backend_done_cb done;
-	backend_list_cb listed;
-	void *arg;
 	struct sftp_result res;
-	struct backend_list list;
 };
-
-static void op_free(struct sftp_op *op)
-{
-	free(op->key);
-	free(op->local);
-	for (size_t i = 0; i < op->n_keys; i++)
-		free(op->keys[i]);
-	free(op->keys);
-	backend_list_free(&op->list);
-	free(op);
-}
 
 static void op_answer(struct sftp_op *op)
 {
-	const char *err = op->res.rc != 0 ? op->res.err : NULL;
-
-	if (op->res.rc != 0 && op->res.err[0] == '\0')
-		snprintf(op->res.err, sizeof(op->res.err), "%s", strerror(-op->res.rc));
-	if (op->kind == OP_LIST)
-		op->listed(op->arg, op->res.rc, err, &op->list);
-	else
-		op->done(op->arg, op->res.rc, err);
-	op_free(op);
+	backend_job_answer(&op->job, op->res.rc, op->res.err);
+	backend_job_release(&op->job);
+	free(op);
 }
 
 static void on_work(uv_work_t *req)
@@ -87,18 +60,18 @@ static void on_work(uv_work_t *req)
 	struct sftp_result *r = &op->res;
 
 	sftp_conn_progress(sb);
-	switch (op->kind) {
-	case OP_LIST:
-		r->rc = sftp_job_list(sb, op->key, &op->list, r);
+	switch (op->job.kind) {
+	case BACKEND_JOB_LIST:
+		r->rc = sftp_job_list(sb, op->job.key, &op->job.list, r);
 		break;
-	case OP_PUT:
-		r->rc = sftp_job_put(sb, op->key, op->local, r);
+	case BACKEND_JOB_PUT:
+		r->rc = sftp_job_put(sb, op->job.key, op->job.local, r);
 		break;
-	case OP_GET:
-		r->rc = sftp_job_get(sb, op->key, op->local, r);
+	case BACKEND_JOB_GET:
+		r->rc = sftp_job_get(sb, op->job.key, op->job.local, r);
 		break;
-	case OP_REMOVE:
-		r->rc = sftp_job_remove(sb, op->keys, op->n_keys, r);
+	case BACKEND_JOB_REMOVE:
+		r->rc = sftp_job_remove(sb, op->job.keys, op->job.n_keys, r);
 		break;
 	}
 	if (sb->broken) {
@@ -170,7 +143,7 @@ static void start_next(struct sftp_backend *sb)
 		if (sb->head == NULL)
 			sb->tail = NULL;
 		sb->running = op;
-		rc = uv_queue_work(sb->base.loop, &op->req, on_work, on_after);
+		rc = uv_queue_work(sb->base.loop, &op->job.req, on_work, on_after);
 		if (rc != 0) {
 			sb->running = NULL;
 			op->res.rc = rc;
@@ -186,24 +159,26 @@ static void start_next(struct sftp_backend *sb)
 		finish_close(sb);
 }
 
-static void submit(struct sftp_backend *sb, struct sftp_op *op, backend_done_cb done,
+/* Queues the job, or answers at once with the error. */
+static void submit(struct backend *b, enum backend_job_kind kind, const char *key,
+		   const char *local, char *const *keys, size_t n_keys, backend_done_cb done,
 		   backend_list_cb listed, void *arg)
 {
-	if (op == NULL || sb->closing) {
-		int rc = op == NULL ? -ENOMEM : -ECANCELED;
-		const char *why = op == NULL ? "out of memory" : "cancelled: the replica is closing";
+	struct sftp_backend *sb = (struct sftp_backend *)b;
+	struct sftp_op *op;
 
-		if (op != NULL)
-			op_free(op);
-		if (listed)
-			listed(arg, rc, why, NULL);
-		else
-			done(arg, rc, why);
+	if (sb->closing) {
+		backend_job_refuse(done, listed, arg, -ECANCELED, "cancelled: the replica is closing");
 		return;
 	}
-	op->done = done;
-	op->listed = listed;
-	op->arg = arg;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL || backend_job_init(&op->job, op, kind, key, local, keys, n_keys) != 0) {
+		free(op);
+		backend_job_refuse(done, listed, arg, -ENOMEM, "out of memory");
+		return;
+	}
+	op->sb = sb;
+	backend_job_callback(&op->job, done, listed, arg);
 	if (sb->tail != NULL)
 		sb->tail->next = op;
 	else
@@ -212,58 +187,27 @@ static void submit(struct sftp_backend *sb, struct sftp_op *op, backend_done_cb 
 	start_next(sb);
 }
 
-static struct sftp_op *op_new(struct backend *b, enum sftp_op_kind kind, const char *key,
-			      const char *local)
-{
-	struct sftp_op *op = calloc(1, sizeof(*op));
-
-	if (op == NULL)
-		return NULL;
-	op->req.data = op;
-	op->sb = (struct sftp_backend *)b;
-	op->kind = kind;
-	op->key = key ? strdup(key) : NULL;
-	op->local = local ? strdup(local) : NULL;
-	if ((key && !op->key) || (local && !op->local)) {
-		op_free(op);
-		return NULL;
-	}
-	return op;
-}
-
 static void sftp_list(struct backend *b, const char *dir, backend_list_cb cb, void *arg)
 {
-	submit((struct sftp_backend *)b, op_new(b, OP_LIST, dir, NULL), NULL, cb, arg);
+	submit(b, BACKEND_JOB_LIST, dir, NULL, NULL, 0, NULL, cb, arg);
 }
 
 static void sftp_put(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
 		     void *arg)
 {
-	submit((struct sftp_backend *)b, op_new(b, OP_PUT, key, local_path), cb, NULL, arg);
+	submit(b, BACKEND_JOB_PUT, key, local_path, NULL, 0, cb, NULL, arg);
 }
 
 static void sftp_get(struct backend *b, const char *key, const char *local_path, backend_done_cb cb,
 		     void *arg)
 {
-	submit((struct sftp_backend *)b, op_new(b, OP_GET, key, local_path), cb, NULL, arg);
+	submit(b, BACKEND_JOB_GET, key, local_path, NULL, 0, cb, NULL, arg);
 }
 
 static void sftp_remove(struct backend *b, char *const *keys, size_t n, backend_done_cb cb,
 			void *arg)
 {
-	struct sftp_op *op = op_new(b, OP_REMOVE, NULL, NULL);
-
-	if (op != NULL) {
-		op->keys = calloc(n ? n : 1, sizeof(char *));
-		for (size_t i = 0; op->keys && i < n; i++)
-			if ((op->keys[op->n_keys] = strdup(keys[i])) != NULL)
-				op->n_keys++;
-		if (op->keys == NULL || op->n_keys != n) {
-			op_free(op);
-			op = NULL;
-		}
-	}
-	submit((struct sftp_backend *)b, op, cb, NULL, arg);
+	submit(b, BACKEND_JOB_REMOVE, NULL, NULL, keys, n, cb, NULL, arg);
 }
 
 static void on_disconnect(uv_work_t *req)

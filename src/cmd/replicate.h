@@ -151,9 +151,6 @@ int replicate_dir_open(struct app *app, const struct dir_config *d);
 /* Stops following the [dir] called name: its watchers close, its databases leave. */
 void replicate_dir_close(struct app *app, const char *name);
 
-/* The section a watcher follows. */
-const struct dir_config *replicate_dir_config(const struct dirwatch *dw);
-
 /* ---- replicate_api.c ---- */
 
 /* The control server's hooks for POST /v1/dbs and DELETE /v1/dbs/NAME. */

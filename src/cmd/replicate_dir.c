@@ -267,11 +267,6 @@ int replicate_dir_open(struct app *app, const struct dir_config *d)
 	return rc;
 }
 
-const struct dir_config *replicate_dir_config(const struct dirwatch *dw)
-{
-	return dw->cfg;
-}
-
 int replicate_dirs_start(struct app *app)
 {
 	for (size_t i = 0; i < app->cfg.n_dirs; i++)

@@ -238,9 +238,6 @@ void db_unsubscribe(struct db *db, db_event_cb on_event, void *arg);
  */
 bool db_position(const struct db *db, struct db_pos *out);
 
-/* The database's page size, 0 until it was opened. */
-uint32_t db_page_size(const struct db *db);
-
 /* The database's path, as configured. */
 const char *db_path(const struct db *db);
 

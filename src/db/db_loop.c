@@ -528,11 +528,6 @@ bool db_position(const struct db *db, struct db_pos *out)
 	return db->pos_valid;
 }
 
-uint32_t db_page_size(const struct db *db)
-{
-	return db->page_size;
-}
-
 const char *db_path(const struct db *db)
 {
 	return db->path;
