@@ -16,9 +16,8 @@
 
 struct remove_op {
 	struct s3_backend *sb;
-	char **keys; /* backend keys, for messages */
-	char **full; /* blob names */
-	size_t n, next, busy;
+	struct s3b_keys k;
+	size_t next, busy;
 	int rc;
 	char err[640];
 	backend_done_cb cb;
@@ -30,12 +29,7 @@ static void remove_finish(struct remove_op *op)
 	struct s3_backend *sb = op->sb;
 
 	op->cb(op->arg, op->rc, op->rc ? (op->err[0] ? op->err : strerror(-op->rc)) : NULL);
-	for (size_t i = 0; i < op->n; i++) {
-		free(op->keys[i]);
-		free(op->full[i]);
-	}
-	free(op->keys);
-	free(op->full);
+	backend_s3_keys_free(&op->k);
 	free(op);
 	backend_s3_op_end(sb);
 }
@@ -63,24 +57,24 @@ static void on_removed(void *arg, const struct s3_response *r)
 /* Sends what the bound allows; ends the removal once nothing is left or busy. */
 static void remove_pump(struct remove_op *op)
 {
-	while (op->rc == 0 && op->busy < MAX_DELETES_IN_FLIGHT && op->next < op->n) {
+	while (op->rc == 0 && op->busy < MAX_DELETES_IN_FLIGHT && op->next < op->k.n) {
 		struct s3_request req = {0};
 		size_t i = op->next++;
 		char msg[512];
 		int rc;
 
 		req.method = "DELETE";
-		req.key = op->full[i];
-		req.label = op->keys[i];
+		req.key = op->k.full[i];
+		req.label = op->k.keys[i];
 		rc = backend_s3_send(op->sb, &req, on_removed, op);
 		if (rc != 0) {
-			snprintf(msg, sizeof(msg), "DELETE %s: %s", op->keys[i], backend_s3_refused(rc));
+			snprintf(msg, sizeof(msg), "DELETE %s: %s", op->k.keys[i], backend_s3_refused(rc));
 			remove_fail(op, rc, msg);
 		} else {
 			op->busy++;
 		}
 	}
-	if (op->busy == 0 && (op->rc != 0 || op->next == op->n))
+	if (op->busy == 0 && (op->rc != 0 || op->next == op->k.n))
 		remove_finish(op);
 }
 
@@ -89,35 +83,15 @@ void backend_abs_remove(struct backend *b, char *const *keys, size_t n, backend_
 {
 	struct s3_backend *sb = (struct s3_backend *)b;
 	struct remove_op *op = calloc(1, sizeof(*op));
-	bool ok = op != NULL;
 
-	if (ok) {
-		op->sb = sb;
-		op->cb = cb;
-		op->arg = arg;
-		op->keys = calloc(n ? n : 1, sizeof(*op->keys));
-		op->full = calloc(n ? n : 1, sizeof(*op->full));
-		ok = op->keys != NULL && op->full != NULL;
-		for (size_t i = 0; ok && i < n; i++) {
-			op->keys[i] = strdup(keys[i]);
-			op->full[i] = backend_s3_key(sb, keys[i]);
-			op->n = i + 1;
-			ok = op->keys[i] != NULL && op->full[i] != NULL;
-		}
-	}
-	if (!ok) {
-		if (op != NULL) {
-			for (size_t i = 0; i < op->n; i++) {
-				free(op->keys[i]);
-				free(op->full[i]);
-			}
-			free(op->keys);
-			free(op->full);
-			free(op);
-		}
+	if (op == NULL || backend_s3_keys_copy(sb, keys, n, &op->k) != 0) {
+		free(op);
 		cb(arg, -ENOMEM, "out of memory");
 		return;
 	}
+	op->sb = sb;
+	op->cb = cb;
+	op->arg = arg;
 	backend_s3_op_begin(sb);
 	remove_pump(op);
 }

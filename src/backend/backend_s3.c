@@ -76,6 +76,41 @@ char *backend_s3_key(const struct s3_backend *sb, const char *key)
 	return str_printf("%s%s%s", sb->prefix, sb->prefix[0] && key[0] ? "/" : "", key);
 }
 
+int backend_s3_keys_copy(const struct s3_backend *sb, char *const *keys, size_t n,
+			 struct s3b_keys *out)
+{
+	struct s3b_keys k = {0};
+
+	k.keys = calloc(n ? n : 1, sizeof(*k.keys));
+	k.full = calloc(n ? n : 1, sizeof(*k.full));
+	if (k.keys == NULL || k.full == NULL)
+		goto fail;
+	for (; k.n < n; k.n++) {
+		k.keys[k.n] = strdup(keys[k.n]);
+		k.full[k.n] = backend_s3_key(sb, keys[k.n]);
+		if (k.keys[k.n] == NULL || k.full[k.n] == NULL) {
+			k.n++;
+			goto fail;
+		}
+	}
+	*out = k;
+	return 0;
+fail:
+	backend_s3_keys_free(&k);
+	return -ENOMEM;
+}
+
+void backend_s3_keys_free(struct s3b_keys *k)
+{
+	for (size_t i = 0; i < k->n; i++) {
+		free(k->keys[i]);
+		free(k->full[i]);
+	}
+	free(k->keys);
+	free(k->full);
+	memset(k, 0, sizeof(*k));
+}
+
 const char *backend_s3_refused(int rc)
 {
 	return rc == -ESHUTDOWN ? "the replica's client is closing" : strerror(-rc);

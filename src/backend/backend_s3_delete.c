@@ -17,9 +17,8 @@
 
 struct remove_op {
 	struct s3_backend *sb;
-	char **keys;  /* backend keys, for messages */
-	char **full;  /* object keys */
-	size_t n, next, batch;
+	struct s3b_keys k;
+	size_t next, batch;
 	char *body;
 	backend_done_cb cb;
 	void *arg;
@@ -30,12 +29,7 @@ static void remove_finish(struct remove_op *op, int rc, const char *err)
 	struct s3_backend *sb = op->sb;
 
 	op->cb(op->arg, rc, rc ? (err ? err : strerror(-rc)) : NULL);
-	for (size_t i = 0; i < op->n; i++) {
-		free(op->keys[i]);
-		free(op->full[i]);
-	}
-	free(op->keys);
-	free(op->full);
+	backend_s3_keys_free(&op->k);
 	free(op->body);
 	free(op);
 	backend_s3_op_end(sb);
@@ -59,7 +53,7 @@ static void on_removed(void *arg, const struct s3_response *r)
 	}
 	rc = s3_xml_parse_delete(r->http->body, r->http->body_len, &res, &e, why, sizeof(why));
 	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "DELETE %s: %s", op->keys[op->next],
+		snprintf(msg, sizeof(msg), "DELETE %s: %s", op->k.keys[op->next],
 			 rc == -EREMOTEIO ? e.code : why);
 		remove_finish(op, rc == -EREMOTEIO ? -EIO : rc, msg);
 		return;
@@ -89,12 +83,12 @@ static void remove_batch(struct remove_op *op)
 	size_t len = 0;
 	int rc;
 
-	if (op->next >= op->n) {
+	if (op->next >= op->k.n) {
 		remove_finish(op, 0, NULL);
 		return;
 	}
-	op->batch = op->n - op->next < DELETE_BATCH ? op->n - op->next : DELETE_BATCH;
-	rc = s3_xml_delete_body((const char *const *)op->full + op->next, op->batch, &op->body, &len);
+	op->batch = op->k.n - op->next < DELETE_BATCH ? op->k.n - op->next : DELETE_BATCH;
+	rc = s3_xml_delete_body((const char *const *)op->k.full + op->next, op->batch, &op->body, &len);
 	if (rc == 0)
 		rc = sigv4_md5_base64(op->body, len, md5);
 	if (rc != 0) {
@@ -102,9 +96,9 @@ static void remove_batch(struct remove_op *op)
 		return;
 	}
 	if (op->batch > 1)
-		snprintf(label, sizeof(label), "%s and %zu more", op->keys[op->next], op->batch - 1);
+		snprintf(label, sizeof(label), "%s and %zu more", op->k.keys[op->next], op->batch - 1);
 	else
-		snprintf(label, sizeof(label), "%s", op->keys[op->next]);
+		snprintf(label, sizeof(label), "%s", op->k.keys[op->next]);
 	req.method = "POST";
 	req.op = "DELETE";
 	req.label = label;
@@ -127,42 +121,20 @@ void backend_s3_remove(struct backend *b, char *const *keys, size_t n, backend_d
 {
 	struct s3_backend *sb = (struct s3_backend *)b;
 	struct remove_op *op;
-	bool ok;
 
 	if (n == 0) {
 		cb(arg, 0, NULL);
 		return;
 	}
 	op = calloc(1, sizeof(*op));
-	ok = op != NULL && (op->keys = calloc(n, sizeof(char *))) != NULL &&
-	     (op->full = calloc(n, sizeof(char *))) != NULL;
-	if (ok) {
-		op->sb = sb;
-		op->cb = cb;
-		op->arg = arg;
-		for (size_t i = 0; i < n; i++) {
-			op->n = i + 1;
-			op->keys[i] = strdup(keys[i]);
-			op->full[i] = backend_s3_key(sb, keys[i]);
-			if (op->keys[i] == NULL || op->full[i] == NULL) {
-				ok = false;
-				break;
-			}
-		}
-	}
-	if (!ok) {
-		if (op != NULL) {
-			for (size_t i = 0; i < op->n; i++) {
-				free(op->keys[i]);
-				free(op->full[i]);
-			}
-			free(op->keys);
-			free(op->full);
-			free(op);
-		}
+	if (op == NULL || backend_s3_keys_copy(sb, keys, n, &op->k) != 0) {
+		free(op);
 		cb(arg, -ENOMEM, "out of memory");
 		return;
 	}
+	op->sb = sb;
+	op->cb = cb;
+	op->arg = arg;
 	backend_s3_op_begin(sb);
 	remove_batch(op);
 }

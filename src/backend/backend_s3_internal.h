@@ -68,6 +68,19 @@ int backend_s3_send(struct s3_backend *sb, const struct s3_request *req, s3_requ
 /* The object key for a backend key: the replica's prefix, then key. malloc'd or NULL. */
 char *backend_s3_key(const struct s3_backend *sb, const char *key);
 
+/* The objects of one removal: the caller's keys (for messages) and their full names. */
+struct s3b_keys {
+	char **keys;
+	char **full;
+	size_t n;
+};
+
+/* Copies keys[0..n) and makes their full names; 0, or -ENOMEM with nothing held. */
+int backend_s3_keys_copy(const struct s3_backend *sb, char *const *keys, size_t n,
+			 struct s3b_keys *out);
+
+void backend_s3_keys_free(struct s3b_keys *k);
+
 /* What to tell about a request backend_s3_send() refused with rc. Static text. */
 const char *backend_s3_refused(int rc);
 
