@@ -498,8 +498,33 @@ static void job_run(struct db *db, struct db_job *job)
 	if (job->final && (rc = shadow_flush(&db->shadow)) != 0)
 		LOG_WARN_ERR(db->path, NULL, strerror(-rc), "fsync shadow wal");
 	job_fill_pos(db, job);
+	db_wal_print(db, db->shadow.size, &job->wal_print);
 	if (job->image_path != NULL)
 		job->image_rc = copy_image(db, job->image_path);
+}
+
+void db_wal_print(const struct db *db, uint64_t end, struct wal_print *out)
+{
+	char wal[4096];
+	struct stat st;
+	int fd;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(wal, sizeof(wal), "%s-wal", db->path);
+	fd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0) {
+		out->exists = true;
+		out->ino = st.st_ino;
+		out->size = (uint64_t)st.st_size;
+		out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		/* Short reads leave zeros, which compare as well as bytes. */
+		(void)!pread(fd, out->head, sizeof(out->head), 0);
+		if (end >= sizeof(out->head))
+			(void)!pread(fd, out->at_end, sizeof(out->at_end), (off_t)end);
+	}
+	close(fd);
 }
 
 /* ---- what the loop side calls ----------------------------------------- */

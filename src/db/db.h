@@ -196,6 +196,8 @@ struct db {
 	struct log_throttle sync_failure_log; /* one line a minute while syncs fail */
 	struct db_stats stats;
 	uv_fs_event_t dir_watch;
+	char *watch_dir;           /* what dir_watch watches (NULL: a [dir]'s watcher tells us) */
+	bool watch_paused;         /* stopped while a job runs (db_loop.c: "paused watcher") */
 	uv_timer_t monitor_timer;
 	struct db_files_stat monitor_seen; /* at the last tick that asked for a sync */
 	bool monitor_seen_valid;

@@ -15,6 +15,21 @@
 
 #include <time.h>
 
+/*
+ * What a job last saw of the real WAL: enough to tell, after the job, that
+ * the application wrote while the directory watcher was paused (see
+ * "paused watcher" in db_loop.c). Two equal prints mean no write came in
+ * between, except a write within one file-timestamp tick that changes
+ * neither the size nor the 56 bytes read (the monitor tick catches that).
+ */
+struct wal_print {
+	bool exists;
+	uint64_t ino, size;
+	int64_t mtime_ns;
+	uint8_t head[32];            /* the WAL header: salts change at a restart */
+	uint8_t at_end[24];          /* the frame header where the shadow ends */
+};
+
 struct db_job {
 	uv_work_t req;
 	struct db *db;
@@ -54,6 +69,7 @@ struct db_job {
 	bool writer_paused;          /* no commit since the last job, which copied some */
 	int64_t retry_in_ms;         /* > 0: a checkpoint to try again this much later */
 	double seconds;
+	struct wal_print wal_print;  /* out: the WAL as the job left it */
 };
 
 struct db_subscriber {
@@ -69,6 +85,9 @@ void db_job_work(uv_work_t *req);
 
 /* Closes the connections and the file from the loop, when no job can run. */
 void db_job_close_now(struct db *db);
+
+/* Reads the print of db's real WAL, with the frame header at offset end (any thread). */
+void db_wal_print(const struct db *db, uint64_t end, struct wal_print *out);
 
 /* db_subscribers.c */
 

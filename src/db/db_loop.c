@@ -28,6 +28,51 @@
 #define SYNC_MIN_GAP_MS 5
 
 static void start_job(struct db *db);
+static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int status);
+
+/*
+ * Paused watcher. Every write() of the application to its WAL (two per
+ * frame) and every page our own checkpoint writes into the database file
+ * raise an inotify event, and each woke the loop: thousands a second
+ * under a bulk load, about a third of the sidecar's CPU, all for a sync
+ * that was already running or asked for. So the directory watcher stops
+ * while a job runs and starts again when it ends; then what it may have
+ * missed in between is looked for: after a job that copied frames,
+ * another job runs anyway (the writer is active, group shipping); after
+ * one that copied nothing, the WAL's print (size, mtime, inode, header and
+ * the frame header where the shadow ends; db_wal_print()) is compared
+ * with the one the job took as it ended, and any difference asks for a
+ * sync. The watcher starts before the print is read, so a write after
+ * the read raises an event. A write the print cannot see (one timestamp
+ * tick, no size change, past the shadow's end: the middle of a
+ * transaction whose first frames the job had seen) is found by the next
+ * event of that transaction (its commit frame) or the monitor tick.
+ */
+static void watch_pause(struct db *db)
+{
+	if (db->watch_dir == NULL || !db->open || !uv_is_active((uv_handle_t *)&db->dir_watch))
+		return;
+	uv_fs_event_stop(&db->dir_watch);
+	db->watch_paused = true;
+}
+
+/* Starts the watcher again after a job; true when the WAL moved meanwhile. */
+static bool watch_resume(struct db *db, const struct db_job *job)
+{
+	struct wal_print now;
+
+	if (!db->watch_paused)
+		return false;
+	db->watch_paused = false;
+	if (db->state != DB_RUNNING)
+		return false;
+	if (uv_fs_event_start(&db->dir_watch, on_dir_event, db->watch_dir, 0) != 0)
+		return true; /* the monitor tick is left; this sync costs nothing */
+	if (job->copied > 0 || job->rc != 0 || !job->wal_print.exists)
+		return job->copied > 0;
+	db_wal_print(db, job->pos.offset, &now);
+	return memcmp(&now, &job->wal_print, sizeof(now)) != 0;
+}
 
 static void publish(struct db *db, struct db_job *job)
 {
@@ -112,6 +157,8 @@ static void on_job_done(uv_work_t *req, int status)
 	struct db *db = job->db;
 
 	db->job = NULL;
+	if (watch_resume(db, job))
+		db->sync_wanted = true;
 	if (job->close) {
 		free(job);
 		db->open = false;
@@ -222,6 +269,7 @@ static void start_job(struct db *db)
 		return;
 	}
 	db->job = job;
+	watch_pause(db);
 }
 
 static void on_turn(uv_timer_t *t);
@@ -435,6 +483,8 @@ int db_start(struct db *db)
 	db->open_handles++;
 	/* A [dir]'s database hears from its directory's one watcher. */
 	rc = db->cfg->dir_events ? 0 : uv_fs_event_start(&db->dir_watch, on_dir_event, dir, 0);
+	if (rc == 0 && !db->cfg->dir_events)
+		db->watch_dir = strdup(dir); /* NULL (no memory): never paused, only watched */
 	if (rc != 0)
 		LOG_FIELDS_AT(LOG_LEVEL_WARN, db->path, NULL, NULL, uv_strerror(rc),
 			      "cannot watch %s; relying on monitor-interval", dir);
@@ -511,6 +561,8 @@ void db_free(struct db *db)
 	db->image_path = NULL;
 	free(db->tmp_dir);
 	db->tmp_dir = NULL;
+	free(db->watch_dir);
+	db->watch_dir = NULL;
 	shadow_close(&db->shadow);
 	free(db->replicas);
 	db->replicas = NULL;

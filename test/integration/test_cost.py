@@ -115,6 +115,48 @@ def test_lone_commit_ships_without_a_timer(litestream_bin, tmp_path):
     assert rep.stop() == 0, rep.text()
 
 
+def test_commits_during_a_sync_are_not_missed(litestream_bin, run, tmp_path):
+    """The directory watcher is paused while a sync runs; what was written
+    meanwhile must still be found when it ends (db_loop.c, "paused
+    watcher"). With monitor-interval an hour, rounds of commits spaced
+    so that many land while a sync runs, or just as it ends, each reach
+    the replica in full without a further write."""
+    import random
+    db, replica = tmp_path / "app.db", tmp_path / "replica"
+    make_db(db)
+    conf = write_config(tmp_path, db, replica, monitor_interval="1h", checkpoint_interval="1h")
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
+    wait_for(lambda: has_snapshot(replica), what="first snapshot")
+    conn = sqlite3.connect(db, isolation_level=None)
+    rnd = random.Random(11)
+    n = 0
+    for rnd_no in range(40):
+        # The last commit of a round comes 4.5-6.5 ms after the one before:
+        # about when the sync after that one's (which finds nothing) runs.
+        k = rnd.randint(1, 5)
+        for i in range(k + 1):
+            n += 1
+            conn.execute("INSERT INTO t (writer, n, payload) VALUES (3, ?, x'02')", (n,))
+            if i < k:
+                time.sleep(rnd.random() * 0.004 if i < k - 1 else 0.0045 + rnd.random() * 0.002)
+        out = tmp_path / f"r{rnd_no}.db"
+
+        def shipped():
+            if out.exists():
+                out.unlink()
+            r = run("restore", "-o", out, f"file://{replica}")
+            if r.returncode != 0:
+                return False
+            c = sqlite3.connect(out)
+            try:
+                return c.execute("SELECT max(n) FROM t WHERE writer = 3").fetchone()[0] == n
+            finally:
+                c.close()
+        wait_for(shipped, timeout=5, interval=0.05, what=f"round {rnd_no}: commit {n} on the replica")
+    conn.close()
+    assert rep.stop() == 0, rep.text()
+
+
 STEADY_WRITER = r"""
 import sqlite3, sys, time, os
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
