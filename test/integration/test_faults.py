@@ -1,10 +1,12 @@
 """A replica that cannot be written (read-only file system, full disk):
 errors are logged, nothing is lost, and replication catches up once the
-fault clears. Uses a small tmpfs mounted by the test (needs root)."""
+fault clears. Uses a small tmpfs mounted by the test, and for I/O errors a
+FUSE mirror that fails writes on demand (eiofs.py); both need root."""
 import os
 import re
 import sqlite3
 import subprocess
+import sys
 import time
 
 import pytest
@@ -168,5 +170,62 @@ def test_database_disk_full_then_recovers(litestream_bin, run, tmp_path, small_f
     wait_for(lambda: "sync working again" in rep.text(), timeout=30, what="recovery")
     wait_writers(start_writers(db, [["--seed", 6, "--count", 20]]))
     assert rep.stop() == 0, rep.text()
+    restore(run, f"file://{replica}", tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
+@pytest.fixture
+def eio_fs(tmp_path):
+    """A FUSE mirror (eiofs.py) that answers writes, fsyncs, creates and
+    renames with EIO while its fault file says "eio"; yields (mount, fault)."""
+    try:
+        import fusepy  # noqa: F401
+    except ImportError:
+        pytest.skip("fusepy (Debian python3-fusepy) is not installed")
+    back, mnt, fault = tmp_path / "back", tmp_path / "eio", tmp_path / "fault"
+    back.mkdir()
+    mnt.mkdir()
+    here = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.Popen([sys.executable, os.path.join(here, "eiofs.py"), str(back), str(mnt),
+                             "--fault", str(fault)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not os.path.ismount(mnt):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.skip(f"cannot mount a FUSE file system here: {proc.stderr.read().strip()}")
+        time.sleep(0.05)
+    try:
+        yield mnt, fault
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_io_errors_then_recovers(litestream_bin, run, tmp_path, eio_fs):
+    """A file replica whose disk answers EIO (a FUSE mirror that fails every
+    write, fsync and rename): the error is logged with the path, once while
+    it lasts, the daemon keeps running, and when the disk works again
+    everything ships in order: the restore is equal."""
+    mnt, fault = eio_fs
+    db, replica = tmp_path / "app.db", mnt / "replica"
+    make_db(db)
+    rep = Replicator(litestream_bin, [db, f"file://{replica}"], tmp_path / "log")
+    wait_writers(start_writers(db, [["--seed", 40, "--count", 50]]))
+    wait_for(lambda: any(f.endswith(".lz4") for _, _, fs in os.walk(replica) for f in fs),
+             what="a first object on the FUSE replica")
+    fault.write_text("eio")
+    wait_writers(start_writers(db, [["--seed", 41, "--count", 200]]))
+    wait_for(lambda: "Input/output error" in rep.text(), what="the I/O error in the log")
+    time.sleep(3)
+    assert rep.proc.poll() is None
+    errors = [l for l in rep.text().splitlines() if "ERROR" in l and "Input/output error" in l]
+    assert len(errors) == 1, "\n".join(errors)
+    assert str(mnt) in errors[0], errors[0]
+    fault.write_text("")
+    wait_for(lambda: "replica healthy again" in rep.text(), timeout=30, what="recovery")
+    assert rep.stop() == 0
     restore(run, f"file://{replica}", tmp_path / "restored.db")
     assert_same(db, tmp_path / "restored.db")
