@@ -3,12 +3,16 @@ SFTP: real SQLite databases written by real processes, the real binary,
 the remote directory read directly to see what was stored. Replication,
 kill -9 and resumption without re-uploading, restore equal, listings;
 host keys unknown, changed or not the pinned one refused with their
-fingerprint; a refused password named; the server killed mid-upload and
+fingerprint; a password user (made for the test) replicating, a refused
+password named; the server killed mid-upload and
 restarted.
 """
 import os
+import pwd
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -187,10 +191,56 @@ def test_host_keys_refused(litestream_bin, run, tmp_path, sshd):
     assert not os.path.exists(remote), remote_files(remote)
 
 
+@pytest.fixture
+def password_user():
+    """A system user made for the test with a known password (useradd,
+    chpasswd; root only), removed afterwards; yields (name, password, a
+    directory it owns)."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("a password user needs root and useradd (passwd)")
+    name, password = f"lst{os.getpid() % 100000}", "Pw-for-the-test-7"
+    r = subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", name],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"useradd {name}: {r.stderr.strip()}")
+    home = tempfile.mkdtemp(prefix="lst-sftp-")
+    try:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+        os.chmod(home, 0o755)
+        shutil.chown(home, name)
+        yield name, password, home
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_password_user(litestream_bin, run, tmp_path, sshd, password_user):
+    """A user who logs in with a password (no key): replicate as that user,
+    the objects owned by it on the server, restore equal; the password is
+    never in the log."""
+    name, password, home = password_user
+    db, remote = tmp_path / "app.db", os.path.join(home, "replica")
+    make_db(db)
+    conf = write_conf(tmp_path / "ls.conf", db, sshd, remote, key_path=None, password=password,
+                      url=f"sftp://{name}@127.0.0.1:{sshd.port}{remote}")
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log", env=ls_env())
+    wait_writers(start_writers(db, [["--seed", 5, "--count", 100]]))
+    wait_for(lambda: any("/wal/" in k for k in remote_files(remote)),
+             what="a WAL segment on the server")
+    assert rep.stop() == 0, rep.text()
+    log = rep.text()
+    assert f"as {name} (sftp)" in log and password not in log, log
+    with open(sshd.log_path, errors="replace") as f:
+        assert f"Accepted password for {name}" in f.read()
+    owners = {os.stat(os.path.join(d, f)).st_uid for d, _, fs in os.walk(remote) for f in fs}
+    assert owners == {pwd.getpwnam(name).pw_uid}, owners
+    restore(run, conf, db, tmp_path / "restored.db")
+    assert_same(db, tmp_path / "restored.db")
+
+
 def test_password_refused(litestream_bin, run, tmp_path, sshd):
     """A wrong password is refused, the message says the password was (and
-    never shows it). A test of a right password would need a system user
-    with a known password, which the suite does not create."""
+    never shows it)."""
     db, remote = tmp_path / "app.db", str(tmp_path / "remote")
     make_db(db)
     conf = write_conf(tmp_path / "ls.conf", db, sshd, remote, key_path=None,
