@@ -68,8 +68,9 @@ static bool watch_resume(struct db *db, const struct db_job *job)
 		return false;
 	if (uv_fs_event_start(&db->dir_watch, on_dir_event, db->watch_dir, 0) != 0)
 		return true; /* the monitor tick is left; this sync costs nothing */
-	if (job->copied > 0 || job->rc != 0 || !job->wal_print.exists)
-		return job->copied > 0;
+	if (job->copied > 0 || job->rc != 0)
+		return job->copied > 0; /* another job comes anyway, or the retry */
+	/* Also when the WAL was missing: one that appeared is news. */
 	db_wal_print(db, job->pos.offset, &now);
 	return memcmp(&now, &job->wal_print, sizeof(now)) != 0;
 }
