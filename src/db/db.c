@@ -465,6 +465,7 @@ static void job_run(struct db *db, struct db_job *job)
 	}
 	if (!job_open(db, job))
 		return;
+	db_wal_print(db, &job->wal_print);
 	if ((rc = job_sync(db, job)) != 0) {
 		job->rc = rc;
 		return;
@@ -498,33 +499,38 @@ static void job_run(struct db *db, struct db_job *job)
 	if (job->final && (rc = shadow_flush(&db->shadow)) != 0)
 		LOG_WARN_ERR(db->path, NULL, strerror(-rc), "fsync shadow wal");
 	job_fill_pos(db, job);
-	db_wal_print(db, db->shadow.size, &job->wal_print);
 	if (job->image_path != NULL)
 		job->image_rc = copy_image(db, job->image_path);
 }
 
-void db_wal_print(const struct db *db, uint64_t end, struct wal_print *out)
+/* Short reads leave zeros, which compare as well as bytes. */
+static void read_head(const char *path, uint8_t *buf, size_t len, struct stat *st)
 {
-	char wal[4096];
-	struct stat st;
-	int fd;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	memset(out, 0, sizeof(*out));
-	snprintf(wal, sizeof(wal), "%s-wal", db->path);
-	fd = open(wal, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (fstat(fd, &st) == 0) {
+	if (st == NULL || fstat(fd, st) == 0)
+		(void)!pread(fd, buf, len, 0);
+	close(fd);
+}
+
+void db_wal_print(const struct db *db, struct wal_print *out)
+{
+	char path[4096];
+	struct stat st = {0};
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "%s-wal", db->path);
+	read_head(path, out->head, sizeof(out->head), &st);
+	if (st.st_ino != 0) {
 		out->exists = true;
 		out->ino = st.st_ino;
 		out->size = (uint64_t)st.st_size;
 		out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		/* Short reads leave zeros, which compare as well as bytes. */
-		(void)!pread(fd, out->head, sizeof(out->head), 0);
-		if (end >= sizeof(out->head))
-			(void)!pread(fd, out->at_end, sizeof(out->at_end), (off_t)end);
 	}
-	close(fd);
+	snprintf(path, sizeof(path), "%s-shm", db->path);
+	read_head(path, out->shm_head, sizeof(out->shm_head), NULL);
 }
 
 /* ---- what the loop side calls ----------------------------------------- */

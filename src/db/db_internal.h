@@ -16,18 +16,21 @@
 #include <time.h>
 
 /*
- * What a job last saw of the real WAL: enough to tell, after the job, that
- * the application wrote while the directory watcher was paused (see
- * "paused watcher" in db_loop.c). Two equal prints mean no write came in
- * between, except a write within one file-timestamp tick that changes
- * neither the size nor the 56 bytes read (the monitor tick catches that).
+ * What the WAL looked like as a job began: enough to tell, after the job,
+ * that the application wrote while the directory watcher was paused (see
+ * "paused watcher" in db_loop.c). Taken before the job reads the WAL, so
+ * that a write the job did not see shows as a difference. Every commit
+ * rewrites the WAL-index header at the start of the -shm file (its frame
+ * count, salts and checksum), so two equal prints mean no commit came in
+ * between; the WAL's own size, time, inode and header cover a database
+ * whose -shm cannot be read.
  */
 struct wal_print {
 	bool exists;
 	uint64_t ino, size;
 	int64_t mtime_ns;
 	uint8_t head[32];            /* the WAL header: salts change at a restart */
-	uint8_t at_end[24];          /* the frame header where the shadow ends */
+	uint8_t shm_head[48];        /* the first copy of the WAL-index header */
 };
 
 struct db_job {
@@ -69,7 +72,7 @@ struct db_job {
 	bool writer_paused;          /* no commit since the last job, which copied some */
 	int64_t retry_in_ms;         /* > 0: a checkpoint to try again this much later */
 	double seconds;
-	struct wal_print wal_print;  /* out: the WAL as the job left it */
+	struct wal_print wal_print;  /* out: the WAL as the job found it */
 };
 
 struct db_subscriber {
@@ -87,7 +90,7 @@ void db_job_work(uv_work_t *req);
 void db_job_close_now(struct db *db);
 
 /* Reads the print of db's real WAL, with the frame header at offset end (any thread). */
-void db_wal_print(const struct db *db, uint64_t end, struct wal_print *out);
+void db_wal_print(const struct db *db, struct wal_print *out);
 
 /* db_subscribers.c */
 

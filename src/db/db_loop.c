@@ -39,14 +39,13 @@ static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int
  * while a job runs and starts again when it ends; then what it may have
  * missed in between is looked for: after a job that copied frames,
  * another job runs anyway (the writer is active, group shipping); after
- * one that copied nothing, the WAL's print (size, mtime, inode, header and
- * the frame header where the shadow ends; db_wal_print()) is compared
- * with the one the job took as it ended, and any difference asks for a
- * sync. The watcher starts before the print is read, so a write after
- * the read raises an event. A write the print cannot see (one timestamp
- * tick, no size change, past the shadow's end: the middle of a
- * transaction whose first frames the job had seen) is found by the next
- * event of that transaction (its commit frame) or the monitor tick.
+ * one that copied nothing, the WAL's print (db_wal_print(): its size,
+ * time, inode and header, and the WAL-index header that every commit
+ * rewrites in the -shm file) is compared with the one the job took before
+ * it read the WAL, and any difference asks for a sync. The watcher starts
+ * before that print is read, so a write after the read raises an event.
+ * (A print taken as the job ended would miss a commit that came after
+ * the job's read: a test found that under load.)
  */
 static void watch_pause(struct db *db)
 {
@@ -71,7 +70,7 @@ static bool watch_resume(struct db *db, const struct db_job *job)
 	if (job->copied > 0 || job->rc != 0)
 		return job->copied > 0; /* another job comes anyway, or the retry */
 	/* Also when the WAL was missing: one that appeared is news. */
-	db_wal_print(db, job->pos.offset, &now);
+	db_wal_print(db, &now);
 	return memcmp(&now, &job->wal_print, sizeof(now)) != 0;
 }
 
