@@ -92,15 +92,23 @@ def test_burst_ships_in_groups(litestream_bin, run, tmp_path):
     assert_same(db, tmp_path / "restored.db")
 
 
-@pytest.mark.timing
-def test_lone_commit_ships_without_a_timer(litestream_bin, tmp_path):
-    """After an idle second a single commit reaches the replica at once: the
-    fs event starts the sync, not monitor-interval (an hour here)."""
+def events_only_replicator(litestream_bin, tmp_path):
+    """A database replicated with monitor-interval an hour: only fs events
+    start its syncs. Returns (db, replica, Replicator) after the first
+    snapshot."""
     db, replica = tmp_path / "app.db", tmp_path / "replica"
     make_db(db)
     conf = write_config(tmp_path, db, replica, monitor_interval="1h", checkpoint_interval="1h")
     rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
     wait_for(lambda: has_snapshot(replica), what="first snapshot")
+    return db, replica, rep
+
+
+@pytest.mark.timing
+def test_lone_commit_ships_without_a_timer(litestream_bin, tmp_path):
+    """After an idle second a single commit reaches the replica at once: the
+    fs event starts the sync, not monitor-interval (an hour here)."""
+    db, replica, rep = events_only_replicator(litestream_bin, tmp_path)
     conn = sqlite3.connect(db, isolation_level=None)
     for i in range(3):
         time.sleep(1.0)
@@ -122,11 +130,7 @@ def test_commits_during_a_sync_are_not_missed(litestream_bin, run, tmp_path):
     so that many land while a sync runs, or just as it ends, each reach
     the replica in full without a further write."""
     import random
-    db, replica = tmp_path / "app.db", tmp_path / "replica"
-    make_db(db)
-    conf = write_config(tmp_path, db, replica, monitor_interval="1h", checkpoint_interval="1h")
-    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
-    wait_for(lambda: has_snapshot(replica), what="first snapshot")
+    db, replica, rep = events_only_replicator(litestream_bin, tmp_path)
     conn = sqlite3.connect(db, isolation_level=None)
     rnd = random.Random(11)
     n = 0
