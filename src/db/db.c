@@ -465,7 +465,7 @@ static void job_run(struct db *db, struct db_job *job)
 	}
 	if (!job_open(db, job))
 		return;
-	db_wal_print(db, &job->wal_print);
+	db_wal_print(db, db->shadow.size, &job->wal_print);
 	if ((rc = job_sync(db, job)) != 0) {
 		job->rc = rc;
 		return;
@@ -515,7 +515,7 @@ static void read_head(const char *path, uint8_t *buf, size_t len, struct stat *s
 	close(fd);
 }
 
-void db_wal_print(const struct db *db, struct wal_print *out)
+void db_wal_print(const struct db *db, uint64_t end, struct wal_print *out)
 {
 	char path[4096];
 	struct stat st = {0};
@@ -529,8 +529,18 @@ void db_wal_print(const struct db *db, struct wal_print *out)
 		out->size = (uint64_t)st.st_size;
 		out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	}
-	snprintf(path, sizeof(path), "%s-shm", db->path);
-	read_head(path, out->shm_head, sizeof(out->shm_head), NULL);
+	/*
+	 * Never open the -shm file here: closing any descriptor of it drops
+	 * every POSIX lock SQLite holds on it, our read mark among them.
+	 */
+	out->end = end;
+	if (out->exists && end >= sizeof(out->head)) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)!pread(fd, out->at_end, sizeof(out->at_end), (off_t)end);
+			close(fd);
+		}
+	}
 }
 
 /* ---- what the loop side calls ----------------------------------------- */

@@ -30,7 +30,8 @@ struct wal_print {
 	uint64_t ino, size;
 	int64_t mtime_ns;
 	uint8_t head[32];            /* the WAL header: salts change at a restart */
-	uint8_t shm_head[48];        /* the first copy of the WAL-index header */
+	uint64_t end;                /* where the shadow ended */
+	uint8_t at_end[24];          /* the frame header there */
 };
 
 struct db_job {
@@ -90,7 +91,7 @@ void db_job_work(uv_work_t *req);
 void db_job_close_now(struct db *db);
 
 /* Reads the print of db's real WAL, with the frame header at offset end (any thread). */
-void db_wal_print(const struct db *db, struct wal_print *out);
+void db_wal_print(const struct db *db, uint64_t end, struct wal_print *out);
 
 /* db_subscribers.c */
 

@@ -40,8 +40,8 @@ static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int
  * missed in between is looked for: after a job that copied frames,
  * another job runs anyway (the writer is active, group shipping); after
  * one that copied nothing, the WAL's print (db_wal_print(): its size,
- * time, inode and header, and the WAL-index header that every commit
- * rewrites in the -shm file) is compared with the one the job took before
+ * time, inode, header and the frame header where the shadow ended)
+ * is compared with the one the job took before
  * it read the WAL, and any difference asks for a sync. The watcher starts
  * before that print is read, so a write after the read raises an event.
  * (A print taken as the job ended would miss a commit that came after
@@ -70,7 +70,7 @@ static bool watch_resume(struct db *db, const struct db_job *job)
 	if (job->copied > 0 || job->rc != 0)
 		return job->copied > 0; /* another job comes anyway, or the retry */
 	/* Also when the WAL was missing: one that appeared is news. */
-	db_wal_print(db, &now);
+	db_wal_print(db, job->wal_print.end, &now);
 	return memcmp(&now, &job->wal_print, sizeof(now)) != 0;
 }
 
