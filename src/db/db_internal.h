@@ -19,11 +19,12 @@
  * What the WAL looked like as a job began: enough to tell, after the job,
  * that the application wrote while the directory watcher was paused (see
  * "paused watcher" in db_loop.c). Taken before the job reads the WAL, so
- * that a write the job did not see shows as a difference. Every commit
- * rewrites the WAL-index header at the start of the -shm file (its frame
- * count, salts and checksum), so two equal prints mean no commit came in
- * between; the WAL's own size, time, inode and header cover a database
- * whose -shm cannot be read.
+ * that a write the job did not see shows as a difference. A commit
+ * changes the size, the time, the header (a restart) or the frame header
+ * where the shadow ended; one within a single timestamp tick over a WAL
+ * that did not grow may be missed until the monitor tick. The -shm file
+ * is never opened for it: closing a descriptor of it would drop SQLite's
+ * POSIX locks there.
  */
 struct wal_print {
 	bool exists;
