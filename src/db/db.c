@@ -503,44 +503,30 @@ static void job_run(struct db *db, struct db_job *job)
 		job->image_rc = copy_image(db, job->image_path);
 }
 
-/* Short reads leave zeros, which compare as well as bytes. */
-static void read_head(const char *path, uint8_t *buf, size_t len, struct stat *st)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	if (st == NULL || fstat(fd, st) == 0)
-		(void)!pread(fd, buf, len, 0);
-	close(fd);
-}
-
+/* Opens the -wal only: closing a descriptor of the -shm would drop SQLite's locks. */
 void db_wal_print(const struct db *db, uint64_t end, struct wal_print *out)
 {
-	char path[4096];
-	struct stat st = {0};
+	char wal[4096];
+	struct stat st;
+	int fd;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(path, sizeof(path), "%s-wal", db->path);
-	read_head(path, out->head, sizeof(out->head), &st);
-	if (st.st_ino != 0) {
+	out->end = end;
+	snprintf(wal, sizeof(wal), "%s-wal", db->path);
+	fd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0) {
 		out->exists = true;
 		out->ino = st.st_ino;
 		out->size = (uint64_t)st.st_size;
 		out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	}
-	/*
-	 * Never open the -shm file here: closing any descriptor of it drops
-	 * every POSIX lock SQLite holds on it, our read mark among them.
-	 */
-	out->end = end;
-	if (out->exists && end >= sizeof(out->head)) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
+		/* Short reads leave zeros, which compare as well as bytes. */
+		(void)!pread(fd, out->head, sizeof(out->head), 0);
+		if (end >= sizeof(out->head))
 			(void)!pread(fd, out->at_end, sizeof(out->at_end), (off_t)end);
-			close(fd);
-		}
 	}
+	close(fd);
 }
 
 /* ---- what the loop side calls ----------------------------------------- */

@@ -40,10 +40,10 @@ static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int
  * missed in between is looked for: after a job that copied frames,
  * another job runs anyway (the writer is active, group shipping); after
  * one that copied nothing, the WAL's print (db_wal_print(): its size,
- * time, inode, header and the frame header where the shadow ended)
- * is compared with the one the job took before
- * it read the WAL, and any difference asks for a sync. The watcher starts
- * before that print is read, so a write after the read raises an event.
+ * time, inode, header and the frame header where the shadow ended) is
+ * compared with the one the job took before it read the WAL, and any
+ * difference asks for a sync. The watcher starts before that print is
+ * read, so a write after the read raises an event.
  * (A print taken as the job ended would miss a commit that came after
  * the job's read: a test found that under load.)
  */
