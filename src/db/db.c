@@ -492,9 +492,12 @@ static void job_run(struct db *db, struct db_job *job)
 		if (rc != 0)
 			LOG_WARN_ERR(db->path, NULL, strerror(-rc), "cannot remove shipped shadow wal files");
 	}
-	/* Idle (the loop asked): the spare connection goes until it is needed. */
-	if (job->close_spare && job->copied == 0 && !(db->checkpoint_pending && !db->checkpoint_complete))
+	/* At rest (the loop asked): the spare connection goes until it is needed,
+	 * and the WAL-index pages leave our resident memory until it is read. */
+	if (job->rest && job->copied == 0 && !(db->checkpoint_pending && !db->checkpoint_complete)) {
 		db_conn_spare_close(&db->conn);
+		db_conn_shm_release(&db->conn);
+	}
 	job->spare_open = db_conn_spare_open(&db->conn);
 	if (job->final && (rc = shadow_flush(&db->shadow)) != 0)
 		LOG_WARN_ERR(db->path, NULL, strerror(-rc), "fsync shadow wal");

@@ -203,7 +203,8 @@ struct db {
 	bool monitor_seen_valid;
 	bool wal_backfilled;       /* the last job saw the WAL fully backfilled, all of it shadowed */
 	bool spare_open;           /* the spare read connection is open (db_conn.h) */
-	bool spare_close_wanted;   /* the next job closes it */
+	bool rest_wanted;          /* the next job puts the database at rest (db_loop.c) */
+	bool rested;               /* the last job did, and copied nothing */
 	int64_t last_active_ms;    /* the last job that copied frames (monotonic) */
 	uv_timer_t turn_timer;     /* the next sync: at the next loop turn, or a checkpoint retry */
 	int64_t turn_due_ms;       /* when turn_timer fires, while active (monotonic) */

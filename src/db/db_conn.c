@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -211,6 +212,37 @@ void db_conn_spare_close(struct db_conn *c)
 bool db_conn_spare_open(const struct db_conn *c)
 {
 	return c->reader >= 0 && c->rconn[1 - c->reader] != NULL;
+}
+
+/*
+ * The WAL-index is SQLite's shared mapping of the -shm, one per process
+ * and file whichever connection asks, in 32 KiB regions. Its pages stay
+ * resident in our address space once touched: for a thousand idle
+ * databases the largest part of our RSS. MADV_DONTNEED on a shared file
+ * mapping drops only our page-table entries: the bytes stay in the page
+ * cache (and in the file), the next read faults them back in. Asked of
+ * SQLite's own mapping (xShmMap, never extending): the -shm is never
+ * opened here (see file_fd in db_conn.h for why).
+ */
+#define SHM_REGION 32768
+#define SHM_MAX_REGIONS 64
+
+void db_conn_shm_release(struct db_conn *c)
+{
+	sqlite3_file *f = NULL;
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (c->reader < 0 || page <= 0 || SHM_REGION % page != 0 ||
+	    sqlite3_file_control(c->rconn[c->reader], "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+	    f == NULL || f->pMethods == NULL || f->pMethods->iVersion < 2 || f->pMethods->xShmMap == NULL)
+		return;
+	for (int i = 0; i < SHM_MAX_REGIONS; i++) {
+		void volatile *p = NULL;
+		if (f->pMethods->xShmMap(f, i, SHM_REGION, 0, &p) != SQLITE_OK || p == NULL)
+			break;
+		/* Regions are page-aligned when the page divides 32 KiB (checked above). */
+		madvise((void *)p, SHM_REGION, MADV_DONTNEED);
+	}
 }
 
 int db_conn_open(struct db_conn *c, char *err, size_t errlen)

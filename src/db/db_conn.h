@@ -97,6 +97,12 @@ int db_conn_checkpoint(struct db_conn *c, int *log, int *done, char *err, size_t
 void db_conn_spare_close(struct db_conn *c);
 bool db_conn_spare_open(const struct db_conn *c);
 
+/*
+ * Drops the WAL-index (-shm) pages SQLite mapped for us from our resident
+ * memory; they come back on the next read. For a database at rest.
+ */
+void db_conn_shm_release(struct db_conn *c);
+
 /* Takes and drops the write lock (BEGIN IMMEDIATE) on the write connection. */
 int db_conn_write_lock(struct db_conn *c, char *err, size_t errlen);
 void db_conn_write_unlock(struct db_conn *c);

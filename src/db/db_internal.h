@@ -69,7 +69,7 @@ struct db_job {
 	uint32_t page_size;
 	uint64_t db_size, wal_size;
 	bool wal_backfilled;         /* nothing for a checkpoint to do (shadow.h: complete) */
-	bool close_spare;            /* in: idle, close the spare read connection */
+	bool rest;                   /* in: idle, close the spare read connection, drop the -shm pages */
 	bool spare_open;             /* out: whether it is open */
 	bool writer_paused;          /* no commit since the last job, which copied some */
 	int64_t retry_in_ms;         /* > 0: a checkpoint to try again this much later */

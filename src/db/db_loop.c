@@ -84,6 +84,8 @@ static void publish(struct db *db, struct db_job *job)
 	db->page_size = job->page_size;
 	db->wal_backfilled = job->wal_backfilled;
 	db->spare_open = job->spare_open;
+	/* Any other job reads the WAL-index again: its pages are back. */
+	db->rested = job->rest && job->copied == 0 && job->rc == 0;
 	if (job->copied > 0)
 		db->last_active_ms = clock_mono_ms();
 	db->stats.db_size = job->db_size;
@@ -245,8 +247,8 @@ static void start_job(struct db *db)
 	job->requested = db->checkpoint_wanted;
 	job->checkpointed = CHECKPOINT_NONE; /* calloc's 0 is CHECKPOINT_PASSIVE */
 	job->may_checkpoint = db_checkpoint_allowed(db);
-	job->close_spare = db->spare_close_wanted;
-	db->spare_close_wanted = false;
+	job->rest = db->rest_wanted;
+	db->rest_wanted = false;
 	job->last_checkpoint_ms = db->last_checkpoint_ms;
 	snprintf(job->new_generation_reason, sizeof(job->new_generation_reason), "%s",
 		 db->new_generation_reason);
@@ -385,8 +387,10 @@ static void files_stat(const struct db *db, struct db_files_stat *out)
  * synced: one that changed, one with requests pending, a failed one
  * retrying, and one whose WAL holds frames not yet backfilled while its
  * checkpoint-interval may have passed (the job decides). One idle for
- * SPARE_IDLE_TICKS intervals gets one job that closes its spare read
- * connection.
+ * REST_IDLE_TICKS intervals gets one job that puts it at rest: it closes
+ * the spare read connection and drops the WAL-index pages from our
+ * resident memory (db_conn_shm_release()); another comes only after some
+ * other job read the database again.
  *
  * The ticks of all databases fall on the same instant of the interval (a
  * multiple of it on the loop's clock), also for those added at runtime:
@@ -394,7 +398,7 @@ static void files_stat(const struct db *db, struct db_files_stat *out)
  * times (each wake-up costs more than the stat pair; measured: 0.8 % of a
  * core with one instant, 1.3 % with ten).
  */
-#define SPARE_IDLE_TICKS 10
+#define REST_IDLE_TICKS 10
 
 static uint64_t monitor_first_delay(const struct db *db, uint64_t every)
 {
@@ -415,9 +419,9 @@ static void on_monitor(uv_timer_t *t)
 	    (now.wal_size <= 32 || interval <= 0 || db->wal_backfilled ||
 	     clock_wall_ms() - db->last_checkpoint_ms < interval)) {
 		db->stats.idle_ticks++;
-		if (db->spare_open &&
-		    clock_mono_ms() - db->last_active_ms >= SPARE_IDLE_TICKS * db->cfg->monitor_interval_ms) {
-			db->spare_close_wanted = true;
+		if ((db->spare_open || !db->rested) &&
+		    clock_mono_ms() - db->last_active_ms >= REST_IDLE_TICKS * db->cfg->monitor_interval_ms) {
+			db->rest_wanted = true;
 			db_request_sync(db);
 		}
 		return;

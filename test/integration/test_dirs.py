@@ -20,13 +20,13 @@ def make_wal(path, rows=1):
     conn.close()
 
 
-def write_conf(tmp_path, sock, tenants, backup, extra=""):
+def write_conf(tmp_path, sock, tenants, backup, extra="", monitor="1s"):
     conf = tmp_path / "litestream.conf"
     conf.write_text(f"""[litestream]
 socket = {sock}
 [dir tenants]
 path = {tenants}
-monitor-interval = 1s
+monitor-interval = {monitor}
 {extra}
 [replica near]
 db = tenants
@@ -190,3 +190,49 @@ def test_open_file_limit(run, litestream_bin, tmp_path, sockdir):  # noqa: F811
     r = run("replicate", "-once", "-config", conf, preexec_fn=limit(100, 4096), timeout=60)
     assert r.returncode == 0, r.stderr
     assert all(snapshotted(backup, f"t{i}.db") for i in range(20))
+
+
+def shm_resident_kib(pid):
+    """Resident KiB of the process's mappings of *.db-shm files (smaps)."""
+    total, in_shm = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:
+                in_shm = len(head) >= 6 and head[5].endswith(".db-shm")
+            elif in_shm and head[0] == "Rss:":
+                total += int(head[1])
+    return total
+
+
+def test_idle_databases_drop_shm_pages(run, litestream_bin, tmp_path, sockdir):  # noqa: F811
+    """Databases at rest leave their WAL-index pages out of our resident
+    memory (db_conn_shm_release()), and a write after rest ships and
+    restores as ever: twice, so the second rest follows a woken one."""
+    tenants, backup = tmp_path / "tenants", tmp_path / "backup"
+    sock = os.path.join(sockdir, "ctl.sock")
+    for i in range(20):
+        make_wal(str(tenants / f"t{i:02d}.db"), rows=50)
+    conf = write_conf(tmp_path, sock, tenants, backup, monitor="100ms")
+    rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
+    try:
+        wait_for(lambda: all(snapshotted(backup, f"t{i:02d}.db") for i in range(20)),
+                 timeout=30, what="20 first snapshots")
+        for cycle in range(2):
+            wait_for(lambda: shm_resident_kib(rep.proc.pid) == 0, timeout=20, interval=0.1,
+                     what=f"no resident -shm pages (cycle {cycle})")
+            for i in (3, 11):
+                conn = sqlite3.connect(str(tenants / f"t{i:02d}.db"), isolation_level=None)
+                conn.execute("INSERT INTO kv (v) VALUES (?)", (f"after rest {cycle}",))
+                conn.close()
+                sync_wait(sock, f"tenants/t{i:02d}.db")
+            for i in (3, 11):
+                out = tmp_path / f"restored-{cycle}-{i}.db"
+                r = run("restore", "-o", out, f"file://{backup}/t{i:02d}.db")
+                assert r.returncode == 0, r.stderr
+                assert_same(str(tenants / f"t{i:02d}.db"), str(out))
+    finally:
+        rc = rep.stop()
+    log = rep.text()
+    assert rc == 0, log
+    assert " ERROR " not in log, log
