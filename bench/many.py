@@ -139,7 +139,7 @@ def proc_status(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM", "Threads"):
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem", "Threads"):
                 out[k] = int(v.split()[0])
     return out
 
@@ -346,7 +346,10 @@ def measure(run, idle_s, write_s):
     time.sleep(3)  # the last shipments after the snapshots
     pid = run.proc.pid
     c0, t0 = cpu_seconds(pid), now()
-    time.sleep(idle_s)
+    # The second half apart: by then every database has been put at rest.
+    time.sleep(idle_s / 2)
+    ch, th = cpu_seconds(pid), now()
+    time.sleep(idle_s / 2)
     run.alive()
     c1, t1 = cpu_seconds(pid), now()
     st = proc_status(pid)
@@ -374,7 +377,11 @@ def measure(run, idle_s, write_s):
         "binary": run.label, "backend": run.backend, "n": run.n,
         "first_snapshots_s": round(first, 1), "since_start_s": round(now() - t_start, 1),
         "idle_cpu_pct": round((c1 - c0) / (t1 - t0) * 100, 2),
-        "rss_mib": round(st["VmRSS"] / 1024, 1), "hwm_mib": round(st2["VmHWM"] / 1024, 1),
+        "idle_cpu_pct_2nd_half": round((c1 - ch) / (t1 - th) * 100, 2),
+        "rss_mib": round(st["VmRSS"] / 1024, 1),
+        "rss_anon_mib": round(st.get("RssAnon", 0) / 1024, 1),
+        "rss_file_mib": round((st.get("RssFile", 0) + st.get("RssShmem", 0)) / 1024, 1),
+        "hwm_mib": round(st2["VmHWM"] / 1024, 1),
         "threads": st["Threads"], "fds": nfd,
         "idle_req_per_min": None if idle_req is None else round(idle_req / (t1 - t0) * 60, 1),
         "write_cpu_pct": round((c3 - c2) / (w1 - w0) * 100, 1),
@@ -429,7 +436,8 @@ def main():
                     run.stop()
                 results.append(r)
                 print(json.dumps(r), flush=True)
-        keys = ["first_snapshots_s", "idle_cpu_pct", "rss_mib", "hwm_mib", "threads", "fds",
+        keys = ["first_snapshots_s", "idle_cpu_pct", "idle_cpu_pct_2nd_half", "rss_mib",
+                "rss_anon_mib", "rss_file_mib", "hwm_mib", "threads", "fds",
                 "idle_req_per_min", "write_cpu_pct", "lag_samples", "lag_p50_ms", "lag_p99_ms",
                 "written_req_per_min", "others_req_per_min"]
         print(f"\n{a.n} databases of {a.mb} MB; idle {a.idle_s:.0f} s; {WRITTEN} written for "

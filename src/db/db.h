@@ -201,6 +201,7 @@ struct db {
 	uv_timer_t monitor_timer;
 	struct db_files_stat monitor_seen; /* at the last tick that asked for a sync */
 	bool monitor_seen_valid;
+	int monitor_file_skips;    /* ticks since the database file's own stat (db_loop.c) */
 	bool wal_backfilled;       /* the last job saw the WAL fully backfilled, all of it shadowed */
 	bool spare_open;           /* the spare read connection is open (db_conn.h) */
 	bool rest_wanted;          /* the next job puts the database at rest (db_loop.c) */

@@ -359,17 +359,14 @@ static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int
 }
 
 /* What a monitor tick compares: the database file and its WAL, by stat(). */
-static void files_stat(const struct db *db, struct db_files_stat *out)
+static void wal_stat(const struct db *db, struct db_files_stat *out)
 {
 	char wal[4096];
 	struct stat st;
 
-	memset(out, 0, sizeof(*out));
-	if (stat(db->path, &st) == 0) {
-		out->db_ino = st.st_ino;
-		out->db_size = st.st_size;
-		out->db_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	}
+	out->wal_ino = 0;
+	out->wal_size = 0;
+	out->wal_mtime_ns = 0;
 	snprintf(wal, sizeof(wal), "%s-wal", db->path);
 	if (stat(wal, &st) == 0) {
 		out->wal_ino = st.st_ino;
@@ -378,11 +375,51 @@ static void files_stat(const struct db *db, struct db_files_stat *out)
 	}
 }
 
+static void file_stat(const struct db *db, struct db_files_stat *out)
+{
+	struct stat st;
+
+	out->db_ino = 0;
+	out->db_size = 0;
+	out->db_mtime_ns = 0;
+	if (stat(db->path, &st) == 0) {
+		out->db_ino = st.st_ino;
+		out->db_size = st.st_size;
+		out->db_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	}
+}
+
+/*
+ * The WAL at every tick, the database file when the WAL changed or at
+ * every DB_STAT_TICKS-th tick (a stat is a syscall, 1-2 us here, the most
+ * of an idle database's cost). A commit always reaches the WAL; the file
+ * alone changes by a checkpoint (nothing to ship) or by being replaced,
+ * which the directory's watcher reports at once: this is the net under a
+ * lost event.
+ */
+#define DB_STAT_TICKS 10
+
+static void files_stat(struct db *db, struct db_files_stat *out)
+{
+	memset(out, 0, sizeof(*out));
+	wal_stat(db, out);
+	if (db->monitor_seen_valid && ++db->monitor_file_skips < DB_STAT_TICKS &&
+	    out->wal_ino == db->monitor_seen.wal_ino && out->wal_size == db->monitor_seen.wal_size &&
+	    out->wal_mtime_ns == db->monitor_seen.wal_mtime_ns) {
+		out->db_ino = db->monitor_seen.db_ino;
+		out->db_size = db->monitor_seen.db_size;
+		out->db_mtime_ns = db->monitor_seen.db_mtime_ns;
+		return;
+	}
+	db->monitor_file_skips = 0;
+	file_stat(db, out);
+}
+
 /*
  * The monitor tick is the safety net under the fs events. A database
  * whose file and WAL have not changed (stat: inode, size, mtime in
- * nanoseconds) since the last tick's sync asked for one costs a stat
- * pair, not a sync job on the threadpool: a thousand idle databases
+ * nanoseconds) since the last tick's sync asked for one costs a stat of
+ * its WAL (files_stat()), not a sync job on the threadpool: a thousand idle databases
  * would otherwise wake the threadpool a thousand times a second. Still
  * synced: one that changed, one with requests pending, a failed one
  * retrying, and one whose WAL holds frames not yet backfilled while its
