@@ -27,6 +27,7 @@
 
 struct app;
 struct dirwatch;
+struct dir_inotify;
 struct verify_run;
 
 /*
@@ -63,6 +64,7 @@ struct app {
 	struct dirwatch **dirs;   /* every watched directory ([dir] and their subdirectories) */
 	size_t n_dirs;
 	int open_dirs;            /* watchers not yet closed */
+	struct dir_inotify *inotify; /* the [dir]s' events (replicate_inotify.c), NULL until needed */
 	bool started;             /* the first set has started: what joins now starts at once */
 	uv_signal_t sigint, sigterm, sighup;
 	int signals;
@@ -131,7 +133,28 @@ int replicate_verify_start(struct watched *w, char *err, size_t errlen);
 /* Stops w's verify, if any (the database is leaving). */
 void replicate_verify_cancel(struct watched *w);
 
+/* ---- replicate_inotify.c ---- */
+
+/*
+ * Watches the directory for the [dir]s (one inotify descriptor for all,
+ * opened at the first call): the watch descriptor, or -errno. Events go
+ * to replicate_dir_event() of every watcher whose replicate_dir_wd() it
+ * is. On the loop only.
+ */
+int replicate_inotify_add(struct app *app, const char *path);
+
+/* Drops the watch, unless a watcher still in app->dirs has it too. */
+void replicate_inotify_rm(struct app *app, int wd);
+
+/* Closes the descriptor and its handles (after every watcher went). */
+void replicate_inotify_close(struct app *app);
+
 /* ---- replicate_dir.c ---- */
+
+/* An event in dw's directory (uv_fs_event's terms: name, UV_CHANGE and
+ * UV_RENAME, status; no name: look at everything, events were lost). */
+void replicate_dir_event(struct dirwatch *dw, const char *filename, int events, int status);
+int replicate_dir_wd(const struct dirwatch *dw);
 
 /* Scans each [dir] and, with watch, starts its watchers. 0 or -errno (logged). */
 int replicate_dirs_start(struct app *app);

@@ -20,6 +20,7 @@
  *
  * An event without a name (the kernel's queue overflowed) rescans the
  * directory. The probe reads 100 bytes on the loop: cheap for local files.
+ * The events come from replicate_inotify.c (why not libuv's: there).
  */
 #include "cmd/replicate.h"
 #include "db/db_probe.h"
@@ -43,7 +44,7 @@ struct dirwatch {
 	struct dir_section *sec;
 	const struct dir_config *cfg; /* &sec->cfg */
 	char *path;                   /* this directory, absolute */
-	uv_fs_event_t ev;
+	int wd;                       /* its inotify watch (replicate_inotify.c), -1 none */
 	bool started;
 	struct strmap skipped;        /* names logged as skipped */
 };
@@ -185,13 +186,44 @@ static void scan(struct dirwatch *dw)
 	closedir(d);
 }
 
-static void on_event(uv_fs_event_t *h, const char *filename, int events, int status)
+/*
+ * A write (a change, no rename) to a database of this [dir] or to its
+ * WAL asks it for a sync with no stat: under a bulk load these are most
+ * of the events, our own checkpoint's writes to the file among them.
+ */
+static bool written(struct dirwatch *dw, const char *name)
 {
-	struct dirwatch *dw = h->data;
+	size_t n = strlen(name);
+	char *full = join(dw->path, name);
+	struct watched *w;
+
+	if (full == NULL)
+		return false;
+	if (ends_with(name, n, "-wal"))
+		full[strlen(full) - 4] = '\0';
+	w = replicate_db_find(dw->app, full);
+	free(full);
+	if (w == NULL || w->retiring || !w->started || w->dir != dw)
+		return false;
+	db_request_sync(&w->db);
+	return true;
+}
+
+int replicate_dir_wd(const struct dirwatch *dw)
+{
+	return dw->wd;
+}
+
+void replicate_dir_event(struct dirwatch *dw, const char *filename, int events, int status)
+{
 	struct app *app = dw->app;
 
-	(void)events;
-	if (status < 0)
+	if (status == 0 && filename != NULL && events == UV_CHANGE && !app->stopping && written(dw, filename))
+		return;
+	if (status == UV_ENOBUFS)
+		LOG_WARN(dw->path, NULL, "[dir %s]: file-system events were lost (the kernel's queue "
+					 "overflowed); rescanning", dw->cfg->name);
+	else if (status < 0)
 		LOG_WARN(dw->path, NULL, "[dir %s]: watch: %s; rescanning", dw->cfg->name,
 			 uv_strerror(status));
 	if (status < 0 || filename == NULL) {
@@ -229,14 +261,15 @@ static int dirwatch_open(struct app *app, struct dir_section *sec, const char *p
 	dw->sec = sec;
 	dw->cfg = cfg;
 	sec->refs++;
-	uv_fs_event_init(&app->loop, &dw->ev);
-	dw->ev.data = dw;
+	dw->wd = -1;
 	app->open_dirs++;
 	if (cfg->watch) {
-		rc = uv_fs_event_start(&dw->ev, on_event, path, 0);
-		if (rc != 0)
+		rc = replicate_inotify_add(app, path);
+		if (rc < 0)
 			LOG_WARN(path, NULL, "[dir %s]: cannot watch the directory (%s): databases added "
-					     "later are not seen until a restart", cfg->name, uv_strerror(rc));
+					     "later are not seen until a restart", cfg->name, strerror(-rc));
+		else
+			dw->wd = rc;
 	}
 	/* Scanned after the watch starts: nothing created in between is missed. */
 	dw->started = app->started;
@@ -281,10 +314,10 @@ void replicate_dirs_started(struct app *app)
 		app->dirs[i]->started = true;
 }
 
-static void on_closed(uv_handle_t *h)
+/* dw is out of app->dirs: its watch goes (unless another [dir] shares it), then dw. */
+static void dirwatch_free(struct dirwatch *dw)
 {
-	struct dirwatch *dw = h->data;
-
+	replicate_inotify_rm(dw->app, dw->wd);
 	dw->app->open_dirs--;
 	if (--dw->sec->refs == 0) {
 		config_dir_free(&dw->sec->cfg);
@@ -297,8 +330,6 @@ static void on_closed(uv_handle_t *h)
 
 void replicate_dir_close(struct app *app, const char *name)
 {
-	size_t k = 0;
-
 	/* No database keeps a pointer to a watcher that closes (w->dir goes NULL). */
 	for (size_t i = 0; i < app->n_dbs; i++) {
 		struct watched *w = app->dbs[i];
@@ -308,26 +339,34 @@ void replicate_dir_close(struct app *app, const char *name)
 			w->dir = NULL;
 		}
 	}
-	for (size_t i = 0; i < app->n_dirs; i++) {
+	/* Each leaves the array before it is freed: a watch it shares with
+	 * another [dir]'s directory is then seen as shared (replicate_inotify_rm). */
+	for (size_t i = 0; i < app->n_dirs;) {
 		struct dirwatch *dw = app->dirs[i];
 
-		if (strcmp(dw->cfg->name, name) == 0)
-			uv_close((uv_handle_t *)&dw->ev, on_closed);
-		else
-			app->dirs[k++] = dw;
+		if (strcmp(dw->cfg->name, name) != 0) {
+			i++;
+			continue;
+		}
+		memmove(&app->dirs[i], &app->dirs[i + 1], (app->n_dirs - i - 1) * sizeof(*app->dirs));
+		app->n_dirs--;
+		dirwatch_free(dw);
 	}
-	app->n_dirs = k;
 }
 
 void replicate_dirs_close(struct app *app)
 {
 	for (size_t i = 0; i < app->n_dbs; i++)
 		app->dbs[i]->dir = NULL;
-	for (size_t i = 0; i < app->n_dirs; i++)
-		uv_close((uv_handle_t *)&app->dirs[i]->ev, on_closed);
-	free(app->dirs);
+	struct dirwatch **dirs = app->dirs;
+	size_t n = app->n_dirs;
+
 	app->dirs = NULL;
 	app->n_dirs = 0;
+	for (size_t i = 0; i < n; i++)
+		dirwatch_free(dirs[i]);
+	free(dirs);
+	replicate_inotify_close(app);
 }
 
 void replicate_dir_recheck(struct app *app, const char *path)

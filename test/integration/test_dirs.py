@@ -236,3 +236,42 @@ def test_idle_databases_drop_shm_pages(run, litestream_bin, tmp_path, sockdir): 
     log = rep.text()
     assert rc == 0, log
     assert " ERROR " not in log, log
+
+
+QUEUE = "/proc/sys/fs/inotify/max_queued_events"
+
+
+def test_lost_events_rescan(litestream_bin, tmp_path, sockdir):  # noqa: F811
+    """The kernel's event queue overflows (its length lowered, as root, for
+    the inotify descriptor made at start only): the [dir] says so and
+    rescans, and every database created meanwhile is replicated."""
+    import pytest
+    if os.geteuid() != 0 or not os.access(QUEUE, os.W_OK):
+        pytest.skip("needs root to lower fs.inotify.max_queued_events")
+    tenants, backup = tmp_path / "tenants", tmp_path / "backup"
+    tenants.mkdir()
+    sock = os.path.join(sockdir, "ctl.sock")
+    conf = write_conf(tmp_path, sock, tenants, backup)
+    with open(QUEUE) as f:
+        saved = f.read().strip()
+    try:
+        with open(QUEUE, "w") as f:
+            f.write("4")
+        rep = Replicator(litestream_bin, ["-config", conf], tmp_path / "log")
+        wait_for(lambda: os.path.exists(sock), what="the control socket")
+    finally:
+        with open(QUEUE, "w") as f:
+            f.write(saved)
+    try:
+        want = {f"tenants/t{i:02d}.db" for i in range(30)}
+        for i in range(30):
+            make_wal(str(tenants / f"t{i:02d}.db"))
+        wait_for(lambda: names(sock) == want, timeout=20, what="all 30 databases")
+        wait_for(lambda: all(snapshotted(backup, f"t{i:02d}.db") for i in range(30)),
+                 timeout=30, what="30 first snapshots")
+    finally:
+        rc = rep.stop()
+    log = rep.text()
+    assert rc == 0, log
+    assert "file-system events were lost (the kernel's queue overflowed); rescanning" in log, log
+    assert " ERROR " not in log, log
