@@ -115,6 +115,22 @@ static void add_file(struct dirwatch *dw, const char *name, const char *full, co
 		replicate_db_start(app, w);
 }
 
+/* The database of the set whose file or WAL name (in dw's directory) is, or NULL. */
+static struct watched *db_of(struct dirwatch *dw, const char *name)
+{
+	size_t n = strlen(name);
+	char *full = join(dw->path, name);
+	struct watched *w;
+
+	if (full == NULL)
+		return NULL;
+	if (ends_with(name, n, "-wal"))
+		full[strlen(full) - 4] = '\0';
+	w = replicate_db_find(dw->app, full);
+	free(full);
+	return w;
+}
+
 /* What name in dw's directory is now (see the top of the file). */
 static void consider(struct dirwatch *dw, const char *name)
 {
@@ -129,13 +145,8 @@ static void consider(struct dirwatch *dw, const char *name)
 	if (name[0] == '.' || name[0] == '\0' || app->stopping)
 		return;
 	if (ends_with(name, n, "-wal") || ends_with(name, n, "-shm") || ends_with(name, n, "-journal")) {
-		if (ends_with(name, n, "-wal") && (full = join(dw->path, name)) != NULL) {
-			full[strlen(full) - 4] = '\0';
-			w = replicate_db_find(app, full);
-			if (w != NULL && !w->retiring && w->started)
-				db_request_sync(&w->db);
-			free(full);
-		}
+		if (ends_with(name, n, "-wal") && (w = db_of(dw, name)) != NULL && !w->retiring && w->started)
+			db_request_sync(&w->db);
 		return;
 	}
 	if ((full = join(dw->path, name)) == NULL)
@@ -193,16 +204,8 @@ static void scan(struct dirwatch *dw)
  */
 static bool written(struct dirwatch *dw, const char *name)
 {
-	size_t n = strlen(name);
-	char *full = join(dw->path, name);
-	struct watched *w;
+	struct watched *w = db_of(dw, name);
 
-	if (full == NULL)
-		return false;
-	if (ends_with(name, n, "-wal"))
-		full[strlen(full) - 4] = '\0';
-	w = replicate_db_find(dw->app, full);
-	free(full);
 	if (w == NULL || w->retiring || !w->started || w->dir != dw)
 		return false;
 	db_request_sync(&w->db);
@@ -220,10 +223,7 @@ void replicate_dir_event(struct dirwatch *dw, const char *filename, int events, 
 
 	if (status == 0 && filename != NULL && events == UV_CHANGE && !app->stopping && written(dw, filename))
 		return;
-	if (status == UV_ENOBUFS)
-		LOG_WARN(dw->path, NULL, "[dir %s]: file-system events were lost (the kernel's queue "
-					 "overflowed); rescanning", dw->cfg->name);
-	else if (status < 0)
+	if (status < 0)
 		LOG_WARN(dw->path, NULL, "[dir %s]: watch: %s; rescanning", dw->cfg->name,
 			 uv_strerror(status));
 	if (status < 0 || filename == NULL) {

@@ -20,8 +20,10 @@
  * the descriptor in its hold most of the time): 5 ms doubled their lag
  * p99 (7.9 to 15.7 ms), 2 ms keeps it (8.3 ms) and the CPU saving.
  *
- * A full kernel queue (IN_Q_OVERFLOW) is reported to every watcher as an
- * event without a name: each rescans its directory.
+ * A full kernel queue (IN_Q_OVERFLOW) is logged once and reported to
+ * every watcher as an event without a name: each rescans its directory.
+ * An error of the descriptor itself stops the events (one ERROR line);
+ * the databases already found keep their monitor ticks.
  */
 #include "cmd/replicate.h"
 #include "util/log.h"
@@ -50,9 +52,11 @@ static void dispatch(struct app *app, const struct inotify_event *e)
 	int events = 0;
 
 	if (e->mask & IN_Q_OVERFLOW) {
-		/* Each watcher rescans; the list may grow while they do (new subdirectories). */
+		LOG_WARN(NULL, NULL, "[dir] file-system events were lost (the kernel's queue overflowed); "
+				     "rescanning %zu directories", app->n_dirs);
+		/* The list may grow while they rescan (new subdirectories). */
 		for (size_t i = 0; i < app->n_dirs; i++)
-			replicate_dir_event(app->dirs[i], NULL, 0, UV_ENOBUFS);
+			replicate_dir_event(app->dirs[i], NULL, 0, 0);
 		return;
 	}
 	if (e->len == 0 || (e->mask & IN_IGNORED))
@@ -85,7 +89,10 @@ static void on_readable(uv_poll_t *p, int status, int events)
 
 	(void)events;
 	if (status < 0) {
-		LOG_WARN(NULL, NULL, "[dir] file-system events: %s", uv_strerror(status));
+		/* Not once per loop turn: stopped, and said what that costs. */
+		LOG_ERROR(NULL, NULL, "[dir] file-system events: %s; databases added from now on are not "
+				      "seen until a restart", uv_strerror(status));
+		uv_poll_stop(p);
 		return;
 	}
 	for (;;) {

@@ -131,10 +131,14 @@ typedef bool (*db_floor_cb)(void *arg, struct db_pos *out);
 typedef void (*db_snapshot_cb)(void *arg);
 
 /* The files as a monitor tick last saw them (db_loop.c). */
+/* One file as a monitor tick sees it (stat(); all zero when it is missing). */
+struct db_file_id {
+	uint64_t ino;
+	int64_t size, mtime_ns;
+};
+
 struct db_files_stat {
-	uint64_t db_ino, wal_ino;
-	int64_t db_size, wal_size;
-	int64_t db_mtime_ns, wal_mtime_ns;
+	struct db_file_id db, wal;
 };
 
 struct db_subscriber;

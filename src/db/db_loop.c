@@ -358,34 +358,16 @@ static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int
 		db_request_sync(db);
 }
 
-/* What a monitor tick compares: the database file and its WAL, by stat(). */
-static void wal_stat(const struct db *db, struct db_files_stat *out)
-{
-	char wal[4096];
-	struct stat st;
-
-	out->wal_ino = 0;
-	out->wal_size = 0;
-	out->wal_mtime_ns = 0;
-	snprintf(wal, sizeof(wal), "%s-wal", db->path);
-	if (stat(wal, &st) == 0) {
-		out->wal_ino = st.st_ino;
-		out->wal_size = st.st_size;
-		out->wal_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	}
-}
-
-static void file_stat(const struct db *db, struct db_files_stat *out)
+/* What a monitor tick compares of a file. */
+static void file_id(const char *path, struct db_file_id *out)
 {
 	struct stat st;
 
-	out->db_ino = 0;
-	out->db_size = 0;
-	out->db_mtime_ns = 0;
-	if (stat(db->path, &st) == 0) {
-		out->db_ino = st.st_ino;
-		out->db_size = st.st_size;
-		out->db_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	memset(out, 0, sizeof(*out));
+	if (stat(path, &st) == 0) {
+		out->ino = st.st_ino;
+		out->size = st.st_size;
+		out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	}
 }
 
@@ -401,18 +383,17 @@ static void file_stat(const struct db *db, struct db_files_stat *out)
 
 static void files_stat(struct db *db, struct db_files_stat *out)
 {
-	memset(out, 0, sizeof(*out));
-	wal_stat(db, out);
+	char wal[4096];
+
+	snprintf(wal, sizeof(wal), "%s-wal", db->path);
+	file_id(wal, &out->wal);
 	if (db->monitor_seen_valid && ++db->monitor_file_skips < DB_STAT_TICKS &&
-	    out->wal_ino == db->monitor_seen.wal_ino && out->wal_size == db->monitor_seen.wal_size &&
-	    out->wal_mtime_ns == db->monitor_seen.wal_mtime_ns) {
-		out->db_ino = db->monitor_seen.db_ino;
-		out->db_size = db->monitor_seen.db_size;
-		out->db_mtime_ns = db->monitor_seen.db_mtime_ns;
+	    memcmp(&out->wal, &db->monitor_seen.wal, sizeof(out->wal)) == 0) {
+		out->db = db->monitor_seen.db;
 		return;
 	}
 	db->monitor_file_skips = 0;
-	file_stat(db, out);
+	file_id(db->path, &out->db);
 }
 
 /*
@@ -453,7 +434,7 @@ static void on_monitor(uv_timer_t *t)
 	    db->stats.last_error[0] == '\0' && !db->sync_wanted &&
 	    db->checkpoint_wanted == CHECKPOINT_NONE && db->new_generation_reason[0] == '\0' &&
 	    db->image_path == NULL &&
-	    (now.wal_size <= 32 || interval <= 0 || db->wal_backfilled ||
+	    (now.wal.size <= 32 || interval <= 0 || db->wal_backfilled ||
 	     clock_wall_ms() - db->last_checkpoint_ms < interval)) {
 		db->stats.idle_ticks++;
 		if ((db->spare_open || !db->rested) &&
